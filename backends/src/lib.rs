@@ -1,0 +1,7 @@
+//! Durable stores for sessionkit.
+//!
+//! ## Feature flags
+//!
+//! - `file` (default): `FileStore`, one file per session under a directory.
+//! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
+#![cfg_attr(docsrs, feature(doc_cfg))]

@@ -1,0 +1,167 @@
+//! The one error type of sessionkit, shared by the session, every store and the manager.
+
+use std::error::Error as StdError;
+
+/// A boxed error source, kept so callers can walk the chain.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with sessionkit's [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sessionkit.
+///
+/// Callers branch on the variant; [`Error::is_transient`] says, in one place, whether
+/// retrying the same operation can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store could not be reached or did not answer in time (network, server down, pool
+    /// exhausted, timeout). Retrying may help.
+    #[error("session store unavailable: {message}")]
+    Unavailable {
+        /// What failed, for humans.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The store answered but failed for a reason retrying will not fix at once: permission
+    /// denied, disk full, a read-only file system, a server-side script error.
+    #[error("session store failed: {message}")]
+    Storage {
+        /// What failed, for humans.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A stored record could not be decoded. Readers treat the session as absent.
+    #[error("corrupt session record: {message}")]
+    Corrupt {
+        /// What was wrong with it.
+        message: String,
+        /// The underlying decode error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// [`Store::create`](crate::Store::create) found a live record under the key already.
+    #[error("a session with this key already exists")]
+    AlreadyExists,
+    /// The session is not in the store (never was, deleted, or expired); changes to it were
+    /// not applied, so a concurrent logout is never undone.
+    #[error("the session is gone (deleted or expired)")]
+    Gone,
+    /// A key or name was refused before it reached a store.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The key is reserved for sessionkit's own bookkeeping (it starts with
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)).
+    #[error("the key {key:?} is reserved for sessionkit")]
+    ReservedKey {
+        /// The refused key.
+        key: String,
+    },
+    /// A value could not be serialized.
+    #[error("could not encode the value of {key:?}")]
+    Encode {
+        /// The field map key the value was meant for.
+        key: String,
+        /// The serializer's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored value could not be decoded as the requested type. The other keys are
+    /// unaffected and the session still saves.
+    #[error("could not decode the value of {key:?} as {expected}")]
+    Decode {
+        /// The field map key.
+        key: String,
+        /// The Rust type that was asked for.
+        expected: &'static str,
+        /// The deserializer's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A typed field that has no default was read while absent.
+    #[error("the session has no value for {key:?}")]
+    Missing {
+        /// The field map key.
+        key: String,
+    },
+    /// A configuration was refused (for example a `__Host-` cookie with a `Domain`).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The operating system could not provide random bytes for a new id. There is no
+    /// fallback to a weaker generator.
+    #[error("the OS random number generator failed")]
+    Rng(#[source] BoxError),
+}
+
+impl Error {
+    /// Whether retrying the same operation later can succeed.
+    ///
+    /// `TieredStore` and the manager use this to decide between "fall through" and "fail".
+    ///
+    /// ```
+    /// use sessionkit::Error;
+    /// assert!(Error::unavailable("connection refused").is_transient());
+    /// assert!(!Error::Gone.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } | Error::Rng(_) => true,
+            Error::Storage { .. }
+            | Error::Corrupt { .. }
+            | Error::AlreadyExists
+            | Error::Gone
+            | Error::InvalidKey { .. }
+            | Error::ReservedKey { .. }
+            | Error::Encode { .. }
+            | Error::Decode { .. }
+            | Error::Missing { .. }
+            | Error::Config(_) => false,
+        }
+    }
+
+    /// An [`Error::Unavailable`] with a message and no source.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Unavailable`] wrapping a source error.
+    pub fn unavailable_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Unavailable {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Storage`] wrapping a source error.
+    pub fn storage(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Storage {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::Corrupt`] wrapping a source error.
+    pub fn corrupt(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Corrupt {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An [`Error::InvalidKey`].
+    pub fn invalid_key(reason: impl Into<String>) -> Self {
+        Error::InvalidKey {
+            reason: reason.into(),
+        }
+    }
+}

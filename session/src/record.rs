@@ -1,0 +1,363 @@
+//! What stores hold: a [`Record`] (the field map plus expiry and owner), and what they
+//! apply: a [`ChangeSet`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::SessionKey;
+
+/// The encoding version written by [`Record::encode`].
+pub const RECORD_VERSION: u32 = 1;
+
+/// A point in time as whole milliseconds since the Unix epoch, the unit every store uses.
+pub fn to_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The inverse of [`to_millis`].
+pub fn from_millis(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// One session as a store holds it.
+///
+/// `fields` is the field map: each value is the MessagePack encoding of one entry, decoded
+/// only when read. `expires_at` is when the store may forget the record; from that instant
+/// it reads as absent. `owner` tags the session for "log out everywhere".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The field map, key to encoded value.
+    pub fields: BTreeMap<String, Bytes>,
+    /// When the record expires.
+    pub expires_at: SystemTime,
+    /// Who the session belongs to, if tagged.
+    pub owner: Option<String>,
+}
+
+/// The versioned, named-field wire form of a record. New fields get `#[serde(default)]`, so
+/// records written today keep loading.
+#[derive(Serialize, Deserialize)]
+struct RecordWire {
+    v: u32,
+    expires_at_ms: u64,
+    #[serde(default)]
+    owner: Option<String>,
+    fields: BTreeMap<String, Bytes>,
+}
+
+impl Record {
+    /// An empty record expiring at `expires_at`.
+    pub fn new(expires_at: SystemTime) -> Self {
+        Record {
+            fields: BTreeMap::new(),
+            expires_at,
+            owner: None,
+        }
+    }
+
+    /// Whether the record has expired at `now`.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at <= now
+    }
+
+    /// Serializes the record for stores that keep it as one blob.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if serialization fails (it does not for well-formed records).
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let wire = RecordWire {
+            v: RECORD_VERSION,
+            expires_at_ms: to_millis(self.expires_at),
+            owner: self.owner.clone(),
+            fields: self.fields.clone(),
+        };
+        rmp_serde::to_vec_named(&wire).map_err(|e| Error::Encode {
+            key: String::new(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Parses what [`Record::encode`] wrote.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for bytes that are not a record of a version this build reads.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let wire: RecordWire =
+            rmp_serde::from_slice(bytes).map_err(|e| Error::corrupt("undecodable record", e))?;
+        if wire.v == 0 || wire.v > RECORD_VERSION {
+            return Err(Error::Corrupt {
+                message: format!("unknown record version {}", wire.v),
+                source: None,
+            });
+        }
+        Ok(Record {
+            fields: wire.fields,
+            expires_at: from_millis(wire.expires_at_ms),
+            owner: wire.owner,
+        })
+    }
+
+    /// Applies a change set to this record in place, in the order the [`Store`] contract
+    /// gives: clear, then removals, then sets, then expiry and owner.
+    ///
+    /// [`Store`]: crate::Store
+    pub fn apply(&mut self, changes: &ChangeSet) {
+        if changes.clear {
+            self.fields.clear();
+        }
+        for key in &changes.remove {
+            self.fields.remove(key);
+        }
+        for (key, value) in &changes.set {
+            self.fields.insert(key.clone(), value.clone());
+        }
+        if let Some(expires_at) = changes.expires_at {
+            self.expires_at = expires_at;
+        }
+        if let Some(owner) = &changes.owner {
+            self.owner.clone_from(owner);
+        }
+    }
+}
+
+/// What a save sends: only what changed.
+///
+/// Stores apply it atomically, merged into what they hold: keys not named here keep whatever
+/// value the store has, so two requests changing different keys both keep their change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Remove every field first.
+    pub clear: bool,
+    /// Keys to remove.
+    pub remove: BTreeSet<String>,
+    /// Keys to set, with their encoded values.
+    pub set: BTreeMap<String, Bytes>,
+    /// A new expiry, if it changed.
+    pub expires_at: Option<SystemTime>,
+    /// A new owner tag (`Some(None)` removes it), if it changed.
+    pub owner: Option<Option<String>>,
+}
+
+impl ChangeSet {
+    /// Whether applying it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.clear
+            && self.remove.is_empty()
+            && self.set.is_empty()
+            && self.expires_at.is_none()
+            && self.owner.is_none()
+    }
+
+    /// The number of value bytes it carries (what a save sends, besides key names).
+    pub fn payload_len(&self) -> usize {
+        self.set.values().map(Bytes::len).sum()
+    }
+}
+
+/// How the old key of a moved session keeps resolving for a while (id regeneration with a
+/// grace window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grace {
+    /// Until when the old key resolves to the moved session.
+    pub until: SystemTime,
+    /// An opaque token handed back with loads through the old key. The manager seals the new
+    /// id in it so that only a holder of the old id can learn the new one; stores keep it as
+    /// bytes and never interpret it.
+    pub token: Vec<u8>,
+}
+
+/// What [`Store::load`](crate::Store::load) returns for a live key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The session's record.
+    pub record: Record,
+    /// Set when the key was an old key in its grace window: where the session lives now.
+    pub moved: Option<Moved>,
+}
+
+/// Where a session moved to, when it was loaded through an old key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The key the session lives under now; saves go there.
+    pub to: SessionKey,
+    /// The [`Grace::token`] given to the move.
+    pub token: Vec<u8>,
+}
+
+impl From<Record> for Loaded {
+    fn from(record: Record) -> Self {
+        Loaded {
+            record,
+            moved: None,
+        }
+    }
+}
+
+/// An old key forwarding to a new one, for stores that keep it as one blob.
+#[derive(Serialize, Deserialize)]
+struct AliasWire {
+    v: u32,
+    to: [u8; 32],
+    until_ms: u64,
+    token: Vec<u8>,
+}
+
+/// What a blob store (file, memory) keeps under a key: a record, or a forward from an old key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A live session.
+    Record(Record),
+    /// An old key in its grace window.
+    Alias {
+        /// The key the session moved to.
+        to: SessionKey,
+        /// Until when the alias resolves.
+        until: SystemTime,
+        /// The move's token.
+        token: Vec<u8>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum EntryWire {
+    R(RecordWire),
+    A(AliasWire),
+}
+
+impl Entry {
+    /// When the entry stops resolving.
+    pub fn expires_at(&self) -> SystemTime {
+        match self {
+            Entry::Record(r) => r.expires_at,
+            Entry::Alias { until, .. } => *until,
+        }
+    }
+
+    /// Serializes the entry (versioned, named fields).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if serialization fails.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let wire = match self {
+            Entry::Record(r) => EntryWire::R(RecordWire {
+                v: RECORD_VERSION,
+                expires_at_ms: to_millis(r.expires_at),
+                owner: r.owner.clone(),
+                fields: r.fields.clone(),
+            }),
+            Entry::Alias { to, until, token } => EntryWire::A(AliasWire {
+                v: RECORD_VERSION,
+                to: *to.as_bytes(),
+                until_ms: to_millis(*until),
+                token: token.clone(),
+            }),
+        };
+        rmp_serde::to_vec_named(&wire).map_err(|e| Error::Encode {
+            key: String::new(),
+            source: Box::new(e),
+        })
+    }
+
+    /// Parses what [`Entry::encode`] wrote.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for anything else.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let wire: EntryWire =
+            rmp_serde::from_slice(bytes).map_err(|e| Error::corrupt("undecodable entry", e))?;
+        let v = match &wire {
+            EntryWire::R(r) => r.v,
+            EntryWire::A(a) => a.v,
+        };
+        if v == 0 || v > RECORD_VERSION {
+            return Err(Error::Corrupt {
+                message: format!("unknown entry version {v}"),
+                source: None,
+            });
+        }
+        Ok(match wire {
+            EntryWire::R(r) => Entry::Record(Record {
+                fields: r.fields,
+                expires_at: from_millis(r.expires_at_ms),
+                owner: r.owner,
+            }),
+            EntryWire::A(a) => Entry::Alias {
+                to: SessionKey::from_bytes(a.to),
+                until: from_millis(a.until_ms),
+                token: a.token,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let mut r = Record::new(from_millis(1_900_000_000_000));
+        r.fields.insert("a".into(), Bytes::from_static(&[1, 2, 3]));
+        r.fields.insert("".into(), Bytes::new());
+        r.owner = Some("alice".into());
+        r
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let r = sample();
+        assert_eq!(Record::decode(&r.encode().unwrap()).unwrap(), r);
+    }
+
+    #[test]
+    fn entry_round_trips() {
+        let e = Entry::Record(sample());
+        assert_eq!(Entry::decode(&e.encode().unwrap()).unwrap(), e);
+        let a = Entry::Alias {
+            to: SessionKey::from_bytes([7; 32]),
+            until: from_millis(123_456),
+            token: vec![1, 2],
+        };
+        assert_eq!(Entry::decode(&a.encode().unwrap()).unwrap(), a);
+    }
+
+    #[test]
+    fn garbage_is_corrupt_not_a_panic() {
+        for bad in [&b""[..], b"\xc1", b"\x92\x01", b"hello world", &[0xff; 64]] {
+            assert!(matches!(Record::decode(bad), Err(Error::Corrupt { .. })));
+            assert!(matches!(Entry::decode(bad), Err(Error::Corrupt { .. })));
+        }
+        let mut future = sample().encode().unwrap();
+        // A record from a future version is refused, not misread.
+        let wire = RecordWire {
+            v: 99,
+            expires_at_ms: 0,
+            owner: None,
+            fields: BTreeMap::new(),
+        };
+        future = rmp_serde::to_vec_named(&wire).unwrap_or(future);
+        assert!(matches!(
+            Record::decode(&future),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn apply_orders_clear_remove_set() {
+        let mut r = sample();
+        let mut c = ChangeSet {
+            clear: true,
+            ..ChangeSet::default()
+        };
+        c.set.insert("b".into(), Bytes::from_static(b"x"));
+        c.owner = Some(None);
+        r.apply(&c);
+        assert_eq!(r.fields.len(), 1);
+        assert_eq!(r.owner, None);
+    }
+}

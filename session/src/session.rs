@@ -1,0 +1,661 @@
+//! The session: a field map of MessagePack-encoded values with dictionary access.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::record::ChangeSet;
+
+/// Keys that start with this prefix belong to sessionkit (expiry bookkeeping, flash, binding)
+/// and are refused by the dictionary API and by `#[derive(SessionData)]`.
+pub const RESERVED_PREFIX: &str = "__sk.";
+
+/// A dynamically typed value, for data whose type the reader does not know: inspect it,
+/// print it, or store it under another key.
+pub use rmpv::Value;
+
+/// A visitor's session data: a map from `String` keys to values of any `Serialize` type,
+/// each stored encoded and decoded only when read.
+///
+/// `Session` is a cheap handle: clones share the same data, so a web framework can hand it
+/// to several extractors. Every method takes `&self` and holds an internal lock only for the
+/// duration of the call.
+///
+/// It records what changed — keys set, keys removed, a clear — so a save sends only that,
+/// merged by the store into what it holds. A request that only reads sends nothing.
+///
+/// ```
+/// use sessionkit::Session;
+/// let session = Session::new();
+/// session.insert("meals", ["breakfast", "lunch", "dinner"])?;
+/// session.insert("username", "Bob")?;
+/// assert_eq!(session.get::<String>("username")?.as_deref(), Some("Bob"));
+/// assert_eq!(session.get::<Vec<String>>("meals")?.map(|m| m.len()), Some(3));
+/// assert_eq!(session.len(), 2);
+/// // The wrong type is an error that names the key, never a panic.
+/// let err = session.get::<u32>("username").unwrap_err();
+/// assert!(err.to_string().contains("username"));
+/// # Ok::<(), sessionkit::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    fields: BTreeMap<String, Bytes>,
+    dirty: BTreeSet<String>,
+    cleared: bool,
+}
+
+/// One encoded value of a session, with the key it came from, as returned by
+/// [`Session::get_raw`] and [`Session::iter`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawValue {
+    key: String,
+    bytes: Bytes,
+}
+
+impl RawValue {
+    /// The key this value was read from.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The MessagePack bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Decodes the value as `T`.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the key and `T` when the bytes are not a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        decode(&self.key, &self.bytes)
+    }
+
+    /// Decodes the value without knowing its type.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the bytes are not MessagePack.
+    pub fn to_value(&self) -> Result<Value> {
+        decode_value(&self.key, &self.bytes)
+    }
+}
+
+impl fmt::Debug for RawValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_value() {
+            Ok(v) => write!(f, "{:?} => {v}", self.key),
+            Err(_) => write!(
+                f,
+                "{:?} => <{} undecodable bytes>",
+                self.key,
+                self.bytes.len()
+            ),
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode {
+        key: key.to_owned(),
+        expected: std::any::type_name::<T>(),
+        source: Box::new(e),
+    })
+}
+
+fn decode_value(key: &str, mut bytes: &[u8]) -> Result<Value> {
+    let value = rmpv::decode::read_value(&mut bytes).map_err(|e| Error::Decode {
+        key: key.to_owned(),
+        expected: "sessionkit::Value",
+        source: Box::new(e),
+    })?;
+    if bytes.is_empty() {
+        Ok(value)
+    } else {
+        Err(Error::Decode {
+            key: key.to_owned(),
+            expected: "sessionkit::Value",
+            source: "trailing bytes after the value".into(),
+        })
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Bytes> {
+    rmp_serde::to_vec_named(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Encode {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })
+}
+
+fn check_user_key(key: &str) -> Result<()> {
+    if key.starts_with(RESERVED_PREFIX) {
+        Err(Error::ReservedKey {
+            key: key.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn is_user_key(key: &str) -> bool {
+    !key.starts_with(RESERVED_PREFIX)
+}
+
+impl State {
+    fn set(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
+        if self.fields.get(&key) == Some(&bytes) {
+            return Some(bytes);
+        }
+        self.dirty.insert(key.clone());
+        self.fields.insert(key, bytes)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Bytes> {
+        let old = self.fields.remove(key)?;
+        self.dirty.insert(key.to_owned());
+        Some(old)
+    }
+}
+
+impl Session {
+    /// An empty session.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A session holding `fields` as loaded from a store, with nothing changed yet.
+    pub fn from_fields(fields: BTreeMap<String, Bytes>) -> Self {
+        Session {
+            state: Arc::new(Mutex::new(State {
+                fields,
+                dirty: BTreeSet::new(),
+                cleared: false,
+            })),
+        }
+    }
+
+    /// The value under `key`, decoded as `T`; `None` when absent.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the key and `T` when the stored value is not a `T`;
+    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        check_user_key(key)?;
+        self.get_unchecked(key)
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("cart", vec![("apple", 3u32)])?;
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when `value` cannot be serialized (the session is unchanged);
+    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
+        let key = key.into();
+        check_user_key(&key)?;
+        self.insert_unchecked(key, &value)
+    }
+
+    /// Stores `value` under `key` and returns the previous value decoded as `U`.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert); [`Error::Decode`] when the previous value is not a `U`
+    /// (the new value is not stored then).
+    pub fn replace<T: Serialize, U: DeserializeOwned>(
+        &self,
+        key: impl Into<String>,
+        value: T,
+    ) -> Result<Option<U>> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let bytes = encode(&key, &value)?;
+        let mut state = self.state.lock();
+        let old = match state.fields.get(&key) {
+            Some(old) => Some(decode::<U>(&key, old)?),
+            None => None,
+        };
+        state.set(key, bytes);
+        Ok(old)
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove(&self, key: &str) -> bool {
+        is_user_key(key) && self.state.lock().remove(key).is_some()
+    }
+
+    /// Removes `key` and returns its value decoded as `T`.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the value is not a `T` (the key is then kept);
+    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        check_user_key(key)?;
+        let mut state = self.state.lock();
+        let Some(bytes) = state.fields.get(key) else {
+            return Ok(None);
+        };
+        let value = decode(key, bytes)?;
+        state.remove(key);
+        Ok(Some(value))
+    }
+
+    /// Whether `key` holds a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        is_user_key(key) && self.state.lock().fields.contains_key(key)
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .fields
+            .keys()
+            .filter(|k| is_user_key(k))
+            .cloned()
+            .collect()
+    }
+
+    /// How many keys hold values.
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .fields
+            .keys()
+            .filter(|k| is_user_key(k))
+            .count()
+    }
+
+    /// Whether no key holds a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every key. The save clears the stored session, so keys another request added
+    /// meanwhile go too.
+    pub fn clear(&self) {
+        let mut state = self.state.lock();
+        state.fields.retain(|k, _| !is_user_key(k));
+        state.cleared = true;
+        // The clear wipes the stored map; sessionkit's own keys are written again after it.
+        let kept: Vec<String> = state.fields.keys().cloned().collect();
+        state.dirty = kept.into_iter().collect();
+    }
+
+    /// A snapshot of the entries, in key order.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("a", 1)?;
+    /// session.insert("b", "two")?;
+    /// for entry in session.iter() {
+    ///     println!("{} = {}", entry.key(), entry.to_value()?);
+    /// }
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    pub fn iter(&self) -> std::vec::IntoIter<RawValue> {
+        self.state
+            .lock()
+            .fields
+            .iter()
+            .filter(|(k, _)| is_user_key(k))
+            .map(|(k, v)| RawValue {
+                key: k.clone(),
+                bytes: v.clone(),
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// The value under `key`, or `default()` stored under it first (Python's `setdefault`).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the present value is not a `T`; [`Error::Encode`] when the
+    /// default cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn get_or_insert_with<T, F>(&self, key: &str, default: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        check_user_key(key)?;
+        let mut state = self.state.lock();
+        if let Some(bytes) = state.fields.get(key) {
+            return decode(key, bytes);
+        }
+        let value = default();
+        let bytes = encode(key, &value)?;
+        state.set(key.to_owned(), bytes);
+        Ok(value)
+    }
+
+    /// Inserts every pair; all or nothing (Python's `update`).
+    ///
+    /// # Errors
+    /// The first [`Error::Encode`] or [`Error::ReservedKey`]; then nothing is inserted.
+    pub fn extend<K, V, I>(&self, entries: I) -> Result<()>
+    where
+        K: Into<String>,
+        V: Serialize,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let mut encoded = Vec::new();
+        for (k, v) in entries {
+            let k = k.into();
+            check_user_key(&k)?;
+            let bytes = encode(&k, &v)?;
+            encoded.push((k, bytes));
+        }
+        let mut state = self.state.lock();
+        for (k, bytes) in encoded {
+            state.set(k, bytes);
+        }
+        Ok(())
+    }
+
+    /// Copies every entry of `other` into this session, as stored (no decoding).
+    pub fn update(&self, other: &Session) {
+        let entries: Vec<RawValue> = other.iter().collect();
+        let mut state = self.state.lock();
+        for raw in entries {
+            state.set(raw.key, raw.bytes);
+        }
+    }
+
+    /// Keeps only the entries for which `keep` returns `true`.
+    pub fn retain<F: FnMut(&RawValue) -> bool>(&self, mut keep: F) {
+        let mut state = self.state.lock();
+        let doomed: Vec<String> = state
+            .fields
+            .iter()
+            .filter(|(k, _)| is_user_key(k))
+            .filter(|(k, v)| {
+                !keep(&RawValue {
+                    key: (*k).clone(),
+                    bytes: (*v).clone(),
+                })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in doomed {
+            state.remove(&key);
+        }
+    }
+
+    /// The value under `key` without knowing its type.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("visits", 3)?;
+    /// let v = session.get_value("visits")?.unwrap();
+    /// assert_eq!(v.as_u64(), Some(3));
+    /// assert_eq!(v.to_string(), "3");
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the stored bytes are not MessagePack;
+    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn get_value(&self, key: &str) -> Result<Option<Value>> {
+        check_user_key(key)?;
+        let state = self.state.lock();
+        state
+            .fields
+            .get(key)
+            .map(|b| decode_value(key, b))
+            .transpose()
+    }
+
+    /// Stores a dynamic value under `key`.
+    ///
+    /// # Errors
+    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn insert_value(&self, key: impl Into<String>, value: &Value) -> Result<()> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let mut buf = Vec::new();
+        rmpv::encode::write_value(&mut buf, value).map_err(|e| Error::Encode {
+            key: key.clone(),
+            source: Box::new(e),
+        })?;
+        self.state.lock().set(key, Bytes::from(buf));
+        Ok(())
+    }
+
+    /// The encoded value under `key`, to inspect or to copy elsewhere with
+    /// [`insert_raw`](Self::insert_raw).
+    pub fn get_raw(&self, key: &str) -> Option<RawValue> {
+        if !is_user_key(key) {
+            return None;
+        }
+        self.state.lock().fields.get(key).map(|b| RawValue {
+            key: key.to_owned(),
+            bytes: b.clone(),
+        })
+    }
+
+    /// Stores an encoded value under `key` as is.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("draft", vec![1, 2, 3])?;
+    /// let raw = session.get_raw("draft").unwrap();
+    /// session.insert_raw("published", raw)?;
+    /// assert_eq!(session.get::<Vec<u8>>("published")?, Some(vec![1, 2, 3]));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn insert_raw(&self, key: impl Into<String>, value: RawValue) -> Result<()> {
+        let key = key.into();
+        check_user_key(&key)?;
+        self.state.lock().set(key, value.bytes);
+        Ok(())
+    }
+
+    /// Whether anything changed since the session was loaded (or last saved).
+    pub fn is_modified(&self) -> bool {
+        let state = self.state.lock();
+        state.cleared || !state.dirty.is_empty()
+    }
+
+    // ---- for sessionkit itself: the manager's bookkeeping and the derive's expansion ----
+
+    /// Reads any key, reserved ones included.
+    #[doc(hidden)]
+    pub fn get_unchecked<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let state = self.state.lock();
+        state.fields.get(key).map(|b| decode(key, b)).transpose()
+    }
+
+    /// Writes any key, reserved ones included.
+    #[doc(hidden)]
+    pub fn insert_unchecked<T: Serialize + ?Sized>(&self, key: String, value: &T) -> Result<()> {
+        let bytes = encode(&key, value)?;
+        self.state.lock().set(key, bytes);
+        Ok(())
+    }
+
+    /// Removes any key, reserved ones included; returns whether it was present.
+    #[doc(hidden)]
+    pub fn remove_unchecked(&self, key: &str) -> bool {
+        self.state.lock().remove(key).is_some()
+    }
+
+    /// The encoded bytes under any key.
+    #[doc(hidden)]
+    pub fn raw_unchecked(&self, key: &str) -> Option<Bytes> {
+        self.state.lock().fields.get(key).cloned()
+    }
+
+    /// Writes encoded bytes under any key (marking it changed only if the bytes differ).
+    #[doc(hidden)]
+    pub fn set_raw_unchecked(&self, key: String, bytes: Bytes) {
+        self.state.lock().set(key, bytes);
+    }
+
+    /// The changes since load, as a change set (expiry and owner left unset), and forgets them.
+    pub(crate) fn take_changes(&self) -> ChangeSet {
+        let mut state = self.state.lock();
+        let mut changes = ChangeSet {
+            clear: state.cleared,
+            ..ChangeSet::default()
+        };
+        let dirty = std::mem::take(&mut state.dirty);
+        for key in dirty {
+            match state.fields.get(&key) {
+                Some(v) => {
+                    changes.set.insert(key, v.clone());
+                }
+                None if !state.cleared => {
+                    changes.remove.insert(key);
+                }
+                None => {}
+            }
+        }
+        state.cleared = false;
+        changes
+    }
+
+    /// The changes since load, without forgetting them.
+    pub(crate) fn peek_changes(&self) -> ChangeSet {
+        let state = self.state.lock();
+        let mut changes = ChangeSet {
+            clear: state.cleared,
+            ..ChangeSet::default()
+        };
+        for key in &state.dirty {
+            match state.fields.get(key) {
+                Some(v) => {
+                    changes.set.insert(key.clone(), v.clone());
+                }
+                None if !state.cleared => {
+                    changes.remove.insert(key.clone());
+                }
+                None => {}
+            }
+        }
+        changes
+    }
+
+    /// Every field, reserved ones included (to create a record from a new session).
+    pub(crate) fn all_fields(&self) -> BTreeMap<String, Bytes> {
+        self.state.lock().fields.clone()
+    }
+
+    /// Whether the session holds any user data.
+    pub(crate) fn has_user_data(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dictionary_methods() {
+        let s = Session::new();
+        assert!(s.is_empty());
+        s.insert("a", 1u32).unwrap();
+        s.insert("", "empty key").unwrap();
+        s.insert("ключ", vec![1, 2]).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.keys(), vec!["", "a", "ключ"]);
+        assert_eq!(s.replace::<_, u32>("a", 2u32).unwrap(), Some(1));
+        assert_eq!(s.take::<u32>("a").unwrap(), Some(2));
+        assert!(!s.contains_key("a"));
+        assert_eq!(s.get_or_insert_with("n", || 7u8).unwrap(), 7);
+        assert_eq!(s.get_or_insert_with("n", || 9u8).unwrap(), 7);
+        s.extend([("x", 1), ("y", 2)]).unwrap();
+        s.retain(|raw| raw.key() != "x");
+        assert!(!s.contains_key("x") && s.contains_key("y"));
+        s.clear();
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn wrong_type_is_a_typed_error_and_does_not_block_others() {
+        let s = Session::new();
+        s.insert("name", "bob").unwrap();
+        s.insert("n", 1).unwrap();
+        match s.get::<Vec<u64>>("name") {
+            Err(Error::Decode { key, expected, .. }) => {
+                assert_eq!(key, "name");
+                assert!(expected.contains("Vec"));
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        let changes = s.take_changes();
+        assert_eq!(changes.set.len(), 2);
+    }
+
+    #[test]
+    fn reserved_keys_are_refused_and_hidden() {
+        let s = Session::new();
+        assert!(matches!(
+            s.insert("__sk.created", 1),
+            Err(Error::ReservedKey { .. })
+        ));
+        s.insert_unchecked("__sk.created".into(), &1u64).unwrap();
+        assert!(s.is_empty());
+        assert!(!s.contains_key("__sk.created"));
+        assert!(s.get::<u64>("__sk.created").is_err());
+        s.clear();
+        let changes = s.take_changes();
+        assert!(changes.clear);
+        assert!(changes.set.contains_key("__sk.created"));
+    }
+
+    #[test]
+    fn changes_track_only_what_changed() {
+        let mut fields = BTreeMap::new();
+        fields.insert("keep".to_owned(), encode("keep", &1).unwrap());
+        fields.insert("gone".to_owned(), encode("gone", &2).unwrap());
+        let s = Session::from_fields(fields);
+        let _: Option<u32> = s.get("keep").unwrap();
+        assert!(s.take_changes().is_empty());
+        s.insert("keep", 1).unwrap(); // same bytes: no change
+        assert!(!s.is_modified());
+        s.remove("gone");
+        s.insert("new", 3).unwrap();
+        let c = s.take_changes();
+        assert_eq!(c.remove.iter().collect::<Vec<_>>(), vec!["gone"]);
+        assert_eq!(c.set.keys().collect::<Vec<_>>(), vec!["new"]);
+        assert!(!s.is_modified());
+    }
+
+    #[test]
+    fn dynamic_values_print_and_copy() {
+        let s = Session::new();
+        s.insert("m", std::collections::BTreeMap::from([("k", 1)]))
+            .unwrap();
+        let v = s.get_value("m").unwrap().unwrap();
+        assert_eq!(v.to_string(), "{\"k\": 1}");
+        s.insert_value("copy", &v).unwrap();
+        let back: std::collections::BTreeMap<String, i32> = s.get("copy").unwrap().unwrap();
+        assert_eq!(back["k"], 1);
+    }
+}

@@ -1,0 +1,4 @@
+//! Support for sessionkit's cross-crate tests: the store conformance suite and test doubles.
+
+pub mod conformance;
+pub mod failing;
