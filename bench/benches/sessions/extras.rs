@@ -1,0 +1,244 @@
+//! The figures that are not a throughput cell: resident memory, one getter against a whole
+//! decode, what a one-key save of a big session sends, and the writes of a read-only request.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sessionkit::Session;
+use sessionkit::store::{ChangeSet, MemoryStore, Record, Store};
+
+use crate::Harness;
+use crate::ours::{CountWrites, Ours, TTL, key};
+use crate::runner::{self, Indices};
+use crate::subject::{Medium, Op, Subject};
+use crate::workload::Wide;
+
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// Resident bytes per 10⁵ sessions, by store.
+    pub(crate) rss: Vec<(String, Option<u64>)>,
+    /// Nanoseconds for one `get` of one field of a 50-field session.
+    pub(crate) getter_ns: f64,
+    /// How the getter was called.
+    pub(crate) getter_via: &'static str,
+    /// Nanoseconds to decode the whole 50-field record.
+    pub(crate) whole_decode_ns: f64,
+    /// Bytes a one-key save of a ~100 KiB session hands the store, and the whole record size.
+    pub(crate) big_save: Vec<(String, u64, u64)>,
+    /// Store writes made by read-only requests, and how many requests ran.
+    pub(crate) read_only_writes: Vec<(String, u64, u64)>,
+}
+
+pub(crate) const RSS_SESSIONS: u64 = 100_000;
+pub(crate) const RSS_SUBJECTS: &[&str] = &[
+    "sessionkit MemoryStore",
+    "tower-sessions MemoryStore",
+    "tower-sessions MokaStore",
+    "DashMap + rmp-serde (floor)",
+];
+
+fn resident_bytes() -> anyhow::Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("short statm"))?
+        .parse()?;
+    // x86-64 and aarch64 Linux here use 4 KiB pages.
+    Ok(pages * 4096)
+}
+
+async fn fill_and_measure<S: Subject>(subject: S) -> anyhow::Result<u64> {
+    let subject = Arc::new(subject);
+    let before = resident_bytes()?;
+    runner::populate(&subject, RSS_SESSIONS).await?;
+    let after = resident_bytes()?;
+    // Keep the store alive until measured.
+    drop(subject);
+    Ok(after.saturating_sub(before))
+}
+
+/// Child-process side: fill one store with 10⁵ sessions and print the resident growth.
+pub(crate) fn rss_child(which: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let bytes = rt.block_on(async {
+        match which {
+            "sessionkit MemoryStore" => {
+                fill_and_measure(Ours::new(which, Medium::Memory, MemoryStore::new())).await
+            }
+            "tower-sessions MemoryStore" => {
+                fill_and_measure(crate::peers::v15::Tower15::new(
+                    which,
+                    Medium::Memory,
+                    tower_sessions::MemoryStore::default(),
+                ))
+                .await
+            }
+            "tower-sessions MokaStore" => {
+                fill_and_measure(crate::peers::v14::Tower14::new(
+                    which,
+                    Medium::Memory,
+                    tower_sessions_moka_store::MokaStore::new(None),
+                ))
+                .await
+            }
+            "DashMap + rmp-serde (floor)" => {
+                fill_and_measure(crate::floors::MapFloor::default()).await
+            }
+            other => Err(anyhow::anyhow!("no RSS subject {other:?}")),
+        }
+    })?;
+    println!("{bytes}");
+    Ok(())
+}
+
+fn rss_in_child(which: &str) -> Option<u64> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .args(["--rss", which])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "rss child for {which} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn time_per_iter(iters: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iters / 10 {
+        f();
+    }
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    t0.elapsed().as_nanos() as f64 / f64::from(iters)
+}
+
+fn getter_vs_decode(quick: bool) -> (f64, f64, &'static str) {
+    let iters = if quick { 50_000 } else { 300_000 };
+    let wide = Wide::sample();
+    let blob = rmp_serde::to_vec_named(&wide).expect("encodes");
+    let session = Session::from_fields(wide.fields());
+    let getter = time_per_iter(iters, || {
+        let v: Option<String> = session.get(black_box("f23")).expect("decodes");
+        black_box(v);
+    });
+    let whole = time_per_iter(iters, || {
+        let w: Wide = rmp_serde::from_slice(black_box(&blob)).expect("decodes");
+        black_box(w);
+    });
+    (getter, whole, "Session::get (dictionary API)")
+}
+
+/// A session of ~100 KiB: the workload plus a 100 KiB blob field.
+fn big_record() -> Record {
+    let mut fields = crate::workload::Workload::sample().fields();
+    let payload = "x".repeat(100 * 1024);
+    fields.insert(
+        "draft".to_owned(),
+        Bytes::from(rmp_serde::to_vec_named(&payload).expect("encodes")),
+    );
+    Record {
+        fields,
+        expires_at: SystemTime::now() + TTL,
+        owner: None,
+    }
+}
+
+fn one_key_change() -> ChangeSet {
+    let mut changes = ChangeSet::default();
+    changes.set.insert(
+        crate::workload::CHANGED_KEY.to_owned(),
+        Bytes::from(rmp_serde::to_vec_named(&18u32).expect("encodes")),
+    );
+    changes
+}
+
+async fn big_save_memory() -> anyhow::Result<(String, u64, u64)> {
+    let record = big_record();
+    let whole = record.encode()?.len() as u64;
+    let store = MemoryStore::new();
+    store.create(&key(1), &record).await?;
+    let changes = one_key_change();
+    store.apply(&key(1), &changes).await?;
+    let sent: usize = changes
+        .set
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>()
+        + changes.remove.iter().map(String::len).sum::<usize>();
+    Ok((
+        "sessionkit MemoryStore (change set handed over)".into(),
+        sent as u64,
+        whole,
+    ))
+}
+
+async fn read_only_memory() -> anyhow::Result<(String, u64, u64)> {
+    let subject = Arc::new(Ours::new(
+        "sessionkit MemoryStore, read-only request",
+        Medium::Memory,
+        CountWrites {
+            inner: MemoryStore::new(),
+            writes: Default::default(),
+        },
+    ));
+    runner::populate(&subject, 1_000).await?;
+    let before = subject.store().writes();
+    let indices = Arc::new(Indices::new(1_000));
+    let sample = runner::run_for(
+        &subject,
+        &indices,
+        Op::ReadOnly,
+        4,
+        Duration::from_millis(50),
+    )
+    .await?;
+    anyhow::ensure!(sample.errors == 0, "read-only requests failed");
+    let writes = subject.store().writes() - before;
+    anyhow::ensure!(
+        writes == 0,
+        "a read-only request wrote to the store {writes} times"
+    );
+    Ok((subject.name(), writes, sample.ops))
+}
+
+pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<Extras> {
+    let mut extras = Extras::default();
+    if h.config.filter.is_some() {
+        return Ok(extras);
+    }
+    for which in RSS_SUBJECTS {
+        extras.rss.push(((*which).to_owned(), rss_in_child(which)));
+    }
+    let (getter, whole, via) = getter_vs_decode(h.config.quick);
+    extras.getter_ns = getter;
+    extras.whole_decode_ns = whole;
+    extras.getter_via = via;
+    extras.big_save.push(big_save_memory().await?);
+    extras.read_only_writes.push(read_only_memory().await?);
+    for row in h
+        .rows
+        .iter()
+        .filter(|r| r.op == Op::ReadOnly && r.redis.is_some())
+    {
+        if let Some(c) = row.redis {
+            extras.read_only_writes.push((
+                format!("{} ({} tasks)", row.subject, row.tasks),
+                c.writes,
+                row.sample.ops,
+            ));
+        }
+    }
+    Ok(extras)
+}

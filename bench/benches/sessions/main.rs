@@ -1,0 +1,339 @@
+//! sessionkit against its peers and the raw floors, in one process and one run.
+//!
+//! `cargo bench -p sessionkit-bench` runs everything and rewrites the generated part of
+//! `BENCHMARKS.md` and `bench/throughput.svg`; `-- --quick` is a shorter run at 10⁴
+//! sessions; a bare word filters subjects by name (then nothing is written).
+#![allow(
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "a benchmark harness reports progress on the terminal"
+)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "a failed set-up is a failed benchmark run; there is no caller to recover"
+)]
+#![allow(
+    clippy::cast_precision_loss,
+    reason = "throughput figures are floating point"
+)]
+
+mod extras;
+mod floors;
+mod ours;
+mod peers;
+mod plot;
+mod redis_server;
+mod report;
+mod runner;
+mod subject;
+mod workload;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sessionkit::store::{MemoryStore, TieredStore};
+
+use crate::redis_server::{Counters, RedisServer};
+use crate::runner::{Indices, Sample, Timing};
+use crate::subject::{Kind, Medium, Op, Subject};
+
+/// One measured cell of the results.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) subject: String,
+    pub(crate) kind: Kind,
+    pub(crate) medium: Medium,
+    pub(crate) op: Op,
+    pub(crate) tasks: usize,
+    pub(crate) population: u64,
+    pub(crate) sample: Sample,
+    /// Redis counters over the measured operations, for Redis-backed subjects.
+    pub(crate) redis: Option<Counters>,
+}
+
+pub(crate) struct Config {
+    pub(crate) quick: bool,
+    pub(crate) filter: Option<String>,
+    timing: Timing,
+}
+
+impl Config {
+    fn sizes(&self, medium: Medium) -> &'static [u64] {
+        match (self.quick, medium) {
+            (true, _) => &[10_000],
+            (false, Medium::File) => &[10_000, 100_000],
+            (false, _) => &[10_000, 100_000, 1_000_000],
+        }
+    }
+
+    /// The full matrix at 10⁴ sessions; at larger populations, what scaling is about.
+    fn cells(&self, population: u64) -> Vec<(Op, usize)> {
+        if population <= 10_000 {
+            Op::ALL.iter().flat_map(|&op| [(op, 1), (op, 64)]).collect()
+        } else {
+            vec![(Op::LoadHit, 64), (Op::SaveChanged, 64)]
+        }
+    }
+}
+
+struct Harness {
+    config: Config,
+    redis: Option<RedisServer>,
+    admin: Option<redis::aio::MultiplexedConnection>,
+    rows: Vec<Row>,
+}
+
+impl Harness {
+    async fn redis_admin(&mut self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        if self.admin.is_none() {
+            let server = RedisServer::start()?;
+            let client = redis::Client::open(server.url())?;
+            self.admin = Some(client.get_multiplexed_async_connection().await?);
+            self.redis = Some(server);
+        }
+        Ok(self.admin.clone().expect("just set"))
+    }
+
+    fn redis_url(&self) -> String {
+        self.redis
+            .as_ref()
+            .map(RedisServer::url)
+            .unwrap_or_default()
+    }
+
+    /// Measures one subject at every population its medium runs at. `make` builds a fresh,
+    /// empty subject.
+    async fn bench<S, F, Fut>(&mut self, name: &str, make: F) -> anyhow::Result<()>
+    where
+        S: Subject,
+        F: Fn() -> Fut,
+        Fut: Future<Output = anyhow::Result<S>>,
+    {
+        if let Some(f) = &self.config.filter {
+            if !name.to_lowercase().contains(&f.to_lowercase()) {
+                return Ok(());
+            }
+        }
+        let medium = make().await?.medium();
+        for &population in self.config.sizes(medium) {
+            let mut admin = if medium == Medium::Redis {
+                let mut admin = self.redis_admin().await?;
+                let () = redis::cmd("FLUSHALL").query_async(&mut admin).await?;
+                Some(admin)
+            } else {
+                None
+            };
+            let subject = Arc::new(make().await?);
+            let t0 = Instant::now();
+            runner::populate(&subject, population).await?;
+            eprintln!(
+                "{name} @ {population}: filled in {:.1}s",
+                t0.elapsed().as_secs_f64()
+            );
+            let indices = Arc::new(Indices::new(population));
+            for (op, tasks) in self.config.cells(population) {
+                let timing = self.config.timing;
+                if op == Op::Delete {
+                    // Deletes remove sessions made for them just before, by save-new.
+                    indices.refill(&subject, tasks, timing.warmup).await?;
+                }
+                runner::run_for(&subject, &indices, op, tasks, timing.warmup).await?;
+                if op == Op::Delete {
+                    indices.refill(&subject, tasks, timing.measure).await?;
+                }
+                let before = match &mut admin {
+                    Some(a) => Some(redis_server::counters(a).await?),
+                    None => None,
+                };
+                let sample = runner::run_for(&subject, &indices, op, tasks, timing.measure).await?;
+                let redis = match (&mut admin, before) {
+                    (Some(a), Some(before)) => Some(redis_server::counters(a).await? - before),
+                    _ => None,
+                };
+                eprintln!(
+                    "  {:<20} {:>2} tasks: {:>10.0} ops/s  p50 {:>8} ns  p99 {:>9} ns{}",
+                    op.label(),
+                    tasks,
+                    sample.throughput(),
+                    sample.p50_ns,
+                    sample.p99_ns,
+                    if sample.errors > 0 {
+                        format!("  ({} ERRORS)", sample.errors)
+                    } else {
+                        String::new()
+                    }
+                );
+                self.rows.push(Row {
+                    subject: subject.name(),
+                    kind: subject.kind(),
+                    medium,
+                    op,
+                    tasks,
+                    population,
+                    sample,
+                    redis,
+                });
+            }
+            drop(subject);
+        }
+        Ok(())
+    }
+}
+
+async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
+    let mut h = Harness {
+        config,
+        redis: None,
+        admin: None,
+        rows: Vec::new(),
+    };
+    let started = Instant::now();
+
+    // ---- memory ----
+    h.bench("sessionkit MemoryStore", || async {
+        Ok(ours::Ours::new(
+            "sessionkit MemoryStore",
+            Medium::Memory,
+            MemoryStore::new(),
+        ))
+    })
+    .await?;
+    h.bench("sessionkit Tiered<Memory, Memory>", || async {
+        Ok(ours::Ours::new(
+            "sessionkit Tiered<Memory, Memory>",
+            Medium::Memory,
+            TieredStore::new(MemoryStore::new(), MemoryStore::new()),
+        ))
+    })
+    .await?;
+    h.bench("tower-sessions MemoryStore", || async {
+        Ok(peers::v15::Tower15::new(
+            "tower-sessions MemoryStore",
+            Medium::Memory,
+            tower_sessions::MemoryStore::default(),
+        ))
+    })
+    .await?;
+    h.bench("tower-sessions MokaStore", || async {
+        Ok(peers::v14::Tower14::new(
+            "tower-sessions MokaStore",
+            Medium::Memory,
+            tower_sessions_moka_store::MokaStore::new(None),
+        ))
+    })
+    .await?;
+    h.bench("DashMap + rmp-serde (floor)", || async {
+        Ok(floors::MapFloor::default())
+    })
+    .await?;
+
+    // ---- redis ----
+    let fred_pool = |url: String| async move {
+        use tower_sessions_redis_store::fred::prelude::*;
+        let pool = Pool::new(Config::from_url(&url)?, None, None, None, 1)?;
+        pool.init().await?;
+        anyhow::Ok(pool)
+    };
+    h.redis_admin().await?;
+    let url = h.redis_url();
+    h.bench("tower-sessions Caching<Moka, Redis>", || async {
+        Ok(peers::v14::Tower14::new(
+            "tower-sessions Caching<Moka, Redis>",
+            Medium::Redis,
+            tower_sessions_core_014::session_store::CachingSessionStore::new(
+                tower_sessions_moka_store::MokaStore::new(None),
+                tower_sessions_redis_store::RedisStore::new(fred_pool(url.clone()).await?),
+            ),
+        ))
+    })
+    .await?;
+    h.bench("tower-sessions RedisStore", || async {
+        Ok(peers::v14::Tower14::new(
+            "tower-sessions RedisStore",
+            Medium::Redis,
+            tower_sessions_redis_store::RedisStore::new(fred_pool(url.clone()).await?),
+        ))
+    })
+    .await?;
+    h.bench("actix-session RedisSessionStore", || async {
+        let store = actix_session::storage::RedisSessionStore::new(url.clone()).await?;
+        Ok(peers::Actix::new(store))
+    })
+    .await?;
+    h.bench("redis-rs GET/SET EX (floor)", || async {
+        let client = redis::Client::open(url.clone())?;
+        Ok(floors::RedisFloor::new(
+            client.get_multiplexed_async_connection().await?,
+        ))
+    })
+    .await?;
+
+    // ---- files ----
+    let root = tempfile::tempdir()?;
+    let seq = std::sync::atomic::AtomicU64::new(0);
+    let fresh_dir = || {
+        let dir = root.path().join(format!(
+            "d{}",
+            seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map(|()| dir)
+    };
+    h.bench("file write+rename / read (floor)", || async {
+        Ok(floors::FileFloor::new(fresh_dir()?))
+    })
+    .await?;
+
+    eprintln!("subjects done in {:.0}s", started.elapsed().as_secs_f64());
+    let extras = extras::run(&mut h).await?;
+    Ok((h.rows, extras))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(pos) = args.iter().position(|a| a == "--rss") {
+        // Child mode: measure one store's resident memory in a fresh process.
+        let which = args.get(pos + 1).map(String::as_str).unwrap_or("");
+        return extras::rss_child(which);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let timing = if quick {
+        Timing {
+            warmup: Duration::from_millis(30),
+            measure: Duration::from_millis(120),
+        }
+    } else {
+        Timing {
+            warmup: Duration::from_millis(150),
+            measure: Duration::from_millis(600),
+        }
+    };
+    let config = Config {
+        quick,
+        filter,
+        timing,
+    };
+    let write = config.filter.is_none();
+    let load_before = report::loadavg();
+    let start = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (rows, extras) = runtime.block_on(run_all(Config { ..config }))?;
+    drop(runtime);
+    let meta = report::Meta {
+        quick,
+        load_before,
+        load_after: report::loadavg(),
+        duration: start.elapsed(),
+    };
+    if write {
+        report::write(&rows, &extras, &meta)?;
+    } else {
+        eprintln!("filtered run: BENCHMARKS.md and the plot left as they were");
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! A private redis-server on a free loopback port, owned by the benchmark (never the shared
+//! one on 6379). Stands in until the tests package's helper lands.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub(crate) fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        anyhow::ensure!(port != 6379, "refusing the shared Redis port");
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--logfile")
+            .arg(dir.path().join("redis.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            anyhow::ensure!(Instant::now() < until, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Server-side counters read with `INFO`: commands run, dataset changes, bytes received.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) calls: u64,
+    pub(crate) writes: u64,
+    pub(crate) net_in: u64,
+}
+
+pub(crate) async fn counters(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<Counters> {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let mut c = Counters::default();
+    for line in stats.lines() {
+        let Some(rest) = line.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let Some((name, fields)) = rest.split_once(':') else {
+            continue;
+        };
+        if name == "info" {
+            continue;
+        }
+        let calls = fields
+            .split(',')
+            .find_map(|f| f.strip_prefix("calls="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        c.calls += calls;
+    }
+    let stats: String = redis::cmd("INFO").arg("stats").query_async(conn).await?;
+    c.net_in = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // The dataset's change counter: every write, whether a plain command or a script.
+    let stats: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(conn)
+        .await?;
+    c.writes = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(c)
+}
+
+impl std::ops::Sub for Counters {
+    type Output = Counters;
+    fn sub(self, o: Counters) -> Counters {
+        Counters {
+            calls: self.calls.saturating_sub(o.calls),
+            writes: self.writes.saturating_sub(o.writes),
+            net_in: self.net_in.saturating_sub(o.net_in),
+        }
+    }
+}
