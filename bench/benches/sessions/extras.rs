@@ -242,3 +242,65 @@ pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<Extras> {
     }
     Ok(extras)
 }
+
+/// Runs `count` operations of one kind on a `MemoryStore` holding 10⁴ sessions, on one
+/// thread, so that `valgrind --tool=callgrind` sees only that.
+pub(crate) fn profile(op: &str, count: u64) -> anyhow::Result<()> {
+    let op = match op {
+        "load-hit" => Op::LoadHit,
+        "load-miss" => Op::LoadMiss,
+        "read-only" => Op::ReadOnly,
+        "save-new" => Op::SaveNew,
+        "save-changed" => Op::SaveChanged,
+        "delete" => Op::Delete,
+        other => anyhow::bail!("unknown operation {other:?}"),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match std::env::var("BENCH_PROFILE_SUBJECT").as_deref() {
+        Ok("floor") => profile_one(&rt, crate::floors::MapFloor::default(), op, count),
+        _ => profile_one(
+            &rt,
+            Ours::new("memory", Medium::Memory, MemoryStore::new()),
+            op,
+            count,
+        ),
+    }
+}
+
+fn profile_one<S: Subject>(
+    rt: &tokio::runtime::Runtime,
+    subject: S,
+    op: Op,
+    count: u64,
+) -> anyhow::Result<()> {
+    let subject = Arc::new(subject);
+    rt.block_on(runner::populate(&subject, 10_000))?;
+    profile_loop(rt, &subject, op, count)
+}
+
+/// The measured part, kept out of line so callgrind can collect only it
+/// (`--toggle-collect='*profile_loop*'`).
+#[inline(never)]
+fn profile_loop<S: Subject>(
+    rt: &tokio::runtime::Runtime,
+    subject: &Arc<S>,
+    op: Op,
+    count: u64,
+) -> anyhow::Result<()> {
+    let mut scratch = subject.scratch();
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+    for n in 0..count {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let i = match op {
+            Op::LoadMiss => crate::workload::MISS_BASE + n,
+            Op::SaveNew | Op::Delete => 1_000_000 + n,
+            _ => rng % 10_000,
+        };
+        rt.block_on(subject.run(op, i, &mut scratch))?;
+    }
+    Ok(())
+}

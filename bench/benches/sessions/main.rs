@@ -297,6 +297,12 @@ fn main() -> anyhow::Result<()> {
         let which = args.get(pos + 1).map(String::as_str).unwrap_or("");
         return extras::rss_child(which);
     }
+    if let Some(pos) = args.iter().position(|a| a == "--profile") {
+        // Profiling mode (for callgrind): one subject, one operation, a fixed count.
+        let op = args.get(pos + 1).map(String::as_str).unwrap_or("load-hit");
+        let count = args.get(pos + 2).and_then(|n| n.parse().ok()).unwrap_or(20_000);
+        return extras::profile(op, count);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
     let timing = if quick {
