@@ -28,12 +28,14 @@ mod id;
 mod record;
 mod session;
 pub mod store;
+mod typed;
 
 pub use error::{BoxError, Error, Result};
 pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
 pub use record::{RECORD_VERSION, from_millis, to_millis};
 pub use session::{RESERVED_PREFIX, RawValue, Session, Value};
 pub use store::{MemoryStore, Store, StoreExt, TieredStore};
+pub use typed::SessionData;
 
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
@@ -46,6 +48,10 @@ pub mod __private {
     pub use crate::error::{Error, Result};
     pub use crate::session::{RESERVED_PREFIX, Session};
     pub use bytes::Bytes;
+    pub use crate::typed::{
+        FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
+        get_required, remove, set_option, set_value, write_fields,
+    };
     pub use rmp_serde;
     pub use serde;
 }
