@@ -140,12 +140,17 @@ pub(crate) fn is_option(ty: &Type) -> bool {
     if path.qself.is_some() {
         return false;
     }
-    let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
-    let well_known = match segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["Option"] => true,
-        ["std" | "core", "option", "Option"] => true,
-        _ => false,
-    };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let well_known = matches!(
+        segments[..],
+        ["Option"] | ["std" | "core", "option", "Option"]
+    );
     let Some(last) = path.path.segments.last() else {
         return false;
     };

@@ -5,7 +5,9 @@ use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{DeriveInput, GenericArgument, Generics, PathArguments, Type, WherePredicate, parse_quote};
+use syn::{
+    DeriveInput, GenericArgument, Generics, PathArguments, Type, WherePredicate, parse_quote,
+};
 
 use crate::ast::{Field, Input, Kind};
 use crate::ctxt::Ctxt;
@@ -248,7 +250,6 @@ fn accessors(field: &Field<'_>, vis: &syn::Visibility, private: &TokenStream) ->
         }
 
         #[doc = #set_doc]
-        #[allow(clippy::needless_pass_by_value, reason = "setters take the field's type as is, like assignment")]
         #vis fn #setter(&self, value: #ty) -> #private::Result<()> {
             #set
         }

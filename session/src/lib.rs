@@ -47,11 +47,11 @@ pub use sessionkit_derive::SessionData;
 pub mod __private {
     pub use crate::error::{Error, Result};
     pub use crate::session::{RESERVED_PREFIX, Session};
-    pub use bytes::Bytes;
     pub use crate::typed::{
         FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
         get_required, remove, set_option, set_value, write_fields,
     };
+    pub use bytes::Bytes;
     pub use rmp_serde;
     pub use serde;
 }

@@ -95,9 +95,10 @@ pub trait SessionData: Sized {
 /// error at the field instead of trait-bound notes from deep inside the expansion.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "`#[session(default)]` needs `{Self}: Default`",
+    message = "`{Self}` must implement `Default` to be a `#[session(default)]` or `#[session(skip)]` field",
     label = "`{Self}` does not implement `Default`",
-    note = "implement or derive `Default` for `{Self}`, or remove `#[session(default)]` so an absent value is an error"
+    note = "an absent `#[session(default)]` field and every `#[session(skip)]` field load as `Default::default()`",
+    note = "derive or implement `Default` for `{Self}`, or make the field an `Option`"
 )]
 pub trait FieldDefault {
     /// The value an absent field reads as.
@@ -113,19 +114,15 @@ impl<T: Default> FieldDefault for T {
 /// Reads a required field: absent is [`Error::Missing`].
 #[doc(hidden)]
 pub fn get_required<T: DeserializeOwned>(session: &Session, key: &str) -> Result<T> {
-    session
-        .get_unchecked(key)?
-        .ok_or_else(|| Error::Missing {
-            key: key.to_owned(),
-        })
+    session.get_unchecked(key)?.ok_or_else(|| Error::Missing {
+        key: key.to_owned(),
+    })
 }
 
 /// Reads a `#[session(default)]` field: absent is `T::default()`.
 #[doc(hidden)]
 pub fn get_default<T: DeserializeOwned + FieldDefault>(session: &Session, key: &str) -> Result<T> {
-    Ok(session
-        .get_unchecked(key)?
-        .unwrap_or_else(T::field_default))
+    Ok(session.get_unchecked(key)?.unwrap_or_else(T::field_default))
 }
 
 /// Reads an `Option` field: absent (or a stored nil) is `None`.
