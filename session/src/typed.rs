@@ -10,13 +10,73 @@ use crate::session::Session;
 
 /// A struct whose fields are entries of a session's field map, one key per field.
 ///
-/// Implement it with `#[derive(SessionData)]` (feature `derive`). The derive also gives the
-/// struct a typed view, `Type::view(&session)`, with a getter, a setter and a remover per
-/// field, and the keys as associated constants (`Type::FIELD_KEY`). This trait is the part
-/// generic code can rely on: load everything, store everything, list the keys.
-///
+/// Implement it with `#[derive(SessionData)]` (feature `derive`, on by default).
 /// `use sessionkit::SessionData;` imports both the derive and this trait, as with serde's
-/// `Serialize`.
+/// `Serialize`. The trait is the part generic code relies on: load every field, store every
+/// field, list the keys. For one field at a time, the derive also generates a typed view.
+///
+/// # What the derive generates
+///
+/// For `struct Shopper { .. }` with some visibility `V`, and for each stored field `f: T`:
+///
+/// - `Shopper::view(&session) -> ShopperView<'_>`, a `Copy` handle borrowing the session, with
+///   - `f(&self) -> Result<T>`: decodes only this key;
+///   - `set_f(&self, value: T) -> Result<()>`: encodes only this key and marks it changed
+///     only if its bytes differ;
+///   - `remove_f(&self) -> bool`: removes the key, saying whether it was there;
+/// - `Shopper::F_KEY: &str`, the key, so dynamic code reaches the same entry;
+/// - `impl SessionData for Shopper`.
+///
+/// All of them have visibility `V`. A raw identifier drops its `r#`: `r#type` gives
+/// `set_type` and `TYPE_KEY`. The generated `ShopperView` name and the `view` and `*_KEY`
+/// items must not clash with the user's own.
+///
+/// # Field kinds
+///
+/// | field | absent reads as | stored as |
+/// |-------|-----------------|-----------|
+/// | `f: Option<T>` | `None` | the `T` itself; `None` removes the key |
+/// | `#[session(default)] f: T` | `T::default()` (not written back) | `T` |
+/// | `f: T` | [`Error::Missing`] naming the key | `T` |
+/// | `#[session(skip)] f: T` | not stored; loads as `T::default()` | nothing |
+///
+/// A value of the wrong type is [`Error::Decode`] naming the key. `Option` is recognised by
+/// its spelling (`Option<T>`, `std::option::Option<T>`); an alias of it is a required field.
+///
+/// # Attributes
+///
+/// - On the struct: `#[session(prefix = "shop")]` puts every key under `shop.`: the field
+///   `visits` is stored as `shop.visits`. `#[session(crate = "path")]` names the sessionkit
+///   crate for frameworks that re-export it.
+/// - On a field: `default`, `skip`, and `rename = "name"` (the key's last part; the prefix
+///   still applies).
+///
+/// Refused at compile time, each error at its token and all at once: enums, unions, tuple
+/// and unit structs; unknown or malformed attributes; two fields with the same key; a key
+/// under [`RESERVED_PREFIX`](crate::RESERVED_PREFIX); `default` on an `Option`; `default` or
+/// `skip` on a type without `Default`.
+///
+/// # Encoding
+///
+/// Each field is encoded on its own with its type's `Serialize` impl, exactly as
+/// [`Session::insert`] does, so typed and dictionary writes of equal values give equal bytes.
+/// The struct itself needs no serde derive, and serde attributes on field types
+/// (`rename_all`, `tag`, `with` inside the type, ...) apply as usual.
+///
+/// # Generics and lifetimes
+///
+/// Type and const parameters are supported; field types that mention a type parameter get
+/// `Serialize + DeserializeOwned` bounds. Name the parameters to reach the constants
+/// (`Slot::<u8>::VALUE_KEY`). Lifetime parameters and reference fields are refused: values
+/// are decoded into owned data, so use `String`, `Vec<T>` or `Cow<'static, str>`.
+///
+/// # Concurrency
+///
+/// Every getter and setter locks the session once. `load` reads field by field and `store`
+/// encodes every field first, then writes them one by one, so a write through another handle
+/// of the same session can land in between, as with a sequence of dictionary calls.
+///
+/// # Examples
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
