@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use syn::ext::IdentExt;
 use syn::{GenericParam, Type};
 
 use crate::ast::{Field, Input, Kind};
@@ -20,6 +21,7 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
             check_field(cx, field, prefix_reserved);
         }
         check_duplicate_keys(cx, fields);
+        check_generated_names(cx, fields);
     }
 }
 
@@ -139,6 +141,41 @@ fn key_token(field: &Field<'_>) -> proc_macro2::TokenStream {
         None => {
             let ident = field.ident;
             quote::quote!(#ident)
+        }
+    }
+}
+
+/// Each stored field `f` generates the view methods `f`, `set_f`, `remove_f` and the constant
+/// `F_KEY`. A field whose names collide with another's (a field called `set_x` next to `x`,
+/// or `user_id` next to `USER_ID`) is refused here rather than as a duplicate definition
+/// inside the expansion.
+fn check_generated_names(cx: &Ctxt, fields: &[Field<'_>]) {
+    let mut taken: BTreeMap<String, (&Field<'_>, &str)> = BTreeMap::new();
+    for field in fields.iter().filter(|f| f.kind != Kind::Skip) {
+        let name = field.ident.unraw().to_string();
+        let generated = [
+            (name.clone(), "getter"),
+            (format!("set_{name}"), "setter"),
+            (format!("remove_{name}"), "remover"),
+            (format!("{}_KEY", name.to_uppercase()), "key constant"),
+        ];
+        let mut clash = None;
+        for (generated_name, role) in &generated {
+            if let Some((other, other_role)) = taken.get(generated_name) {
+                clash = Some(format!(
+                    "field `{name}` would generate the {role} `{generated_name}`, which is already the {other_role} of field `{}`; rename the field (`#[session(rename = \"...\")]` keeps the key)",
+                    other.ident.unraw()
+                ));
+                break;
+            }
+        }
+        match clash {
+            Some(message) => cx.error_spanned_by(field.ident, message),
+            None => {
+                for (generated_name, role) in generated {
+                    taken.insert(generated_name, (field, role));
+                }
+            }
         }
     }
 }
