@@ -89,9 +89,10 @@ impl<'a> Input<'a> {
 
     /// The path to the sessionkit crate: `crate = "..."` or `::sessionkit`.
     pub(crate) fn krate(&self) -> TokenStream {
-        match &self.attrs.krate {
-            Some((_, path)) => quote!(#path),
-            None => quote!(::sessionkit),
+        if let Some((_, path)) = &self.attrs.krate {
+            quote!(#path)
+        } else {
+            quote!(::sessionkit)
         }
     }
 }

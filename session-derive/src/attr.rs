@@ -4,7 +4,7 @@
 //! combination makes sense is `valid`'s business.
 
 use syn::meta::ParseNestedMeta;
-use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Path};
+use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta, Path};
 
 use crate::ctxt::Ctxt;
 
@@ -42,7 +42,7 @@ pub(crate) struct Field {
 
 pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
     let mut out = Container::default();
-    for attr in attrs.iter().filter(|a| a.path().is_ident(SESSION)) {
+    for attr in session_lists(cx, attrs) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(PREFIX) {
                 let lit = string_value(&meta, PREFIX)?;
@@ -75,7 +75,7 @@ pub(crate) fn container(cx: &Ctxt, attrs: &[Attribute]) -> Container {
 
 pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> Field {
     let mut out = Field::default();
-    for attr in attrs.iter().filter(|a| a.path().is_ident(SESSION)) {
+    for attr in session_lists(cx, attrs) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(DEFAULT) {
                 flag(&meta, DEFAULT)?;
@@ -104,6 +104,24 @@ pub(crate) fn field(cx: &Ctxt, attrs: &[Attribute]) -> Field {
         }
     }
     out
+}
+
+/// The `#[session(...)]` attributes among `attrs`; `#[session]` and `#[session = ...]` are
+/// reported and skipped.
+fn session_lists<'a>(cx: &'a Ctxt, attrs: &'a [Attribute]) -> impl Iterator<Item = &'a Attribute> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident(SESSION))
+        .filter(|a| match &a.meta {
+            Meta::List(_) => true,
+            Meta::Path(_) | Meta::NameValue(_) => {
+                cx.error_spanned_by(
+                    a,
+                    "expected options in parentheses, as in `#[session(rename = \"...\")]`",
+                );
+                false
+            }
+        })
 }
 
 fn set_once<T>(cx: &Ctxt, path: &Path, slot: &mut Option<T>, value: T) {

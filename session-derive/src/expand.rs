@@ -65,7 +65,6 @@ fn expand(input: &Input<'_>, fields: &[Field<'_>], krate: &TokenStream) -> Token
     let decl_params = &generics.params;
     let decl_where = &generics.where_clause;
     let stored: Vec<&Field<'_>> = fields.iter().filter(|f| f.kind != Kind::Skip).collect();
-    let keys: Vec<&str> = stored.iter().map(|f| f.key.as_str()).collect();
 
     let view_doc = format!(
         "Typed access to the session keys of [`{ident}`]: a getter, a setter and a remover per \
@@ -76,31 +75,7 @@ fn expand(input: &Input<'_>, fields: &[Field<'_>], krate: &TokenStream) -> Token
     );
     let consts = stored.iter().map(|f| key_const(f, vis));
     let accessors = stored.iter().map(|f| accessors(f, vis, &private));
-    let loads = stored.iter().map(|f| {
-        let name = f.ident;
-        quote!(#name: view.#name()?)
-    });
-    let skipped = fields.iter().filter(|f| f.kind == Kind::Skip).map(|f| {
-        let name = f.ident;
-        let ty = f.ty();
-        let value = quote_spanned!(ty.span()=> <#ty as #private::FieldDefault>::field_default());
-        quote!(#name: #value)
-    });
-    let view_binding = if stored.is_empty() {
-        quote!(let _ = session;)
-    } else {
-        quote!(let view = Self::view(session);)
-    };
-    let encodes = stored.iter().map(|f| {
-        let name = f.ident;
-        let key = &f.key;
-        if f.kind == Kind::Option {
-            quote!((#key, #private::encode_option(#key, ::core::option::Option::as_ref(&self.#name))?))
-        } else {
-            quote!((#key, #private::encode_value(#key, &self.#name)?))
-        }
-    });
-
+    let trait_impl = trait_impl(ident, &bounded, fields, &private);
     quote! {
         #[doc = #view_doc]
         #[must_use]
@@ -145,24 +120,65 @@ fn expand(input: &Input<'_>, fields: &[Field<'_>], krate: &TokenStream) -> Token
                 #(#accessors)*
             }
 
-            #[automatically_derived]
-            impl #impl_generics #private::SessionData for #ident #ty_generics #where_clause {
-                const KEYS: &'static [&'static str] = &[#(#keys),*];
-
-                fn load(session: &#private::Session) -> #private::Result<Self> {
-                    #view_binding
-                    ::core::result::Result::Ok(Self {
-                        #(#loads,)*
-                        #(#skipped,)*
-                    })
-                }
-
-                fn store(&self, session: &#private::Session) -> #private::Result<()> {
-                    #private::write_fields(session, [#(#encodes,)*]);
-                    ::core::result::Result::Ok(())
-                }
-            }
+            #trait_impl
         };
+    }
+}
+
+/// `impl SessionData`: `load` goes through the view's getters, so each field's absent-value
+/// rule (and its error span) lives in one place.
+fn trait_impl(
+    ident: &Ident,
+    bounded: &Generics,
+    fields: &[Field<'_>],
+    private: &TokenStream,
+) -> TokenStream {
+    let (impl_generics, ty_generics, where_clause) = bounded.split_for_impl();
+    let stored: Vec<&Field<'_>> = fields.iter().filter(|f| f.kind != Kind::Skip).collect();
+    let keys: Vec<&str> = stored.iter().map(|f| f.key.as_str()).collect();
+    let loads = stored.iter().map(|f| {
+        let name = f.ident;
+        quote!(#name: view.#name()?)
+    });
+    let skipped = fields.iter().filter(|f| f.kind == Kind::Skip).map(|f| {
+        let name = f.ident;
+        let ty = f.ty();
+        let value = quote_spanned!(ty.span()=> <#ty as #private::FieldDefault>::field_default());
+        quote!(#name: #value)
+    });
+    let view_binding = if stored.is_empty() {
+        quote!(let _ = session;)
+    } else {
+        quote!(let view = Self::view(session);)
+    };
+    let encodes = stored.iter().map(|f| {
+        let name = f.ident;
+        let key = &f.key;
+        if f.kind == Kind::Option {
+            quote!((#key, #private::encode_option(#key, ::core::option::Option::as_ref(&self.#name))?))
+        } else {
+            quote!((#key, #private::encode_value(#key, &self.#name)?))
+        }
+    });
+
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #private::SessionData for #ident #ty_generics #where_clause {
+            const KEYS: &'static [&'static str] = &[#(#keys),*];
+
+            fn load(session: &#private::Session) -> #private::Result<Self> {
+                #view_binding
+                ::core::result::Result::Ok(Self {
+                    #(#loads,)*
+                    #(#skipped,)*
+                })
+            }
+
+            fn store(&self, session: &#private::Session) -> #private::Result<()> {
+                #private::write_fields(session, [#(#encodes,)*]);
+                ::core::result::Result::Ok(())
+            }
+        }
     }
 }
 

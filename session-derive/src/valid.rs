@@ -136,12 +136,11 @@ fn check_duplicate_keys(cx: &Ctxt, fields: &[Field<'_>]) {
 
 /// The token a key comes from: the `rename` literal, or else the field's name.
 fn key_token(field: &Field<'_>) -> proc_macro2::TokenStream {
-    match &field.attrs.rename {
-        Some(lit) => quote::quote!(#lit),
-        None => {
-            let ident = field.ident;
-            quote::quote!(#ident)
-        }
+    if let Some(lit) = &field.attrs.rename {
+        quote::quote!(#lit)
+    } else {
+        let ident = field.ident;
+        quote::quote!(#ident)
     }
 }
 
