@@ -1,8 +1,22 @@
 //! The expansion of `#[derive(SessionData)]` compiles warning-free under strict lints in the
-//! user's crate: rustc's `warnings` (dead code, unused, missing docs, unreachable pub) and
-//! clippy's pedantic group. The clippy part is checked by `cargo clippy --all-targets`.
+//! user's crate: rustc's `warnings` (dead code, unused, ...) plus common opt-in lints (missing
+//! docs, unreachable pub, 2018 idioms, lifetimes, qualifications), and clippy's `all`,
+//! `pedantic` and `nursery` groups. `cargo test` checks the rustc part, `cargo clippy
+//! --all-targets` the clippy part.
 #![deny(warnings, missing_docs, unreachable_pub, missing_debug_implementations)]
-#![deny(clippy::pedantic)]
+#![deny(
+    rust_2018_idioms,
+    unused_qualifications,
+    unused_lifetimes,
+    single_use_lifetimes
+)]
+#![deny(
+    trivial_casts,
+    trivial_numeric_casts,
+    unused_results,
+    let_underscore_drop
+)]
+#![deny(clippy::all, clippy::pedantic, clippy::nursery)]
 
 use serde::{Deserialize, Serialize};
 use sessionkit::{Session, SessionData};
@@ -22,7 +36,7 @@ pub mod public {
     }
 
     /// Every supported field shape at once.
-    #[derive(SessionData, Debug, Default, PartialEq)]
+    #[derive(SessionData, Debug, Default, PartialEq, Eq)]
     #[session(prefix = "shop")]
     pub struct Shopper {
         /// Optional.
