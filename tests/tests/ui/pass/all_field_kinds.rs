@@ -18,6 +18,8 @@ struct Shopper {
     cart: Vec<Item>,
     #[session(skip)]
     scratch: String,
+    coupon: std::option::Option<String>,
+    referrer: ::core::option::Option<String>,
 }
 
 fn main() {
@@ -28,9 +30,17 @@ fn main() {
     view.set_user_id(Some(7)).unwrap();
     assert_eq!(view.visits().unwrap(), 0);
     assert!(view.remove_user_id());
-    assert_eq!(Shopper::KEYS, ["shop.user_id", "shop.visits", "shop.items"]);
+    assert_eq!(
+        Shopper::KEYS,
+        ["shop.user_id", "shop.visits", "shop.items", "shop.coupon", "shop.referrer"]
+    );
     assert_eq!(Shopper::CART_KEY, "shop.items");
     let loaded = Shopper::load(&session).unwrap();
     assert_eq!(loaded.scratch, "");
     assert_eq!(loaded.user_id, None);
+    // Fully qualified `Option`s are `Option` fields too: absent reads as `None`.
+    assert_eq!((loaded.coupon, loaded.referrer), (None, None));
+    view.set_coupon(Some("SAVE".into())).unwrap();
+    view.set_coupon(None).unwrap();
+    assert!(!session.contains_key(Shopper::COUPON_KEY));
 }

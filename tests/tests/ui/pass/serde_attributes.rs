@@ -39,6 +39,20 @@ struct Account {
     role: Role,
 }
 
+// The struct may derive serde too: `#[serde]` attributes shape its own serde encoding and
+// `#[session]` attributes its session keys, independently.
+#[derive(SessionData, Serialize, Deserialize, Debug, PartialEq)]
+#[serde(rename_all = "UPPERCASE")]
+#[session(prefix = "prefs")]
+struct Prefs {
+    #[serde(rename = "t")]
+    #[session(rename = "colour_theme")]
+    theme: String,
+    #[serde(default)]
+    #[session(default)]
+    font_size: u16,
+}
+
 fn main() {
     let session = Session::new();
     let account = Account {
@@ -50,4 +64,12 @@ fn main() {
     let raw = session.get_value("profile").unwrap().unwrap();
     assert_eq!(raw["age"].as_str(), Some("40"));
     assert_eq!(raw["displayName"].as_str(), Some("Ann"));
+
+    let prefs = Prefs { theme: "dark".into(), font_size: 12 };
+    prefs.store(&session).unwrap();
+    assert_eq!(session.get::<String>("prefs.colour_theme").unwrap().as_deref(), Some("dark"));
+    session.insert("prefs_blob", &prefs).unwrap();
+    let blob = session.get_value("prefs_blob").unwrap().unwrap();
+    assert_eq!(blob["t"].as_str(), Some("dark"));
+    assert_eq!(blob["FONT_SIZE"].as_u64(), Some(12));
 }
