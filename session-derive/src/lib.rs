@@ -1,9 +1,9 @@
 //! `#[derive(SessionData)]` for sessionkit. Use it through `sessionkit::SessionData`, which
 //! documents the generated API; this crate is an implementation detail pinned to sessionkit.
 //!
-//! The passes: [`attr`] parses `#[session(...)]`, [`ast`] builds a borrowed model of the
-//! struct, [`valid`] applies the semantic rules, [`expand`] writes the code. Every error is
-//! collected in a [`ctxt::Ctxt`] and reported at once.
+//! The passes: `attr` parses `#[session(...)]`, `ast` builds a borrowed model of the struct,
+//! `valid` applies the semantic rules, `expand` writes the code. Every error is collected in
+//! a `ctxt::Ctxt` and reported at once.
 
 mod ast;
 mod attr;
