@@ -241,3 +241,14 @@ fn generic_code_works_over_the_trait() {
         Err(Error::Decode { .. })
     ));
 }
+
+#[test]
+fn derive_and_session_agree_on_the_reserved_prefix() {
+    // session-derive keeps its own copy of the prefix (a proc-macro crate cannot depend on
+    // sessionkit); the `key/reserved_*` UI cases show it refusing "__sk." keys.
+    assert_eq!(
+        sessionkit::RESERVED_PREFIX,
+        "__sk.",
+        "update RESERVED_PREFIX in session-derive/src/valid.rs and the key/reserved_* UI cases"
+    );
+}
