@@ -224,29 +224,28 @@ fn accessors(field: &Field<'_>, vis: &syn::Visibility, private: &TokenStream) ->
             ),
         ),
         Kind::Default | Kind::Required => {
-            let (get, absent) = if field.kind == Kind::Default {
+            let decode = "`Error::Decode` naming the key when the stored value is not of the \
+                          field's type";
+            let (get, get_doc) = if field.kind == Kind::Default {
                 (
                     quote_spanned!(ty.span()=> #private::get_default::<#ty>(self.session, #key)),
-                    "the type's `Default` when the key is absent",
+                    format!(
+                        "Decodes `{plain}` from the key `{key:?}`; the type's `Default` when \
+                         the key is absent.\n\n# Errors\n\n{decode}."
+                    ),
                 )
             } else {
                 (
                     quote!(#private::get_required(self.session, #key)),
-                    "`Error::Missing` naming the key when it is absent",
+                    format!(
+                        "Decodes `{plain}` from the key `{key:?}`.\n\n# Errors\n\n\
+                         `Error::Missing` naming the key when it is absent; {decode}."
+                    ),
                 )
             };
             (
                 get,
-                format!(
-                    "Decodes `{plain}` from the key `{key:?}`; {absent}.\n\n\
-                     # Errors\n\n`Error::Decode` naming the key when the stored value is not of \
-                     the field's type{}.",
-                    if field.kind == Kind::Required {
-                        "; `Error::Missing` when the key is absent"
-                    } else {
-                        ""
-                    }
-                ),
+                get_doc,
                 quote!(#private::set_value(self.session, #key, &value)),
                 format!(
                     "Stores `value` under `{key:?}`. The key is marked changed only if its bytes \
