@@ -42,6 +42,7 @@ use crate::session::Session;
 ///
 /// A value of the wrong type is [`Error::Decode`] naming the key. `Option` is recognised by
 /// its spelling (`Option<T>`, `std::option::Option<T>`); an alias of it is a required field.
+/// A stored nil also reads as `None`, so an `Option<Option<T>>` field cannot keep `Some(None)`.
 ///
 /// # Attributes
 ///

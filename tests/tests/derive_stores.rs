@@ -101,3 +101,9 @@ async fn arc_dyn_store() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     typed_round_trip(&store).await;
 }
+
+#[tokio::test]
+async fn box_dyn_store() {
+    let store: Box<dyn Store> = Box::new(MemoryStore::new());
+    typed_round_trip(&store).await;
+}
