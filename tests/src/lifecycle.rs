@@ -50,6 +50,7 @@ macro_rules! lifecycle_suite {
             concurrent_requests_during_rotation_keep_the_session,
             rotation_disabled_keeps_the_id,
             regenerate_moves_data_and_kills_old_id_at_once,
+            rotated_away_id_does_not_follow_a_login,
             failed_regeneration_leaves_session_intact,
             destroy_deletes_and_clears_cookie,
             unknown_id_is_never_adopted,
@@ -647,6 +648,32 @@ pub async fn regenerate_moves_data_and_kills_old_id_at_once<S: Store + 'static>(
     h.advance(mins(56));
     assert_eq!(h.n(&mut client).await, None);
     assert_eq!(h.count("expired_absolute"), 1);
+}
+
+/// SEC-08: an old id still in its grace window does not reach the state a later login
+/// (regeneration) produced.
+pub async fn rotated_away_id_does_not_follow_a_login<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let old = client.clone();
+    h.advance(mins(15));
+    h.visit(&mut client, |_| {}).await;
+    assert_ne!(client.cookie, old.cookie, "rotated");
+    h.advance(Duration::from_secs(1));
+    h.visit(&mut client, |s| {
+        s.insert("user_id", 7u64).unwrap();
+        s.regenerate();
+    })
+    .await;
+    let mut replay = old.clone();
+    let mut user = Some(0);
+    h.visit(&mut replay, |s| user = s.get::<u64>("user_id").unwrap())
+        .await;
+    assert_eq!(
+        user, None,
+        "the old id is dead although its grace window is open"
+    );
+    assert_ne!(replay.cookie, client.cookie);
 }
 
 /// A regeneration that fails leaves the session whole under its old id.

@@ -151,3 +151,32 @@ async fn logs_name_every_event_and_never_a_raw_id() {
         assert!(!logs.contains(id.as_str()), "a raw id was logged");
     }
 }
+
+/// SEC-15..19: the manager refuses configurations that would weaken the cookie.
+#[test]
+fn manager_refuses_weak_cookie_configurations() {
+    use sessionkit::{Error, SameSite, SessionConfig, SessionManager};
+    let refused = [
+        SessionConfig::default()
+            .with_cookie_name("__Host-id")
+            .with_domain(Some("example.com".into())),
+        SessionConfig::default()
+            .with_cookie_name("__Host-id")
+            .with_path("/app"),
+        SessionConfig::default()
+            .with_cookie_name("__Host-id")
+            .with_secure(false),
+        SessionConfig::default()
+            .with_same_site(SameSite::None)
+            .with_secure(false),
+        SessionConfig::default().with_rotation_grace(Duration::from_secs(61)),
+    ];
+    for config in refused {
+        assert!(matches!(
+            SessionManager::new(MemoryStore::new(), config),
+            Err(Error::Config(_))
+        ));
+    }
+    let dev = SessionConfig::default().with_secure(false);
+    assert!(SessionManager::new(MemoryStore::new(), dev).is_ok());
+}

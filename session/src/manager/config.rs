@@ -133,7 +133,8 @@ pub struct SessionConfig {
     pub path: String,
     /// The cookie's `Domain`. Default `None`: only the host that set it receives it.
     pub domain: Option<String>,
-    /// Called with every lifecycle event. Default `None`.
+    /// Called with every lifecycle event, on the request's path: keep it cheap (count,
+    /// enqueue). Default `None`.
     pub listener: Option<EventListener>,
     /// Where the manager reads the time. Default [`SystemClock`].
     pub clock: Arc<dyn Clock>,
