@@ -180,3 +180,28 @@ fn manager_refuses_weak_cookie_configurations() {
     let dev = SessionConfig::default().with_secure(false);
     assert!(SessionManager::new(MemoryStore::new(), dev).is_ok());
 }
+
+/// Web frameworks run handlers on multi-threaded runtimes: the manager's futures and the
+/// loaded session must be `Send`.
+#[test]
+fn manager_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_sync<T: Send + Sync>() {}
+    let manager = sessionkit::SessionManager::new(
+        Arc::new(MemoryStore::new()) as Arc<dyn Store>,
+        sessionkit::SessionConfig::default(),
+    )
+    .unwrap();
+    let request = sessionkit::RequestInfo::new();
+    let load = manager.load(&request);
+    assert_send(&load);
+    drop(load);
+    assert_sync::<sessionkit::ActiveSession>();
+    assert_sync::<sessionkit::SessionManager<MemoryStore>>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let active = runtime.block_on(manager.load(&request)).unwrap();
+    let finish = manager.finish(active);
+    assert_send(&finish);
+}
