@@ -53,6 +53,7 @@ macro_rules! lifecycle_suite {
             rotated_away_id_does_not_follow_a_login,
             failed_regeneration_leaves_session_intact,
             destroy_deletes_and_clears_cookie,
+            data_stored_after_logout_starts_a_new_session,
             unknown_id_is_never_adopted,
             corrupt_record_gives_fresh_session,
             ip_binding_mismatch_gives_fresh_session,
@@ -733,6 +734,36 @@ pub async fn destroy_deletes_and_clears_cookie<S: Store + 'static>(store: S) {
         None,
         "the old cookie replays to nothing"
     );
+}
+
+/// A logout followed by a flash ("You have been logged out"): the old session is gone, the
+/// flash lives in a new session under a new id, without the old data or owner.
+pub async fn data_stored_after_logout_starts_a_new_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    h.visit(&mut client, |s| s.set_owner(Some("dave".into())))
+        .await;
+    let old = client.clone();
+    let outcome = h
+        .visit(&mut client, |s| {
+            s.destroy();
+            assert_eq!(s.owner(), None);
+            s.flash("notice", "Logged out").unwrap();
+        })
+        .await;
+    assert!(outcome.cache_control_no_store);
+    assert!(client.cookie.is_some() && client.cookie != old.cookie);
+    assert!(!is_live(h.probe().inner(), &old.key()).await);
+    assert!(h.manager.sessions_of("dave").await.unwrap().is_empty());
+    let (mut n, mut notice) = (Some(0), None);
+    h.visit(&mut client, |s| {
+        n = s.get::<u32>("n").unwrap();
+        notice = s.take_flash::<String>("notice").unwrap();
+    })
+    .await;
+    assert_eq!(n, None);
+    assert_eq!(notice.as_deref(), Some("Logged out"));
+    assert_eq!((h.count("destroyed"), h.count("created")), (1, 2));
 }
 
 /// SEC-04: an id the store does not know is never adopted.
