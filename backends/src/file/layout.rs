@@ -84,12 +84,20 @@ fn dir_builder() -> fs::DirBuilder {
 }
 
 fn lock_file(dir: &Path) -> io::Result<DirLock> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join(LOCK_NAME))?;
+    let path = dir.join(LOCK_NAME);
+    // A read-only descriptor is enough for flock(2), so reads and cleanup still lock on a
+    // directory that became read-only; only a missing lock file needs write access.
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(&path)?
+        }
+        Err(e) => return Err(e),
+    };
     loop {
         match file.lock() {
             Ok(()) => return Ok(DirLock(file)),
