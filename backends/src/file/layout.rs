@@ -527,7 +527,7 @@ impl Layout {
     /// is not a live record of that owner (an apply may be setting the owner right now).
     pub(crate) fn drop_stale_marker(&self, owner_dir: &Path, key: &SessionKey) -> Result<()> {
         let (dir, path) = self.paths(key);
-        let _lock = self.lock_existing(&dir)?;
+        let _lock = self.lock_created(&dir)?;
         let stale = match live_record(self.read_slot(&path, key)?, SystemTime::now()) {
             Some(r) => !r
                 .owner
