@@ -23,8 +23,8 @@ const OWNERS: &str = "owners";
 pub(crate) enum Slot {
     Absent,
     Entry(Entry),
-    /// Unreadable as an entry (empty, truncated, foreign): treated as absent by every method
-    /// except `load`, which reports it.
+    /// Unreadable as an entry (empty, truncated, foreign): no session for `apply`, `owned_by`
+    /// and `cleanup`, reported by `load`, and never overwritten by `create` or `rename`.
     Corrupt(Error),
 }
 
@@ -72,7 +72,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
-    // Windows cannot open a directory as a file; NTFS journals renames itself.
+    // std cannot open a directory on Windows; there the rename's durability is left to the
+    // file system.
     Ok(())
 }
 
@@ -107,15 +108,8 @@ fn lock_file(dir: &Path) -> io::Result<DirLock> {
     }
 }
 
-/// The store's directory tree and the operations on it.
-///
-/// ```text
-/// <root>/sessions/ab/cd/.lock          flock(2)-style lock for every file in ab/cd/
-/// <root>/sessions/ab/cd/abcd…(64 hex)  one Entry blob per session key
-/// <root>/sessions/ab/cd/.tmp-XXXXXX    a write in flight (or left by a crash)
-/// <root>/owners/ef/ef…(64 hex)/abcd…   empty marker: session abcd… may belong to the owner
-///                                      whose tagged hash is ef…
-/// ```
+/// The store's directory tree (drawn in [`FileStore`](super::FileStore)'s docs) and the
+/// operations on it.
 #[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) root: PathBuf,
