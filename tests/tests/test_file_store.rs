@@ -575,3 +575,55 @@ async fn stale_owner_markers_are_verified_away() {
     assert_eq!(fs::read_dir(&erin_dir).unwrap().count(), 1);
     assert_eq!(store.owned_by("frank").await.unwrap(), vec![frank]);
 }
+
+/// A fresh key whose file lives in the shard directory `sessions/<a>/<b>/`.
+fn key_in(a: u8, b: u8) -> SessionKey {
+    let mut bytes = *SessionId::generate().unwrap().key().as_bytes();
+    bytes[0] = a;
+    bytes[1] = b;
+    SessionKey::from_bytes(bytes)
+}
+
+/// Moves crossing between two shard directories in both directions at once, with saves to the
+/// same sessions, finish without deadlock (both directories are locked in one fixed order) and
+/// lose no accepted save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_moves_between_two_directories_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _root) = open(&dir).await;
+    let store = std::sync::Arc::new(store);
+    let mut tasks = Vec::new();
+    for t in 0..16u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (x, y) = if t % 2 == 0 {
+                ((0x11, 0x22), (0x33, 0x44))
+            } else {
+                ((0x33, 0x44), (0x11, 0x22))
+            };
+            for _ in 0..10 {
+                let (from, to) = (key_in(x.0, x.1), key_in(y.0, y.1));
+                store.create(&from, &record(&[])).await.unwrap();
+                let saver = {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let c = set("s", b"1");
+                        match store.apply(&from, &c).await {
+                            Ok(()) => true,
+                            Err(Error::Gone) => store.apply(&to, &c).await.is_ok(),
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    })
+                };
+                store.rename(&from, &to, None).await.unwrap();
+                let saved = saver.await.unwrap();
+                let fields = store.load(&to).await.unwrap().unwrap().record.fields;
+                assert_eq!(fields.contains_key("s"), saved);
+                assert!(store.load(&from).await.unwrap().is_none());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
