@@ -2,3 +2,5 @@
 
 pub mod conformance;
 pub mod failing;
+pub mod file_crash;
+pub mod lifecycle;
