@@ -3,15 +3,15 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use sessionkit::Session;
 use sessionkit::store::{ChangeSet, MemoryStore, Record, Store};
 
 use crate::Harness;
-use crate::ours::{CountWrites, Ours, TTL, key};
-use crate::runner::{self, Indices};
+use crate::ours::{Ours, TTL, key};
+use crate::runner;
 use crate::subject::{Medium, Op, Subject};
 use crate::workload::Wide;
 
@@ -130,14 +130,18 @@ fn getter_vs_decode(quick: bool) -> (f64, f64, &'static str) {
     let blob = rmp_serde::to_vec_named(&wide).expect("encodes");
     let session = Session::from_fields(wide.fields());
     let getter = time_per_iter(iters, || {
-        let v: Option<String> = session.get(black_box("f23")).expect("decodes");
+        let v: String = Wide::view(black_box(&session)).f23().expect("decodes");
         black_box(v);
     });
     let whole = time_per_iter(iters, || {
         let w: Wide = rmp_serde::from_slice(black_box(&blob)).expect("decodes");
         black_box(w);
     });
-    (getter, whole, "Session::get (dictionary API)")
+    (
+        getter,
+        whole,
+        "`#[derive(SessionData)]` getter `view(&session).f23()`",
+    )
 }
 
 /// A session of ~100 KiB: the workload plus a 100 KiB blob field.
@@ -184,35 +188,6 @@ async fn big_save_memory() -> anyhow::Result<(String, u64, u64)> {
     ))
 }
 
-async fn read_only_memory() -> anyhow::Result<(String, u64, u64)> {
-    let subject = Arc::new(Ours::new(
-        "sessionkit MemoryStore, read-only request",
-        Medium::Memory,
-        CountWrites {
-            inner: MemoryStore::new(),
-            writes: Default::default(),
-        },
-    ));
-    runner::populate(&subject, 1_000).await?;
-    let before = subject.store().writes();
-    let indices = Arc::new(Indices::new(1_000));
-    let sample = runner::run_for(
-        &subject,
-        &indices,
-        Op::ReadOnly,
-        4,
-        Duration::from_millis(50),
-    )
-    .await?;
-    anyhow::ensure!(sample.errors == 0, "read-only requests failed");
-    let writes = subject.store().writes() - before;
-    anyhow::ensure!(
-        writes == 0,
-        "a read-only request wrote to the store {writes} times"
-    );
-    Ok((subject.name(), writes, sample.ops))
-}
-
 pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<Extras> {
     let mut extras = Extras::default();
     if h.config.filter.is_some() {
@@ -226,15 +201,23 @@ pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<Extras> {
     extras.whole_decode_ns = whole;
     extras.getter_via = via;
     extras.big_save.push(big_save_memory().await?);
-    extras.read_only_writes.push(read_only_memory().await?);
-    for row in h
-        .rows
-        .iter()
-        .filter(|r| r.op == Op::ReadOnly && r.redis.is_some())
-    {
+    for row in h.rows.iter().filter(|r| r.op == Op::ReadOnly) {
+        if let Some(w) = row.store_writes {
+            extras.read_only_writes.push((
+                format!(
+                    "{} ({} tasks), counted at the Store trait",
+                    row.subject, row.tasks
+                ),
+                w,
+                row.sample.ops,
+            ));
+        }
         if let Some(c) = row.redis {
             extras.read_only_writes.push((
-                format!("{} ({} tasks)", row.subject, row.tasks),
+                format!(
+                    "{} ({} tasks), Redis dataset changes",
+                    row.subject, row.tasks
+                ),
                 c.writes,
                 row.sample.ops,
             ));

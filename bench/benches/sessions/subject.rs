@@ -74,6 +74,17 @@ pub(crate) trait Subject: Send + Sync + 'static {
     fn medium(&self) -> Medium;
     fn scratch(&self) -> Self::Scratch;
 
+    /// Set-up after the population is stored, before read-only requests run.
+    fn prepare(&self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    /// Turns store-write counting on or off, returning the count so far; `None` when the
+    /// subject cannot count (Redis subjects are counted by the server instead).
+    fn count_writes(&self, _on: bool) -> Option<u64> {
+        None
+    }
+
     /// Runs one operation. `Ok(true)` when a load found its session.
     fn run(
         &self,

@@ -98,7 +98,7 @@ impl Workload {
 }
 
 /// A 50-field session, for the cost of one getter against decoding everything.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sessionkit::SessionData)]
 pub(crate) struct Wide {
     pub(crate) f00: String,
     pub(crate) f01: String,
