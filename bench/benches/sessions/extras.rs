@@ -188,19 +188,29 @@ async fn big_save_memory() -> anyhow::Result<(String, u64, u64)> {
     ))
 }
 
-pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<Extras> {
+/// The timing-sensitive figures, measured first on a quiet process.
+pub(crate) async fn before(h: &Harness) -> anyhow::Result<Extras> {
     let mut extras = Extras::default();
     if h.config.filter.is_some() {
         return Ok(extras);
-    }
-    for which in RSS_SUBJECTS {
-        extras.rss.push(((*which).to_owned(), rss_in_child(which)));
     }
     let (getter, whole, via) = getter_vs_decode(h.config.quick);
     extras.getter_ns = getter;
     extras.whole_decode_ns = whole;
     extras.getter_via = via;
     extras.big_save.push(big_save_memory().await?);
+    Ok(extras)
+}
+
+/// The figures taken from the measured rows, and resident memory (in child processes; not
+/// timing-sensitive, so it may overlap the removal of the file stores' sessions).
+pub(crate) fn after(h: &Harness, extras: &mut Extras) {
+    if h.config.filter.is_some() {
+        return;
+    }
+    for which in RSS_SUBJECTS {
+        extras.rss.push(((*which).to_owned(), rss_in_child(which)));
+    }
     for row in h.rows.iter().filter(|r| r.op == Op::ReadOnly) {
         if let Some(w) = row.store_writes {
             extras.read_only_writes.push((
@@ -223,7 +233,6 @@ pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<Extras> {
             ));
         }
     }
-    Ok(extras)
 }
 
 /// Runs `count` operations of one kind on a `MemoryStore` holding 10⁴ sessions, on one

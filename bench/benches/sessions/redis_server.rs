@@ -60,6 +60,9 @@ pub(crate) struct Counters {
     pub(crate) calls: u64,
     pub(crate) writes: u64,
     pub(crate) net_in: u64,
+    /// Socket reads the server processed: with one request in flight at a time, one per
+    /// round trip (a pipeline is one).
+    pub(crate) reads: u64,
 }
 
 pub(crate) async fn counters(
@@ -88,11 +91,15 @@ pub(crate) async fn counters(
         c.calls += calls;
     }
     let stats: String = redis::cmd("INFO").arg("stats").query_async(conn).await?;
-    c.net_in = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("total_net_input_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let stat = |name: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    c.net_in = stat("total_net_input_bytes:");
+    c.reads = stat("total_reads_processed:");
     // The dataset's change counter: every write, whether a plain command or a script.
     let stats: String = redis::cmd("INFO")
         .arg("persistence")
@@ -113,6 +120,7 @@ impl std::ops::Sub for Counters {
             calls: self.calls.saturating_sub(o.calls),
             writes: self.writes.saturating_sub(o.writes),
             net_in: self.net_in.saturating_sub(o.net_in),
+            reads: self.reads.saturating_sub(o.reads),
         }
     }
 }
