@@ -5,3 +5,10 @@
 //! - `file` (default): `FileStore`, one file per session under a directory.
 //! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisConfig, RedisStore};
