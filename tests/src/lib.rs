@@ -2,3 +2,4 @@
 
 pub mod conformance;
 pub mod failing;
+pub mod redis_server;
