@@ -1,0 +1,153 @@
+//! TieredStore's failure rules, with a tier that fails on command.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sessionkit::store::{ChangeSet, Error, MemoryStore, Store, TieredStore};
+use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
+use sessionkit_tests::failing::FailingStore;
+
+type Tiered = TieredStore<FailingStore<MemoryStore>, FailingStore<MemoryStore>>;
+
+fn tiered() -> Tiered {
+    TieredStore::new(
+        FailingStore::new(MemoryStore::new()),
+        FailingStore::new(MemoryStore::new()),
+    )
+}
+
+fn set(k: &str, v: u32) -> ChangeSet {
+    let mut c = ChangeSet::default();
+    c.set.insert(k.into(), enc(v));
+    c
+}
+
+#[tokio::test]
+async fn a_failing_cache_never_fails_a_request() {
+    let store = tiered();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    store.cache().set_all(true);
+    assert!(store.load(&key).await.unwrap().is_some());
+    store.apply(&key, &set("b", 2)).await.unwrap();
+    let other = fresh_key();
+    store.create(&other, &record(&[])).await.unwrap();
+    store.delete(&other).await.unwrap();
+    let moved = fresh_key();
+    store.rename(&key, &moved, None).await.unwrap();
+    assert!(store.load(&moved).await.unwrap().is_some());
+    store.cleanup().await.unwrap();
+    assert!(store.stats().cache_errors >= 6, "{:?}", store.stats());
+}
+
+#[tokio::test]
+async fn a_failing_durable_tier_fails_and_the_cache_holds_nothing_it_lacks() {
+    let store = tiered();
+    let key = fresh_key();
+    store.durable().fail.create.store(true, Ordering::SeqCst);
+    let err = store.create(&key, &record(&[("a", enc(1))])).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(store.cache().inner().load(&key).await.unwrap().is_none());
+    store.durable().set_all(false);
+
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    store.load(&key).await.unwrap();
+    store.durable().fail.apply.store(true, Ordering::SeqCst);
+    assert!(store.apply(&key, &set("a", 2)).await.is_err());
+    // The cache dropped its copy rather than keep a change the durable tier may lack.
+    assert!(store.cache().inner().load(&key).await.unwrap().is_none());
+    store.durable().set_all(false);
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.get("a"), Some(&enc(1)));
+
+    store.durable().fail.load.store(true, Ordering::SeqCst);
+    let miss = fresh_key();
+    assert!(store.load(&miss).await.is_err());
+}
+
+#[tokio::test]
+async fn logout_with_a_failing_cache_delete_does_not_revive_the_session() {
+    let store = tiered();
+    let key = fresh_key();
+    store.create(&key, &record(&[("user", enc(1))])).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+    store.cache().fail.delete.store(true, Ordering::SeqCst);
+    store.delete(&key).await.unwrap();
+    // The stale cache copy is still there, but this process no longer trusts it.
+    assert!(store.cache().inner().load(&key).await.unwrap().is_some());
+    assert!(store.load(&key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn strict_invalidation_reports_a_failed_cache_delete() {
+    let store = tiered().with_strict_invalidation(true);
+    let key = fresh_key();
+    store.create(&key, &record(&[("user", enc(1))])).await.unwrap();
+    store.cache().fail.delete.store(true, Ordering::SeqCst);
+    let err = store.delete(&key).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(store.durable().inner().load(&key).await.unwrap().is_none());
+    assert!(store.load(&key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn cache_entries_never_outlive_the_record_or_the_cap() {
+    let store = tiered().with_max_cache_ttl(Duration::from_millis(300));
+    let key = fresh_key();
+    store
+        .create(&key, &record(&[("a", enc(1))]))
+        .await
+        .unwrap();
+    let cached = store.cache().inner().load(&key).await.unwrap().unwrap();
+    assert!(cached.record.expires_at <= in_ms(300));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The cache forgot it; the durable tier still has it and refills the cache.
+    assert!(store.cache().inner().load(&key).await.unwrap().is_none());
+    assert!(store.load(&key).await.unwrap().is_some());
+    assert!(store.cache().inner().load(&key).await.unwrap().is_some());
+
+    // A short-lived record is cached no longer than it lives (SEC-11).
+    let short = fresh_key();
+    let mut r = record(&[("a", enc(1))]);
+    r.expires_at = in_ms(200);
+    let store = tiered();
+    store.create(&short, &r).await.unwrap();
+    let cached = store.cache().inner().load(&short).await.unwrap().unwrap();
+    assert!(cached.record.expires_at <= r.expires_at);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(store.load(&short).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn stats_count_hits_misses_and_errors() {
+    let store = tiered();
+    let key = fresh_key();
+    store.durable().create(&key, &record(&[])).await.unwrap();
+    store.load(&key).await.unwrap(); // miss, fills
+    store.load(&key).await.unwrap(); // hit
+    store.load(&fresh_key()).await.unwrap(); // miss
+    store.cache().fail.load.store(true, Ordering::SeqCst);
+    store.load(&key).await.unwrap(); // cache error, durable answers
+    let s = store.stats();
+    assert_eq!((s.hits, s.misses, s.cache_errors), (1, 3, 1), "{s:?}");
+}
+
+#[tokio::test]
+async fn a_cache_fill_never_shadows_a_newer_write() {
+    let store = tiered();
+    let key = fresh_key();
+    store.create(&key, &record(&[("v", enc(1))])).await.unwrap();
+    store.apply(&key, &set("v", 2)).await.unwrap();
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.get("v"), Some(&enc(2)));
+    // Written straight to the durable tier behind the cache's back (another process):
+    // the cache serves its copy until it expires — the documented per-process staleness.
+    store.durable().apply(&key, &set("v", 3)).await.unwrap();
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.get("v"), Some(&enc(2)));
+    // A save through the tiered store merges in the durable tier: nothing is lost.
+    store.apply(&key, &set("w", 4)).await.unwrap();
+    let durable = store.durable().load(&key).await.unwrap().unwrap();
+    assert_eq!(durable.record.fields.get("v"), Some(&enc(3)));
+    assert_eq!(durable.record.fields.get("w"), Some(&enc(4)));
+}
