@@ -239,7 +239,8 @@ impl RedisServer {
                 Ok(()) => return,
                 // The old socket may linger for a moment after the kill.
                 Err(log)
-                    if log.contains("Address already in use") && started.elapsed() < READY_LIMIT =>
+                    if log.contains("Address already in use")
+                        && started.elapsed() < READY_LIMIT =>
                 {
                     self.kill();
                     sleep(Duration::from_millis(100));
@@ -345,7 +346,10 @@ impl RedisCluster {
             }
             if started.elapsed() > CLUSTER_LIMIT {
                 let logs: Vec<String> = self.nodes.iter().map(RedisServer::log).collect();
-                panic!("the cluster did not reach cluster_state:ok:\n{}", logs.join("\n---\n"));
+                panic!(
+                    "the cluster did not reach cluster_state:ok:\n{}",
+                    logs.join("\n---\n")
+                );
             }
             sleep(Duration::from_millis(100));
         }
