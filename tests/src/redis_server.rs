@@ -227,6 +227,33 @@ impl RedisServer {
         self.kill();
     }
 
+    /// Freezes the server (`SIGSTOP`): it keeps its connections but answers nothing, like a
+    /// server stuck in a long command or behind a dead network path.
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (`SIGCONT`).
+    ///
+    /// # Panics
+    /// As [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Starts the server again on the same port (stopping it first if it runs).
     ///
     /// # Panics
