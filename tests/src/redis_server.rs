@@ -357,7 +357,12 @@ impl RedisCluster {
         cluster
     }
 
-    fn wait_ok(&self) {
+    /// Waits until every node reports `cluster_state:ok` with all slots served (after a node
+    /// was restarted, say).
+    ///
+    /// # Panics
+    /// When that does not happen in time (with the nodes' logs).
+    pub fn wait_ok(&self) {
         let started = Instant::now();
         let want_nodes = format!("cluster_known_nodes:{}", self.nodes.len());
         loop {
@@ -390,5 +395,11 @@ impl RedisCluster {
     /// The nodes.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
+    }
+
+    /// One node, to stop, pause or restart it (it keeps its port and `nodes.conf`, so a
+    /// restarted node rejoins the cluster).
+    pub fn node_mut(&mut self, index: usize) -> &mut RedisServer {
+        &mut self.nodes[index]
     }
 }

@@ -633,3 +633,103 @@ async fn cluster_move_crosses_slots() {
 async fn owned_fields_of(store: &RedisStore, key: &SessionKey) -> Record {
     store.load(key).await.unwrap().unwrap().record
 }
+
+/// A cluster master going away fails requests with `Unavailable`, never anything else; once it
+/// is back (same port, same node id) the store serves every slot again without a restart.
+#[tokio::test]
+async fn cluster_node_loss_is_unavailable_and_recovers() {
+    let mut cluster = RedisCluster::start();
+    let store = RedisStore::connect(
+        RedisConfig::cluster(cluster.urls())
+            .with_connect_timeout(Duration::from_millis(500))
+            .with_response_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let keys: Vec<SessionKey> = (0..30).map(|_| fresh_key()).collect();
+    for k in &keys {
+        store.create(k, &record(&[("a", enc(1))])).await.unwrap();
+    }
+
+    cluster.node_mut(0).stop();
+    let mut unavailable = 0;
+    for k in &keys {
+        match store.load(k).await {
+            Ok(loaded) => assert!(loaded.is_some()),
+            Err(err @ Error::Unavailable { .. }) => {
+                assert!(err.is_transient());
+                unavailable += 1;
+            }
+            Err(other) => panic!("load with a master down: {other:?}"),
+        }
+    }
+    // 30 random keys over three masters: the lost master served some of them.
+    assert!(unavailable > 0);
+
+    cluster.node_mut(0).restart();
+    cluster.wait_ok();
+    'recovered: {
+        for _ in 0..300 {
+            let mut failed = false;
+            for _ in 0..20 {
+                let key = fresh_key();
+                let ok = match store.create(&key, &record(&[("b", enc(2))])).await {
+                    Ok(()) => store.load(&key).await.is_ok_and(|l| l.is_some()),
+                    Err(Error::Unavailable { .. }) => false,
+                    Err(other) => panic!("unexpected error while the node comes back: {other:?}"),
+                };
+                failed |= !ok;
+            }
+            if !failed {
+                break 'recovered;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the store did not recover after the cluster node came back");
+    }
+}
+
+#[tokio::test]
+async fn lazy_store_starts_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    server.stop();
+    let store = RedisStore::connect(
+        RedisConfig::new(server.url())
+            .with_lazy_connect(true)
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_response_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let err = store.load(&fresh_key()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+
+    server.restart();
+    let key = wait_until_recovered(&store).await;
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn lazy_cluster_store_starts_while_the_cluster_is_down() {
+    let mut cluster = RedisCluster::start();
+    for i in 0..cluster.nodes().len() {
+        cluster.node_mut(i).stop();
+    }
+    let store = RedisStore::connect(
+        RedisConfig::cluster(cluster.urls())
+            .with_lazy_connect(true)
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_response_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let err = store.load(&fresh_key()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+
+    for i in 0..cluster.nodes().len() {
+        cluster.node_mut(i).restart();
+    }
+    cluster.wait_ok();
+    let key = wait_until_recovered(&store).await;
+    assert!(store.load(&key).await.unwrap().is_some());
+}

@@ -41,6 +41,7 @@ pub struct RedisConfig {
     pub(crate) prefix: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
+    pub(crate) lazy: bool,
 }
 
 impl RedisConfig {
@@ -66,6 +67,7 @@ impl RedisConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            lazy: false,
         }
     }
 
@@ -91,6 +93,16 @@ impl RedisConfig {
     #[must_use]
     pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
+        self
+    }
+
+    /// When `true`, [`RedisStore::connect`](super::RedisStore::connect) returns at once and
+    /// the first operation connects, so an application can start while Redis is down (with
+    /// Redis as a cache tier, say); until Redis answers, operations fail with
+    /// [`Error::Unavailable`]. Default `false`: `connect` checks that Redis answers.
+    #[must_use]
+    pub fn with_lazy_connect(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
         self
     }
 
@@ -180,6 +192,7 @@ impl fmt::Debug for RedisConfig {
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
+            .field("lazy", &self.lazy)
             .finish()
     }
 }

@@ -69,7 +69,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ScriptInvocation,
@@ -316,8 +316,9 @@ fn status(op: &'static str, value: &Value) -> Result<i64> {
 }
 
 impl RedisStore {
-    /// Connects to Redis (or a cluster) as `config` says, checks the configuration, and loads
-    /// the scripts.
+    /// Checks the configuration, connects to Redis (or a cluster) and loads the scripts; with
+    /// [`RedisConfig::with_lazy_connect`], only checks the configuration and leaves the rest to
+    /// the first operation.
     ///
     /// # Errors
     /// [`Error::Config`] for a bad prefix, URL or timeout; [`Error::Unavailable`] when Redis
@@ -346,14 +347,16 @@ impl RedisStore {
                     .set_number_of_retries(1)
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(Duration::from_millis(100));
-                Conn::Standalone(
+                Conn::Standalone(if config.lazy {
+                    ConnectionManager::new_lazy_with_config(client, manager).map_err(bad_url)?
+                } else {
                     timed(
                         "connect",
                         op_timeout,
                         ConnectionManager::new_with_config(client, manager),
                     )
-                    .await?,
-                )
+                    .await?
+                })
             }
             Mode::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
@@ -364,7 +367,15 @@ impl RedisStore {
                     .max_retry_wait(200)
                     .build()
                     .map_err(bad_url)?;
-                Conn::Cluster(timed("connect", op_timeout, client.get_async_connection()).await?)
+                Conn::Cluster(if config.lazy {
+                    client.get_pending_async_connection_with_config(
+                        ClusterConfig::new()
+                            .set_connection_timeout(config.connect_timeout)
+                            .set_response_timeout(config.response_timeout),
+                    )
+                } else {
+                    timed("connect", op_timeout, client.get_async_connection()).await?
+                })
             }
         };
         let store = RedisStore {
@@ -372,11 +383,13 @@ impl RedisStore {
             prefix: Arc::from(config.prefix.as_str()),
             op_timeout,
         };
-        for script in scripts::all() {
-            let mut conn = store.conn.clone();
-            store
-                .call("script load", script.load_async(&mut conn))
-                .await?;
+        if !config.lazy {
+            for script in scripts::all() {
+                let mut conn = store.conn.clone();
+                store
+                    .call("script load", script.load_async(&mut conn))
+                    .await?;
+            }
         }
         Ok(store)
     }
