@@ -76,6 +76,78 @@ fn raw_command(port: u16, args: &[&str]) -> std::io::Result<String> {
     Ok(line)
 }
 
+/// Makes a throwaway CA and a server certificate for 127.0.0.1 / localhost in `dir`.
+fn make_certificates(dir: &Path) {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("write server.ext");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sessionkit test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl ({e}): TLS tests need it"));
+        assert!(
+            output.status.success(),
+            "openssl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// A `redis-server` child process on a free loopback port, killed when dropped.
 ///
 /// ```no_run
@@ -89,6 +161,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     extra: Vec<String>,
+    tls: bool,
     dir: TempDir,
 }
 
@@ -107,6 +180,20 @@ impl RedisServer {
     /// # Panics
     /// As [`RedisServer::start`].
     pub fn start_with_args(extra: &[&str]) -> Self {
+        Self::start_inner(extra, false)
+    }
+
+    /// Starts a server that speaks only TLS, with a certificate for `127.0.0.1` and
+    /// `localhost` signed by a throwaway CA ([`ca_cert_pem`](Self::ca_cert_pem)); clients are
+    /// not asked for certificates. Needs the `openssl` command.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`], or when the certificates cannot be made.
+    pub fn start_tls() -> Self {
+        Self::start_inner(&[], true)
+    }
+
+    fn start_inner(extra: &[&str], tls: bool) -> Self {
         let cluster = extra.contains(&"--cluster-enabled");
         let dir = tempfile::Builder::new()
             .prefix("sessionkit-redis-")
@@ -116,8 +203,12 @@ impl RedisServer {
             child: None,
             port: 0,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            tls,
             dir,
         };
+        if tls {
+            make_certificates(server.dir.path());
+        }
         // Another process may take the port between our probe and the server's bind: try a
         // few ports before giving up.
         for attempt in 1..=5 {
@@ -139,6 +230,8 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
         let log = dir.join("redis.log");
+        // Readiness and failures are read from the log: keep an earlier run's lines apart.
+        let _ = std::fs::rename(&log, dir.join("redis.log.prev"));
         let child = Command::new(server_binary())
             .arg("--port")
             .arg(self.port.to_string())
@@ -148,6 +241,7 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(&self.extra)
+            .args(self.tls_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -163,13 +257,42 @@ impl RedisServer {
         self.wait_ready()
     }
 
+    fn tls_args(&self) -> Vec<String> {
+        if !self.tls {
+            return Vec::new();
+        }
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            self.port.to_string(),
+            "--tls-cert-file".into(),
+            file("server.crt"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
+    }
+
+    fn ready(&self) -> bool {
+        if self.tls {
+            // No TLS client here: trust the log once the port accepts connections.
+            self.log().contains("Ready to accept connections")
+                && TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok()
+        } else {
+            raw_command(self.port, &["PING"]).is_ok_and(|reply| reply == "+PONG")
+        }
+    }
+
     fn wait_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
         loop {
-            if let Ok(reply) = raw_command(self.port, &["PING"]) {
-                if reply == "+PONG" {
-                    return Ok(());
-                }
+            if self.ready() {
+                return Ok(());
             }
             let exited = self
                 .child
@@ -201,9 +324,19 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>/`.
+    /// `redis://127.0.0.1:<port>/`, or `rediss://…` for a [TLS](Self::start_tls) server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// The PEM certificate of the CA that signed a [TLS](Self::start_tls) server's certificate.
+    ///
+    /// # Panics
+    /// For a server started without TLS.
+    pub fn ca_cert_pem(&self) -> Vec<u8> {
+        assert!(self.tls, "not a TLS server");
+        std::fs::read(self.dir.path().join("ca.crt")).expect("read ca.crt")
     }
 
     /// The server's temporary directory.

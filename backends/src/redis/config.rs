@@ -42,6 +42,7 @@ pub struct RedisConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) lazy: bool,
+    pub(crate) root_cert: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -68,6 +69,7 @@ impl RedisConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             lazy: false,
+            root_cert: None,
         }
     }
 
@@ -106,6 +108,14 @@ impl RedisConfig {
         self
     }
 
+    /// For `rediss://` URLs: trust the certificate authority in `pem` (PEM text) instead of the
+    /// system's root certificates, as for a Redis behind a private CA.
+    #[must_use]
+    pub fn with_tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -140,6 +150,11 @@ impl RedisConfig {
                     "a Redis Cluster configuration needs at least one node".into(),
                 ));
             }
+        }
+        if self.root_cert.is_some() && !self.urls().iter().all(|u| u.starts_with("rediss://")) {
+            return Err(Error::Config(
+                "a TLS root certificate needs rediss:// URLs".into(),
+            ));
         }
         if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(Error::Config(
@@ -193,6 +208,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("lazy", &self.lazy)
+            .field("tls_root_cert", &self.root_cert.is_some())
             .finish()
     }
 }

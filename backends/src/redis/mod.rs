@@ -73,7 +73,7 @@ use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ScriptInvocation,
-    ServerErrorKind, Value,
+    ServerErrorKind, TlsCertificates, Value,
 };
 use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Moved, Record, Result, Store};
 use sessionkit::{SessionKey, from_millis, to_millis};
@@ -257,11 +257,28 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
     }))
 }
 
+/// The kind of the I/O error inside a redis-rs error (which keeps it behind an `Arc`).
+fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    let source = std::error::Error::source(err)?;
+    let io = match source.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<std::io::Error>(),
+        None => source.downcast_ref::<std::io::Error>(),
+    };
+    io.map(std::io::Error::kind)
+}
+
 /// Sorts a redis-rs error into the core's kinds: cannot reach or no answer → unavailable
-/// (transient); everything the server answered with → a storage failure.
+/// (transient); everything the server answered with, and a peer we refuse to trust (a TLS
+/// certificate that does not verify) → a storage failure.
 fn map_error(op: &'static str, err: RedisError) -> Error {
+    let io_kind = io_error_kind(&err);
     let unavailable = match err.kind() {
-        ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => true,
+        ErrorKind::Io => !matches!(
+            io_kind,
+            Some(std::io::ErrorKind::InvalidData | std::io::ErrorKind::PermissionDenied)
+        ),
+        ErrorKind::ClusterConnectionNotFound => true,
         ErrorKind::Server(kind) => matches!(
             kind,
             ServerErrorKind::ClusterDown
@@ -294,6 +311,13 @@ async fn timed<T>(
             elapsed,
         )),
     }
+}
+
+fn tls_certs(config: &RedisConfig) -> Option<TlsCertificates> {
+    config.root_cert.as_ref().map(|pem| TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.clone()),
+    })
 }
 
 fn owner_hash(owner: &str) -> String {
@@ -338,7 +362,11 @@ impl RedisStore {
         };
         let conn = match &config.mode {
             Mode::Standalone(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(bad_url)?;
+                let client = match tls_certs(&config) {
+                    Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+                    None => redis::Client::open(url.as_str()),
+                }
+                .map_err(bad_url)?;
                 // One reconnection attempt per failed request, not a long backoff: requests
                 // fail fast while Redis is down, and the next one tries again.
                 let manager = ConnectionManagerConfig::new()
@@ -359,7 +387,11 @@ impl RedisStore {
                 })
             }
             Mode::Cluster(nodes) => {
-                let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str));
+                if let Some(certs) = tls_certs(&config) {
+                    builder = builder.certs(certs);
+                }
+                let client = builder
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(config.response_timeout)
                     .retries(2)
@@ -894,5 +926,8 @@ mod tests {
         assert!(matches!(map_error("load", server), Error::Storage { .. }));
         let down: RedisError = (ErrorKind::Server(ServerErrorKind::ClusterDown), "down").into();
         assert!(map_error("load", down).is_transient());
+        let tls: RedisError =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate").into();
+        assert!(matches!(map_error("connect", tls), Error::Storage { .. }));
     }
 }
