@@ -19,7 +19,9 @@
 //! later; readers also compare `m:exp` with the application's clock. An owner set expires
 //! with the longest-lived session it indexes.
 //!
-//! The `{…}` around the key hex is a cluster hash tag: a session's key is in one slot.
+//! The `{…}` around the key hex is a cluster hash tag: a session's key is in one slot. On a
+//! single server the scripts also reach keys named inside the data (an alias's target, an
+//! owner set), which Redis allows outside cluster mode; in a cluster they never do.
 //!
 //! # Round trips
 //!
@@ -35,11 +37,11 @@
 //!
 //! - **Loading through an old key** (grace window) takes two trips: the alias, then the
 //!   session it points to, which lives in another slot.
-//! - **The owner index** lives in the owner's slot. It is written *before* the session (a
-//!   create with an owner, a save that sets the owner: one extra trip), so it always lists at
-//!   least every session of the owner; [`owned_by`](Store::owned_by) checks each member and
-//!   prunes the stale ones. A save that moves the expiry of a session with an owner extends
-//!   the set's expiry in a second trip.
+//! - **The owner index** lives in the owner's slot. It is written *before* the session (one
+//!   extra trip for a create with an owner or a save that sets the owner), so it always lists
+//!   at least every session of the owner; [`owned_by`](Store::owned_by) checks each member
+//!   (one trip per member) and prunes the stale ones. A save that moves the expiry of a
+//!   session with an owner, or sets its owner, then extends the set's expiry in one more trip.
 //! - **A move** copies the session to the new key (only if that key is free), then swaps the
 //!   old key for its alias only if no save landed in between (the `m:rev` counter), copying
 //!   again when one did. So no save is lost and every load sees a whole session. It is not
