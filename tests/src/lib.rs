@@ -4,3 +4,4 @@ pub mod conformance;
 pub mod failing;
 pub mod file_crash;
 pub mod lifecycle;
+pub mod redis_server;
