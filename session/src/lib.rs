@@ -25,12 +25,17 @@
 
 mod error;
 mod id;
+pub mod manager;
 mod record;
 mod session;
 pub mod store;
 
 pub use error::{BoxError, Error, Result};
 pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
+pub use manager::{
+    ActiveSession, Clock, EventListener, ExpiryReason, IpBinding, ManualClock, Outcome,
+    RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,
+};
 pub use record::{RECORD_VERSION, from_millis, to_millis};
 pub use session::{RESERVED_PREFIX, RawValue, Session, Value};
 pub use store::{MemoryStore, Store, StoreExt, TieredStore};
