@@ -523,7 +523,12 @@ impl Session {
     }
 
     /// Ends the session (logout): when the request finishes it is deleted from every store
-    /// tier and the response clears the cookie. Its data is dropped from this handle at once.
+    /// tier and the response clears the cookie. Its data, flash messages and owner tag are
+    /// dropped from this handle at once.
+    ///
+    /// Whatever the request stores after this call starts a new session with a new id (so a
+    /// "You have been logged out" flash survives the logout); if it stores nothing, no
+    /// session remains.
     ///
     /// ```
     /// # let session = sessionkit::Session::new();
@@ -534,7 +539,11 @@ impl Session {
     /// ```
     pub fn destroy(&self) {
         let mut state = self.state.lock();
-        state.intent.destroy = true;
+        state.intent = Intent {
+            destroy: true,
+            ..Intent::default()
+        };
+        state.owner = None;
         state.fields.clear();
         state.dirty.clear();
         state.cleared = false;

@@ -101,7 +101,12 @@ impl<S: Store> Store for FailingStore<S> {
         self.check(&self.fail.delete, "delete")?;
         self.inner.delete(key).await
     }
-    async fn rename(&self, from: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
         self.check(&self.fail.rename, "rename")?;
         self.inner.rename(from, to, grace).await
     }

@@ -45,7 +45,10 @@ async fn a_failing_durable_tier_fails_and_the_cache_holds_nothing_it_lacks() {
     let store = tiered();
     let key = fresh_key();
     store.durable().fail.create.store(true, Ordering::SeqCst);
-    let err = store.create(&key, &record(&[("a", enc(1))])).await.unwrap_err();
+    let err = store
+        .create(&key, &record(&[("a", enc(1))]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     assert!(store.cache().inner().load(&key).await.unwrap().is_none());
     store.durable().set_all(false);
@@ -69,7 +72,10 @@ async fn a_failing_durable_tier_fails_and_the_cache_holds_nothing_it_lacks() {
 async fn logout_with_a_failing_cache_delete_does_not_revive_the_session() {
     let store = tiered();
     let key = fresh_key();
-    store.create(&key, &record(&[("user", enc(1))])).await.unwrap();
+    store
+        .create(&key, &record(&[("user", enc(1))]))
+        .await
+        .unwrap();
     assert!(store.load(&key).await.unwrap().is_some());
     store.cache().fail.delete.store(true, Ordering::SeqCst);
     store.delete(&key).await.unwrap();
@@ -82,7 +88,10 @@ async fn logout_with_a_failing_cache_delete_does_not_revive_the_session() {
 async fn strict_invalidation_reports_a_failed_cache_delete() {
     let store = tiered().with_strict_invalidation(true);
     let key = fresh_key();
-    store.create(&key, &record(&[("user", enc(1))])).await.unwrap();
+    store
+        .create(&key, &record(&[("user", enc(1))]))
+        .await
+        .unwrap();
     store.cache().fail.delete.store(true, Ordering::SeqCst);
     let err = store.delete(&key).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
@@ -94,10 +103,7 @@ async fn strict_invalidation_reports_a_failed_cache_delete() {
 async fn cache_entries_never_outlive_the_record_or_the_cap() {
     let store = tiered().with_max_cache_ttl(Duration::from_millis(300));
     let key = fresh_key();
-    store
-        .create(&key, &record(&[("a", enc(1))]))
-        .await
-        .unwrap();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
     let cached = store.cache().inner().load(&key).await.unwrap().unwrap();
     assert!(cached.record.expires_at <= in_ms(300));
     tokio::time::sleep(Duration::from_millis(500)).await;

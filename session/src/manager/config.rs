@@ -133,7 +133,8 @@ pub struct SessionConfig {
     pub path: String,
     /// The cookie's `Domain`. Default `None`: only the host that set it receives it.
     pub domain: Option<String>,
-    /// Called with every lifecycle event. Default `None`.
+    /// Called with every lifecycle event, on the request's path: keep it cheap (count,
+    /// enqueue). Default `None`.
     pub listener: Option<EventListener>,
     /// Where the manager reads the time. Default [`SystemClock`].
     pub clock: Arc<dyn Clock>,
@@ -382,12 +383,12 @@ impl SessionConfig {
                 self.path
             )));
         }
-        if let Some(domain) = &self.domain {
-            if domain.is_empty() || !domain.bytes().all(is_attr_byte) || domain.contains(' ') {
-                return Err(config(format!(
-                    "domain {domain:?} is not a valid cookie domain"
-                )));
-            }
+        if let Some(domain) = &self.domain
+            && (domain.is_empty() || !domain.bytes().all(is_attr_byte) || domain.contains(' '))
+        {
+            return Err(config(format!(
+                "domain {domain:?} is not a valid cookie domain"
+            )));
         }
         if self.idle_timeout.is_zero() {
             return Err(config("idle_timeout must be more than zero"));

@@ -423,7 +423,8 @@ impl<S: Store + 'static> SessionManager<S> {
     ///   changed nothing writes nothing, unless the idle deadline is due for a refresh
     ///   (see [`refresh_fraction`](SessionConfig::refresh_fraction)) or the id for rotation.
     /// - [`Session::regenerate`] moves the session to a fresh id; the old id is dead at once.
-    /// - [`Session::destroy`] deletes it and clears the cookie.
+    /// - [`Session::destroy`] deletes it and clears the cookie (or, if the request stored data
+    ///   after the call, starts a new session for that data under a new id).
     /// - An id older than [`rotate_after`](SessionConfig::rotate_after) is replaced; the old
     ///   id resolves for [`rotation_grace`](SessionConfig::rotation_grace) more.
     ///
@@ -435,8 +436,8 @@ impl<S: Store + 'static> SessionManager<S> {
     pub async fn finish(&self, active: ActiveSession) -> Result<Outcome> {
         let intent = active.session.intent();
         match &active.origin {
-            Origin::New => self.finish_new(&active, &intent).await,
-            Origin::Existing(existing) if intent.destroy => self.destroy(existing).await,
+            Origin::New => self.finish_new(&active).await,
+            Origin::Existing(existing) if intent.destroy => self.destroy(&active, existing).await,
             Origin::Existing(existing) if intent.regenerate => {
                 self.regenerate(&active, existing, &intent).await
             }
@@ -490,26 +491,26 @@ impl<S: Store + 'static> SessionManager<S> {
         meta: Option<&Meta>,
         changes: &mut ChangeSet,
     ) -> Result<()> {
-        if let Some(tag) = &active.ip_tag {
-            if meta.is_none_or(|m| m.ip.is_none()) {
-                changes
-                    .set
-                    .insert(meta::IP.to_owned(), meta::encode(meta::IP, tag)?);
-            }
+        if let Some(tag) = &active.ip_tag
+            && meta.is_none_or(|m| m.ip.is_none())
+        {
+            changes
+                .set
+                .insert(meta::IP.to_owned(), meta::encode(meta::IP, tag)?);
         }
-        if let Some(tag) = &active.ua_tag {
-            if meta.is_none_or(|m| m.ua.is_none()) {
-                changes
-                    .set
-                    .insert(meta::UA.to_owned(), meta::encode(meta::UA, tag)?);
-            }
+        if let Some(tag) = &active.ua_tag
+            && meta.is_none_or(|m| m.ua.is_none())
+        {
+            changes
+                .set
+                .insert(meta::UA.to_owned(), meta::encode(meta::UA, tag)?);
         }
         Ok(())
     }
 
-    async fn finish_new(&self, active: &ActiveSession, intent: &Intent) -> Result<Outcome> {
+    async fn finish_new(&self, active: &ActiveSession) -> Result<Outcome> {
         let session = &active.session;
-        if intent.destroy || !session.has_user_data() {
+        if !session.has_user_data() {
             // Nothing to keep (SEC-26). A cookie that led nowhere is cleared, so the client
             // stops presenting it.
             return Ok(if active.presented {
@@ -547,7 +548,7 @@ impl<S: Store + 'static> SessionManager<S> {
         Ok(self.cookie_for(session, &id, now, expires_at))
     }
 
-    async fn destroy(&self, existing: &Existing) -> Result<Outcome> {
+    async fn destroy(&self, active: &ActiveSession, existing: &Existing) -> Result<Outcome> {
         let store = &self.inner.store;
         store.delete(&existing.key).await?;
         if let Some(alias) = &existing.alias {
@@ -556,7 +557,12 @@ impl<S: Store + 'static> SessionManager<S> {
         self.emit(SessionEvent::Destroyed {
             session: existing.id.fingerprint(),
         });
-        Ok(self.removal(false))
+        if active.session.has_user_data() {
+            // Data stored after the logout belongs to a new session, under a new id.
+            self.finish_new(active).await
+        } else {
+            Ok(self.removal(false))
+        }
     }
 
     /// The change set of a save: the session's changes, the owner, missing binding tags.

@@ -116,6 +116,25 @@ impl<T> Typed<T> {
     }
 }
 
+#[cfg(feature = "derive")]
+impl<T: crate::SessionData> Typed<T> {
+    /// Decodes the whole struct.
+    ///
+    /// # Errors
+    /// As [`SessionData::load`](crate::SessionData::load).
+    pub fn load(&self) -> crate::Result<T> {
+        T::load(&self.session)
+    }
+
+    /// Writes the whole struct back, marking only the fields that differ.
+    ///
+    /// # Errors
+    /// As [`SessionData::store`](crate::SessionData::store).
+    pub fn store(&self, value: &T) -> crate::Result<()> {
+        value.store(&self.session)
+    }
+}
+
 impl<T> Deref for Typed<T> {
     type Target = Session;
     fn deref(&self) -> &Session {

@@ -104,14 +104,9 @@ pub async fn create_collision<S: Store + ?Sized>(store: &S) {
 /// Of many concurrent `create`s of one key exactly one wins.
 pub async fn concurrent_create_one_wins<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
-    let results = futures::future::join_all((0..16).map(|i| {
-        let key = key;
-        async move {
-            store
-                .create(&key, &record(&[("who", enc(i))]))
-                .await
-        }
-    }))
+    let results = futures::future::join_all(
+        (0..16).map(|i| async move { store.create(&key, &record(&[("who", enc(i))])).await }),
+    )
     .await;
     let wins = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(wins, 1, "{results:?}");
@@ -148,8 +143,14 @@ pub async fn apply_merges<S: Store + ?Sized>(store: &S) {
 pub async fn same_key_last_writer_wins<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
     store.create(&key, &record(&[])).await.unwrap();
-    store.apply(&key, &set(&[("k", enc("first"))])).await.unwrap();
-    store.apply(&key, &set(&[("k", enc("second"))])).await.unwrap();
+    store
+        .apply(&key, &set(&[("k", enc("first"))]))
+        .await
+        .unwrap();
+    store
+        .apply(&key, &set(&[("k", enc("second"))]))
+        .await
+        .unwrap();
     assert_eq!(fields(store, &key).await.get("k"), Some(&enc("second")));
 }
 
@@ -159,21 +160,22 @@ pub async fn disjoint_concurrent_saves_all_kept<S: Store + ?Sized>(store: &S) {
     const ROUNDS: usize = 25;
     let key = fresh_key();
     store.create(&key, &record(&[])).await.unwrap();
-    futures::future::join_all((0..TASKS).map(|t| {
-        let key = key;
-        async move {
-            for round in 0..ROUNDS {
-                let c = set(&[(&format!("task-{t}"), enc(round))]);
-                store.apply(&key, &c).await.unwrap();
-                tokio::task::yield_now().await;
-            }
+    futures::future::join_all((0..TASKS).map(|t| async move {
+        for round in 0..ROUNDS {
+            let c = set(&[(&format!("task-{t}"), enc(round))]);
+            store.apply(&key, &c).await.unwrap();
+            tokio::task::yield_now().await;
         }
     }))
     .await;
     let f = fields(store, &key).await;
     assert_eq!(f.len(), TASKS);
     for t in 0..TASKS {
-        assert_eq!(f.get(&format!("task-{t}")), Some(&enc(ROUNDS - 1)), "task {t}");
+        assert_eq!(
+            f.get(&format!("task-{t}")),
+            Some(&enc(ROUNDS - 1)),
+            "task {t}"
+        );
     }
 }
 
@@ -182,10 +184,7 @@ pub async fn save_after_delete_does_not_resurrect<S: Store + ?Sized>(store: &S) 
     let key = fresh_key();
     store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
     store.delete(&key).await.unwrap();
-    let err = store
-        .apply(&key, &set(&[("b", enc(2))]))
-        .await
-        .unwrap_err();
+    let err = store.apply(&key, &set(&[("b", enc(2))])).await.unwrap_err();
     assert!(matches!(err, Error::Gone), "got {err:?}");
     assert!(store.load(&key).await.unwrap().is_none());
     // Deleting again is fine.
@@ -202,15 +201,15 @@ pub async fn save_after_delete_does_not_resurrect<S: Store + ?Sized>(store: &S) 
 pub async fn saves_racing_delete_never_resurrect<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
     store.create(&key, &record(&[])).await.unwrap();
-    let writers = futures::future::join_all((0..8).map(|t| {
-        let key = key;
-        async move {
-            for round in 0..20 {
-                match store.apply(&key, &set(&[(&format!("t{t}"), enc(round))])).await {
-                    Ok(()) => tokio::task::yield_now().await,
-                    Err(Error::Gone) => return,
-                    Err(e) => panic!("unexpected error {e:?}"),
-                }
+    let writers = futures::future::join_all((0..8).map(|t| async move {
+        for round in 0..20 {
+            match store
+                .apply(&key, &set(&[(&format!("t{t}"), enc(round))]))
+                .await
+            {
+                Ok(()) => tokio::task::yield_now().await,
+                Err(Error::Gone) => return,
+                Err(e) => panic!("unexpected error {e:?}"),
             }
         }
     }));
@@ -288,13 +287,19 @@ pub async fn cleanup_removes_expired<S: Store + ?Sized>(store: &S, caps: &Caps) 
 /// A move without grace: the new key holds the record, the old key is dead at once.
 pub async fn move_without_grace<S: Store + ?Sized>(store: &S) {
     let (from, to) = (fresh_key(), fresh_key());
-    store.create(&from, &record(&[("a", enc(1))])).await.unwrap();
+    store
+        .create(&from, &record(&[("a", enc(1))]))
+        .await
+        .unwrap();
     store.rename(&from, &to, None).await.unwrap();
     assert!(store.load(&from).await.unwrap().is_none());
     let loaded = store.load(&to).await.unwrap().unwrap();
     assert_eq!(loaded.record.fields.get("a"), Some(&enc(1)));
     assert!(loaded.moved.is_none());
-    let err = store.apply(&from, &set(&[("b", enc(2))])).await.unwrap_err();
+    let err = store
+        .apply(&from, &set(&[("b", enc(2))]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Gone), "got {err:?}");
     // The old key can't be created over while... it is free again: it is.
     assert!(store.load(&from).await.unwrap().is_none());
@@ -304,7 +309,10 @@ pub async fn move_without_grace<S: Store + ?Sized>(store: &S) {
 /// token) until the window ends, never accepts saves, and is dead afterwards.
 pub async fn move_with_grace<S: Store + ?Sized>(store: &S) {
     let (from, to) = (fresh_key(), fresh_key());
-    store.create(&from, &record(&[("a", enc(1))])).await.unwrap();
+    store
+        .create(&from, &record(&[("a", enc(1))]))
+        .await
+        .unwrap();
     let grace = Grace {
         until: in_ms(600),
         token: vec![9, 8, 7],
@@ -318,7 +326,10 @@ pub async fn move_with_grace<S: Store + ?Sized>(store: &S) {
     store.apply(&to, &set(&[("b", enc(2))])).await.unwrap();
     let via_old = store.load(&from).await.unwrap().unwrap();
     assert_eq!(via_old.record.fields.get("b"), Some(&enc(2)));
-    let err = store.apply(&from, &set(&[("c", enc(3))])).await.unwrap_err();
+    let err = store
+        .apply(&from, &set(&[("c", enc(3))]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Gone), "got {err:?}");
     // The alias is taken for create.
     let err = store.create(&from, &record(&[])).await.unwrap_err();
@@ -344,7 +355,10 @@ pub async fn grace_never_outlives_record<S: Store + ?Sized>(store: &S) {
     assert!(store.load(&to).await.unwrap().is_none());
 
     let (from, to) = (fresh_key(), fresh_key());
-    store.create(&from, &record(&[("a", enc(1))])).await.unwrap();
+    store
+        .create(&from, &record(&[("a", enc(1))]))
+        .await
+        .unwrap();
     store.rename(&from, &to, Some(&grace)).await.unwrap();
     store.delete(&to).await.unwrap();
     assert!(store.load(&from).await.unwrap().is_none());
@@ -354,8 +368,14 @@ pub async fn grace_never_outlives_record<S: Store + ?Sized>(store: &S) {
 /// absent key fails with `Gone`.
 pub async fn move_conflicts<S: Store + ?Sized>(store: &S) {
     let (from, to) = (fresh_key(), fresh_key());
-    store.create(&from, &record(&[("who", enc("from"))])).await.unwrap();
-    store.create(&to, &record(&[("who", enc("to"))])).await.unwrap();
+    store
+        .create(&from, &record(&[("who", enc("from"))]))
+        .await
+        .unwrap();
+    store
+        .create(&to, &record(&[("who", enc("to"))]))
+        .await
+        .unwrap();
     let err = store.rename(&from, &to, None).await.unwrap_err();
     assert!(matches!(err, Error::AlreadyExists), "got {err:?}");
     assert_eq!(fields(store, &from).await.get("who"), Some(&enc("from")));
@@ -408,10 +428,16 @@ pub async fn large_values<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
     let big: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
     let big = Bytes::from(big);
-    store.create(&key, &record(&[("big", big.clone())])).await.unwrap();
+    store
+        .create(&key, &record(&[("big", big.clone())]))
+        .await
+        .unwrap();
     assert_eq!(fields(store, &key).await.get("big"), Some(&big));
     let big2 = Bytes::from(vec![7u8; 1_048_576]);
-    store.apply(&key, &set(&[("big2", big2.clone())])).await.unwrap();
+    store
+        .apply(&key, &set(&[("big2", big2.clone())]))
+        .await
+        .unwrap();
     let f = fields(store, &key).await;
     assert_eq!(f.get("big"), Some(&big));
     assert_eq!(f.get("big2"), Some(&big2));
@@ -466,7 +492,13 @@ pub async fn empty_map<S: Store + ?Sized>(store: &S) {
     store.apply(&key, &c).await.unwrap();
     assert!(fields(store, &key).await.is_empty());
     store
-        .apply(&key, &ChangeSet { clear: true, ..ChangeSet::default() })
+        .apply(
+            &key,
+            &ChangeSet {
+                clear: true,
+                ..ChangeSet::default()
+            },
+        )
         .await
         .unwrap();
     assert!(store.load(&key).await.unwrap().is_some());
