@@ -117,7 +117,9 @@ impl SiteConfig {
     /// A message naming the variable that does not parse.
     pub fn from_env() -> Result<Self, String> {
         let port = match std::env::var("PORT") {
-            Ok(p) => p.parse().map_err(|_| "PORT must be a port number".to_owned())?,
+            Ok(p) => p
+                .parse()
+                .map_err(|_| "PORT must be a port number".to_owned())?,
             Err(_) => 3000,
         };
         let store = match std::env::var("SESSIONKIT_STORE") {
@@ -238,7 +240,11 @@ impl From<sessionkit::Error> for Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         tracing::error!(error = %self.0, "request failed");
-        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        )
+            .into_response()
     }
 }
 
@@ -260,7 +266,8 @@ fn escape(s: &str) -> String {
 /// Keeps form input to a sane, printable size.
 fn clean(input: &str, max: usize) -> Option<String> {
     let trimmed = input.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(char::is_control)
+    {
         None
     } else {
         Some(trimmed.to_owned())
@@ -280,7 +287,9 @@ async fn home(visitor: Typed<Visitor>) -> Result<Html<String>, Failure> {
     if let Some(message) = flash {
         page.push_str(&format!("<p id=\"flash\">{}</p>\n", escape(&message)));
     }
-    page.push_str(&format!("<p>Visits: <span id=\"visits\">{visits}</span></p>\n"));
+    page.push_str(&format!(
+        "<p>Visits: <span id=\"visits\">{visits}</span></p>\n"
+    ));
     match &user {
         Some(name) => page.push_str(&format!(
             "<p>Logged in as <span id=\"user\">{}</span></p>\n<form method=\"post\" action=\"/logout\"><button id=\"logout\">Log out</button></form>\n<form method=\"post\" action=\"/logout-everywhere\"><button id=\"logout-everywhere\">Log out everywhere</button></form>\n",

@@ -105,7 +105,12 @@ impl<S: Store> Store for CountingStore<S> {
         self.calls.delete.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(key).await
     }
-    async fn rename(&self, from: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
         self.calls.rename.fetch_add(1, Ordering::SeqCst);
         self.inner.rename(from, to, grace).await
     }

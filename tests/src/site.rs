@@ -39,7 +39,10 @@ impl Drop for Site {
 
 impl Site {
     /// Starts the site on `kind`, with the site's defaults adjusted by `tweak`.
-    pub async fn start(kind: StoreKind, tweak: impl FnOnce(SessionConfig) -> SessionConfig) -> Site {
+    pub async fn start(
+        kind: StoreKind,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
         Self::start_behind_proxies(kind, 0, tweak).await
     }
 
@@ -56,7 +59,9 @@ impl Site {
         );
         let redis = needs_redis.then(RedisServer::start);
         let url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
-        let inner = open_store(kind, dir.path(), &url).await.expect("store opens");
+        let inner = open_store(kind, dir.path(), &url)
+            .await
+            .expect("store opens");
         let store = Arc::new(CountingStore::new(FailingStore::new(inner)));
         let clock = ManualClock::new();
         let config = tweak(
@@ -155,9 +160,12 @@ impl Client {
         for sc in &set_cookies {
             let first = sc.split(';').next().unwrap_or_default();
             if let Some(value) = first.strip_prefix("id=") {
-                let removal = value.is_empty()
-                    || sc.to_ascii_lowercase().contains("max-age=0");
-                self.cookie = if removal { None } else { Some(value.to_owned()) };
+                let removal = value.is_empty() || sc.to_ascii_lowercase().contains("max-age=0");
+                self.cookie = if removal {
+                    None
+                } else {
+                    Some(value.to_owned())
+                };
             }
         }
         let body = res.text().await.unwrap_or_default();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const ELEMENT_KEY: &str = "element-6066-11e4-a6e0-29ed4c7e8ec5";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A ChromeDriver process and one browser session on it; both end on drop.
 pub struct Browser {
@@ -35,12 +35,14 @@ impl Browser {
     /// Starts ChromeDriver and a headless Chromium with an empty profile.
     pub async fn start() -> Browser {
         let port = free_port();
-        let driver = Command::new(std::env::var("SESSIONKIT_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver runs (scripts/ensure-browser.sh installs it)");
+        let driver = Command::new(
+            std::env::var("SESSIONKIT_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
+        )
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver runs (scripts/ensure-browser.sh installs it)");
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         for _ in 0..200 {
@@ -90,7 +92,13 @@ impl Browser {
             "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body),
         };
-        let res: Value = req.send().await.expect("webdriver call").json().await.expect("json");
+        let res: Value = req
+            .send()
+            .await
+            .expect("webdriver call")
+            .json()
+            .await
+            .expect("json");
         if res["value"].get("error").is_some() {
             panic!("webdriver {method} {path}: {res}");
         }
@@ -104,7 +112,11 @@ impl Browser {
 
     async fn find(&self, css: &str) -> String {
         let v = self
-            .call("POST", "/element", json!({"using": "css selector", "value": css}))
+            .call(
+                "POST",
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
             .await;
         v[ELEMENT_KEY].as_str().expect("element id").to_owned()
     }
@@ -112,14 +124,19 @@ impl Browser {
     /// Types `text` into the element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
-        self.call("POST", &format!("/element/{id}/value"), json!({ "text": text }))
-            .await;
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
-        self.call("POST", &format!("/element/{id}/click"), json!({})).await;
+        self.call("POST", &format!("/element/{id}/click"), json!({}))
+            .await;
     }
 
     /// The text of the element matching `css`, or `None` when there is none.
@@ -140,6 +157,15 @@ impl Browser {
             .await
             .as_str()
             .map(str::to_owned)
+    }
+
+    /// The page's HTML, for failure messages.
+    pub async fn source(&self) -> String {
+        self.call("GET", "/source", json!({}))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The cookies the browser holds for the current page, as WebDriver reports them.

@@ -10,7 +10,12 @@ async fn a_browser_clicks_through_the_site() {
     let browser = Browser::start().await;
 
     browser.goto(&format!("{}/", site.base)).await;
-    assert_eq!(browser.text("#visits").await.as_deref(), Some("1"));
+    assert_eq!(
+        browser.text("#visits").await.as_deref(),
+        Some("1"),
+        "{}",
+        browser.source().await
+    );
     browser.goto(&format!("{}/", site.base)).await;
     assert_eq!(browser.text("#visits").await.as_deref(), Some("2"));
 
@@ -22,13 +27,19 @@ async fn a_browser_clicks_through_the_site() {
     assert_eq!(id["httpOnly"], true, "{id}");
     assert_eq!(id["sameSite"], "Lax", "{id}");
     assert_eq!(id["path"], "/", "{id}");
-    assert!(id.get("expiry").is_none_or(|e| e.is_null()), "a browser-session cookie: {id}");
+    assert!(
+        id.get("expiry").is_none_or(|e| e.is_null()),
+        "a browser-session cookie: {id}"
+    );
     let first_id = id["value"].clone();
 
     browser.type_into("#username", "alice").await;
     browser.click("#login").await;
     assert_eq!(browser.text("#user").await.as_deref(), Some("alice"));
-    assert_eq!(browser.text("#flash").await.as_deref(), Some("Welcome, alice!"));
+    assert_eq!(
+        browser.text("#flash").await.as_deref(),
+        Some("Welcome, alice!")
+    );
     let cookies = browser.cookies().await;
     let id = cookies.iter().find(|c| c["name"] == "id").expect("cookie");
     assert_ne!(id["value"], first_id, "login regenerates the id");
@@ -36,7 +47,11 @@ async fn a_browser_clicks_through_the_site() {
     browser.type_into("#item", "tea").await;
     browser.click("#add").await;
     assert_eq!(browser.text("#cart").await.as_deref(), Some("tea"));
-    assert_eq!(browser.text("#flash").await, None, "the flash was shown once");
+    assert_eq!(
+        browser.text("#flash").await,
+        None,
+        "the flash was shown once"
+    );
 
     browser.type_into("#message", "hello there").await;
     browser.click("#flash-set").await;
@@ -46,7 +61,10 @@ async fn a_browser_clicks_through_the_site() {
 
     browser.click("#logout").await;
     assert_eq!(browser.text("#user").await, None);
-    assert!(browser.text("#username").await.is_some(), "the login form is back");
+    assert!(
+        browser.text("#username").await.is_some(),
+        "the login form is back"
+    );
     // After logout, the page is a fresh session: count restarted.
     assert_eq!(browser.text("#visits").await.as_deref(), Some("1"));
 }

@@ -20,16 +20,25 @@ pub async fn counting_visits(kind: StoreKind) {
     let mut c = site.client();
     let first = c.get("/").await;
     assert_eq!(first.status, 200);
-    let cookie = first.set_cookies.first().expect("a new session sets its cookie");
+    let cookie = first
+        .set_cookies
+        .first()
+        .expect("a new session sets its cookie");
     assert!(cookie.starts_with("id="), "{cookie}");
     let lower = cookie.to_ascii_lowercase();
     assert!(lower.contains("httponly"), "{cookie}");
     assert!(lower.contains("samesite=lax"), "{cookie}");
     assert!(lower.contains("path=/"), "{cookie}");
     assert!(!lower.contains("domain="), "{cookie}");
-    assert!(!lower.contains("max-age") && !lower.contains("expires"), "{cookie}");
+    assert!(
+        !lower.contains("max-age") && !lower.contains("expires"),
+        "{cookie}"
+    );
     assert_eq!(first.cache_control.as_deref(), Some("no-store"));
-    assert!(!first.body.contains(c.cookie.as_deref().unwrap_or("?")), "id leaked into the body");
+    assert!(
+        !first.body.contains(c.cookie.as_deref().unwrap_or("?")),
+        "id leaked into the body"
+    );
     c.get("/").await;
     c.get("/").await;
     assert_eq!(c.state().await, json(3, None, &[]));
@@ -42,7 +51,11 @@ pub async fn read_only_requests_write_nothing(kind: StoreKind) {
         let r = anon.get("/api/session").await;
         assert!(r.set_cookies.is_empty());
     }
-    assert_eq!(site.store.counts().total(), 0, "anonymous reads touched the store");
+    assert_eq!(
+        site.store.counts().total(),
+        0,
+        "anonymous reads touched the store"
+    );
     let mut c = site.client();
     c.get("/").await;
     let before = site.store.counts();
@@ -66,7 +79,11 @@ pub async fn login_regenerates_the_id(kind: StoreKind) {
     assert_eq!(c.state().await.user.as_deref(), Some("alice"));
     let mut old = site.client();
     old.cookie = Some(before);
-    assert_eq!(old.state().await, json(0, None, &[]), "the pre-login id must be dead");
+    assert_eq!(
+        old.state().await,
+        json(0, None, &[]),
+        "the pre-login id must be dead"
+    );
 }
 
 pub async fn logout_destroys(kind: StoreKind) {
@@ -75,8 +92,15 @@ pub async fn logout_destroys(kind: StoreKind) {
     c.post("/login", &[("username", "alice")]).await;
     let id = c.cookie.clone().expect("cookie");
     let r = c.post("/logout", &[]).await;
-    let removal = r.set_cookies.first().expect("a removal cookie").to_ascii_lowercase();
-    assert!(removal.starts_with("id=;") || removal.contains("max-age=0"), "{removal}");
+    let removal = r
+        .set_cookies
+        .first()
+        .expect("a removal cookie")
+        .to_ascii_lowercase();
+    assert!(
+        removal.starts_with("id=;") || removal.contains("max-age=0"),
+        "{removal}"
+    );
     assert_eq!(r.cache_control.as_deref(), Some("no-store"));
     let mut replay = site.client();
     replay.cookie = Some(id);
@@ -139,7 +163,11 @@ pub async fn absolute_expiry(kind: StoreKind) {
         assert_eq!(c.state().await.user.as_deref(), Some("alice"));
     }
     site.clock.advance(Duration::from_secs(51));
-    assert_eq!(c.state().await.user, None, "busy sessions still end at the absolute timeout");
+    assert_eq!(
+        c.state().await.user,
+        None,
+        "busy sessions still end at the absolute timeout"
+    );
 }
 
 pub async fn rotation_with_grace(kind: StoreKind) {
@@ -166,18 +194,26 @@ pub async fn rotation_with_grace(kind: StoreKind) {
     site.clock.advance(Duration::from_secs(6));
     let mut late = site.client();
     late.cookie = Some(old);
-    assert_eq!(late.state().await, json(0, None, &[]), "after the grace window the old id is dead");
+    assert_eq!(
+        late.state().await,
+        json(0, None, &[]),
+        "after the grace window the old id is dead"
+    );
     assert_eq!(c.state().await.visits, 3);
 }
 
 pub async fn ip_binding(kind: StoreKind) {
     let site = Site::start_behind_proxies(kind, 1, |c| c.with_ip_binding(IpBinding::Exact)).await;
     let mut owner = site.client();
-    owner.headers.push(("x-forwarded-for".into(), "203.0.113.7".into()));
+    owner
+        .headers
+        .push(("x-forwarded-for".into(), "203.0.113.7".into()));
     owner.post("/login", &[("username", "alice")]).await;
     let mut thief = site.client();
     thief.cookie = owner.cookie.clone();
-    thief.headers.push(("x-forwarded-for".into(), "198.51.100.9".into()));
+    thief
+        .headers
+        .push(("x-forwarded-for".into(), "198.51.100.9".into()));
     assert_eq!(thief.state().await.user, None);
     assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
 }
@@ -185,7 +221,9 @@ pub async fn ip_binding(kind: StoreKind) {
 pub async fn user_agent_binding(kind: StoreKind) {
     let site = Site::start(kind, |c| c.with_check_user_agent(true)).await;
     let mut owner = site.client();
-    owner.headers.push(("user-agent".into(), "Firefox/1".into()));
+    owner
+        .headers
+        .push(("user-agent".into(), "Firefox/1".into()));
     owner.post("/login", &[("username", "alice")]).await;
     let mut thief = site.client();
     thief.cookie = owner.cookie.clone();
@@ -203,7 +241,15 @@ pub async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
     assert_eq!(r.status, 200);
     let issued = victim.cookie.clone().expect("a session was started");
     assert_ne!(issued, forged.expose());
-    assert!(site.store.inner().inner().load(&forged.key()).await.expect("load").is_none());
+    assert!(
+        site.store
+            .inner()
+            .inner()
+            .load(&forged.key())
+            .await
+            .expect("load")
+            .is_none()
+    );
     victim.post("/login", &[("username", "alice")]).await;
     let mut attacker = site.client();
     attacker.cookie = Some(forged.expose());
@@ -240,7 +286,11 @@ pub async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
             json(0, None, &[]),
             "{raw:?}"
         );
-        assert_eq!(site.store.counts().load, before.load, "{raw:?} reached the store");
+        assert_eq!(
+            site.store.counts().load,
+            before.load,
+            "{raw:?} reached the store"
+        );
     }
 }
 
@@ -254,7 +304,11 @@ pub async fn store_failure_mid_run(kind: StoreKind) {
     assert_eq!(r.status, 503, "{r:?}");
     site.store.inner().set_all(false);
     let state = c.state().await;
-    assert_eq!(state.user.as_deref(), Some("alice"), "the session survives the outage");
+    assert_eq!(
+        state.user.as_deref(),
+        Some("alice"),
+        "the session survives the outage"
+    );
     // A save that fails after a successful load is a 503, and the session is not lost.
     c.get("/").await;
     site.store.inner().fail.apply.store(true, Ordering::SeqCst);

@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn forwarded_for_is_trusted_only_for_configured_hops() {
         let mut h = HeaderMap::new();
-        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 10.0.0.1"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 10.0.0.1"),
+        );
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
         let peer: Option<IpAddr> = "127.0.0.1".parse().ok();
         assert_eq!(client_ip(&h, peer, 0), peer);

@@ -73,7 +73,7 @@ impl<S: Store + 'static> Lifecycle for SessionManager<S> {
 
 enum Slot {
     Unloaded,
-    Loaded(ActiveSession),
+    Loaded(Box<ActiveSession>),
     Failed,
 }
 
@@ -111,7 +111,7 @@ impl LazySession {
         match self.inner.lifecycle.load(&self.inner.request).await {
             Ok(active) => {
                 let session = active.session().clone();
-                *slot = Slot::Loaded(active);
+                *slot = Slot::Loaded(Box::new(active));
                 Some(session)
             }
             Err(err) => {
@@ -125,7 +125,7 @@ impl LazySession {
     async fn take(&self) -> Option<ActiveSession> {
         let mut slot = self.inner.slot.lock().await;
         match std::mem::replace(&mut *slot, Slot::Unloaded) {
-            Slot::Loaded(active) => Some(active),
+            Slot::Loaded(active) => Some(*active),
             Slot::Unloaded | Slot::Failed => None,
         }
     }
