@@ -127,3 +127,7 @@ pub mod __private {
     pub use rmp_serde;
     pub use serde;
 }
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod web;
