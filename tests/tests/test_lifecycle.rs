@@ -205,3 +205,37 @@ fn manager_futures_are_send() {
     let finish = manager.finish(active);
     assert_send(&finish);
 }
+
+/// SEC-12 with the cache's delete failing: the logout still succeeds (the durable tier is
+/// the truth), and replaying the old cookie in this process finds no session, because the
+/// tier stops trusting its cache for that key.
+#[tokio::test]
+async fn tiered_logout_with_failing_cache_delete_fails_closed() {
+    use sessionkit_tests::failing::FailingStore;
+    use std::sync::atomic::Ordering;
+    let store = TieredStore::new(
+        FailingStore::new(MemoryStore::with_capacity(1_000)),
+        MemoryStore::new(),
+    );
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let old = client.clone();
+    assert_eq!(h.n(&mut client).await, Some(1), "warm cache");
+    let tiers = h.probe().inner();
+    tiers.cache().fail.delete.store(true, Ordering::Release);
+    h.visit(&mut client, |s| s.destroy()).await;
+    assert!(client.cookie.is_none());
+    assert!(
+        tiers
+            .cache()
+            .inner()
+            .load(&old.key())
+            .await
+            .unwrap()
+            .is_some(),
+        "the stale copy is still in the cache"
+    );
+    let mut replay = old.clone();
+    assert_eq!(h.n(&mut replay).await, None, "but it is never served");
+    assert_eq!(h.count("unknown_id"), 1);
+}
