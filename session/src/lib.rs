@@ -96,6 +96,7 @@ pub mod manager;
 mod record;
 mod session;
 pub mod store;
+mod typed;
 
 pub use error::{BoxError, Error, Result};
 pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
@@ -106,6 +107,7 @@ pub use manager::{
 pub use record::{RECORD_VERSION, from_millis, to_millis};
 pub use session::{RESERVED_PREFIX, RawValue, Session, Value};
 pub use store::{MemoryStore, Store, StoreExt, TieredStore};
+pub use typed::SessionData;
 
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
@@ -117,6 +119,10 @@ pub use sessionkit_derive::SessionData;
 pub mod __private {
     pub use crate::error::{Error, Result};
     pub use crate::session::{RESERVED_PREFIX, Session};
+    pub use crate::typed::{
+        FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
+        get_required, remove, set_option, set_value, write_fields,
+    };
     pub use bytes::Bytes;
     pub use rmp_serde;
     pub use serde;
