@@ -1,0 +1,766 @@
+//! What `RedisStore` promises beyond the conformance suite, checked against real servers the
+//! tests start: one round trip per operation, writes proportional to the change, prefix
+//! isolation, expiry held by Redis itself, corrupt data reported as such, and fault behaviour
+//! (fail fast while Redis is down or frozen, recover by itself once it is back).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use redis::AsyncCommands as _;
+use redis::aio::MultiplexedConnection;
+use sessionkit::store::{ChangeSet, Error, Grace, MemoryStore, Record, Store, TieredStore};
+use sessionkit::{SessionKey, to_millis};
+use sessionkit_backends::{RedisConfig, RedisStore};
+use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
+use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
+
+/// A second, plain client on the test's own server, named so its commands can be told apart.
+async fn admin(server: &RedisServer) -> MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("admin")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+async fn info_field(conn: &mut MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `calls` of one command in `INFO commandstats` (0 when it never ran).
+async fn calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The commands clients sent (not those scripts ran inside Redis, nor the admin's own) since
+/// the last call, from a slow log that records everything.
+async fn sent_commands(conn: &mut MultiplexedConnection) -> Vec<String> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(10_000)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let mut sent = Vec::new();
+    for entry in entries {
+        let redis::Value::Array(parts) = entry else {
+            panic!("slowlog entry {entry:?}")
+        };
+        // [id, time, duration, [command, args…], client address, client name]
+        let addr: String = redis::from_redis_value_ref(&parts[4]).unwrap();
+        let name: String = redis::from_redis_value_ref(&parts[5]).unwrap();
+        let args: Vec<Vec<u8>> = redis::from_redis_value_ref(&parts[3]).unwrap();
+        // Commands run by a script are logged with the script client's address `?:0`.
+        if addr != "?:0" && name != "admin" {
+            sent.push(String::from_utf8_lossy(&args[0]).to_uppercase());
+        }
+    }
+    sent
+}
+
+async fn log_every_command(conn: &mut MultiplexedConnection) {
+    for (param, value) in [
+        ("slowlog-log-slower-than", "0"),
+        ("slowlog-max-len", "10000"),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(param)
+            .arg(value)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    sent_commands(conn).await;
+}
+
+/// Redis keeps expiry in whole milliseconds: a record reads back with its expiry truncated,
+/// never later.
+fn assert_same(loaded: &Record, written: &Record) {
+    assert_eq!(loaded.fields, written.fields);
+    assert_eq!(loaded.owner, written.owner);
+    assert_eq!(to_millis(loaded.expires_at), to_millis(written.expires_at));
+}
+
+fn set_one(name: &str, value: Bytes) -> ChangeSet {
+    let mut c = ChangeSet::default();
+    c.set.insert(name.to_owned(), value);
+    c
+}
+
+#[tokio::test]
+async fn one_round_trip_per_operation() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+    log_every_command(&mut admin).await;
+
+    let key = fresh_key();
+    let mut r = record(&[("a", enc(1)), ("b", enc("two"))]);
+    r.owner = Some("alice".into());
+    store.create(&key, &r).await.unwrap();
+    assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "create");
+
+    let before = calls(&mut admin, "evalsha").await;
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_same(&loaded.record, &r);
+    assert_eq!(calls(&mut admin, "evalsha").await - before, 1, "load");
+    assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "load");
+
+    let mut c = set_one("a", enc(10));
+    c.remove.insert("b".into());
+    c.expires_at = Some(in_ms(7_200_000));
+    c.owner = Some(Some("bob".into()));
+    store.apply(&key, &c).await.unwrap();
+    assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "save");
+
+    let to = fresh_key();
+    let grace = Grace {
+        until: in_ms(60_000),
+        token: vec![1, 2, 3],
+    };
+    store.rename(&key, &to, Some(&grace)).await.unwrap();
+    assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "move");
+
+    // Loading through the old key follows the alias inside the same script.
+    let via_alias = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(via_alias.moved.unwrap().to, to);
+    assert_eq!(
+        sent_commands(&mut admin).await,
+        ["EVALSHA"],
+        "load through alias"
+    );
+
+    assert_eq!(store.owned_by("bob").await.unwrap(), vec![to]);
+    assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "owned_by");
+
+    store.delete(&to).await.unwrap();
+    assert_eq!(sent_commands(&mut admin).await, ["DEL"], "delete");
+}
+
+#[tokio::test]
+async fn first_use_after_a_script_flush_still_works() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_save_sends_only_the_change() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+
+    // 100 fields of 1 KiB: a 100 KiB session.
+    let fields: Vec<(String, Bytes)> = (0..100)
+        .map(|i| (format!("field-{i:03}"), Bytes::from(vec![b'x'; 1024])))
+        .collect();
+    let pairs: Vec<(&str, Bytes)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let key = fresh_key();
+
+    let before = info_field(&mut admin, "stats", "total_net_input_bytes").await;
+    store.create(&key, &record(&pairs)).await.unwrap();
+    let after_create = info_field(&mut admin, "stats", "total_net_input_bytes").await;
+    // The measure sees a whole session when one is sent.
+    assert!(
+        after_create - before > 100 * 1024,
+        "create sent {}",
+        after_create - before
+    );
+
+    store
+        .apply(&key, &set_one("field-042", enc("changed")))
+        .await
+        .unwrap();
+    let after_save = info_field(&mut admin, "stats", "total_net_input_bytes").await;
+    let sent = after_save - after_create;
+    eprintln!(
+        "create sent {} bytes; saving one key sent {sent} bytes",
+        after_create - before
+    );
+    assert!(
+        sent < 2048,
+        "saving one key of a 100 KiB session sent {sent} bytes"
+    );
+
+    let loaded = store.load(&key).await.unwrap().unwrap().record;
+    assert_eq!(loaded.fields.len(), 100);
+    assert_eq!(loaded.fields["field-042"], enc("changed"));
+    assert_eq!(loaded.fields["field-041"].len(), 1024);
+}
+
+#[tokio::test]
+async fn keys_are_prefixed_hashes_and_app_keys_do_not_interfere() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+
+    let key = fresh_key();
+    let hex = key.to_hex();
+    let mut r = record(&[("a", enc(1))]);
+    r.owner = Some("alice@example.com".into());
+    store.create(&key, &r).await.unwrap();
+
+    // The application's own keys, named like ours without (or with another) prefix.
+    for name in [
+        hex.clone(),
+        format!("{{{hex}}}"),
+        format!("other:{{{hex}}}"),
+    ] {
+        let _: () = admin.set(&name, "app data").await.unwrap();
+    }
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_same(&loaded.record, &r);
+    store.apply(&key, &set_one("b", enc(2))).await.unwrap();
+    let app: String = admin.get(&hex).await.unwrap();
+    assert_eq!(app, "app data");
+
+    // Nothing but hashes under the prefix: no owner name, no session id.
+    let mut ours: Vec<String> = admin.keys("sessionkit:*").await.unwrap();
+    ours.sort();
+    let owner_key = store.owner_key("alice@example.com");
+    assert!(!owner_key.contains("alice"));
+    let mut expected = vec![format!("sessionkit:{{{hex}}}"), owner_key];
+    expected.sort();
+    assert_eq!(ours, expected);
+
+    // A store under another prefix in the same database sees none of it.
+    let other = RedisStore::connect(RedisConfig::new(server.url()).with_prefix("tenant-b:"))
+        .await
+        .unwrap();
+    assert!(other.load(&key).await.unwrap().is_none());
+    assert!(
+        other
+            .owned_by("alice@example.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    other
+        .create(&key, &record(&[("b-only", enc(1))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().record.fields.len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn bad_configuration_is_refused_before_connecting() {
+    for prefix in ["", "has space", "brace{", "ctl\u{1}", &"p".repeat(65)] {
+        let err = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:1/").with_prefix(prefix))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{prefix:?}: {err:?}");
+    }
+    let err = RedisStore::open("http://127.0.0.1:1/").await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+/// Redis holds each key exactly until the record's expiry (never longer), also after a save
+/// moves it, and an alias until the end of its window or the record's expiry.
+#[tokio::test]
+async fn redis_expires_keys_at_the_record_expiry() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let admin = admin(&server).await;
+    let expire_time = |key: String| {
+        let mut admin = admin.clone();
+        async move {
+            let ms: i64 = redis::cmd("PEXPIRETIME")
+                .arg(key)
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+            ms
+        }
+    };
+    let ms = |t: SystemTime| i64::try_from(to_millis(t)).unwrap();
+
+    let key = fresh_key();
+    let mut r = record(&[("a", enc(1))]);
+    r.owner = Some("alice".into());
+    store.create(&key, &r).await.unwrap();
+    assert_eq!(expire_time(store.redis_key(&key)).await, ms(r.expires_at));
+    assert_eq!(
+        expire_time(store.owner_key("alice")).await,
+        ms(r.expires_at)
+    );
+
+    let later = in_ms(7_200_000);
+    let c = ChangeSet {
+        expires_at: Some(later),
+        ..ChangeSet::default()
+    };
+    store.apply(&key, &c).await.unwrap();
+    assert_eq!(expire_time(store.redis_key(&key)).await, ms(later));
+    // The owner index lives as long as the sessions it lists.
+    assert_eq!(expire_time(store.owner_key("alice")).await, ms(later));
+
+    let to = fresh_key();
+    let long_grace = Grace {
+        until: in_ms(99_999_999),
+        token: vec![],
+    };
+    store.rename(&key, &to, Some(&long_grace)).await.unwrap();
+    assert_eq!(expire_time(store.redis_key(&to)).await, ms(later));
+    assert_eq!(expire_time(store.redis_key(&key)).await, ms(later));
+
+    let short_until = in_ms(30_000);
+    let again = fresh_key();
+    let grace = Grace {
+        until: short_until,
+        token: vec![],
+    };
+    store.rename(&to, &again, Some(&grace)).await.unwrap();
+    assert_eq!(expire_time(store.redis_key(&to)).await, ms(short_until));
+}
+
+#[tokio::test]
+async fn corrupt_data_under_a_session_key_is_reported_not_rewritten() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+
+    let garbled = fresh_key();
+    let _: () = admin
+        .hset_multiple(
+            store.redis_key(&garbled),
+            &[("m:v", "1"), ("m:exp", "tomorrow"), ("f:a", "x")],
+        )
+        .await
+        .unwrap();
+    let err = store.load(&garbled).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+
+    let future_layout = fresh_key();
+    let _: () = admin
+        .hset_multiple(
+            store.redis_key(&future_layout),
+            &[("m:v", "9"), ("m:exp", "99999999999999")],
+        )
+        .await
+        .unwrap();
+    let err = store.load(&future_layout).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+
+    let not_a_hash = fresh_key();
+    let _: () = admin
+        .set(store.redis_key(&not_a_hash), "junk")
+        .await
+        .unwrap();
+    let err = store.load(&not_a_hash).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    // A save does not overwrite what it cannot read.
+    let err = store
+        .apply(&not_a_hash, &set_one("a", enc(1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    let still: String = admin.get(store.redis_key(&not_a_hash)).await.unwrap();
+    assert_eq!(still, "junk");
+}
+
+/// Everything a request can do, on a store whose server is gone.
+async fn every_operation_fails_with_unavailable(store: &RedisStore, key: &SessionKey) {
+    let results: Vec<(&str, Result<(), Error>)> = vec![
+        ("load", store.load(key).await.map(drop)),
+        ("create", store.create(&fresh_key(), &record(&[])).await),
+        ("apply", store.apply(key, &set_one("a", enc(1))).await),
+        ("delete", store.delete(key).await),
+        ("rename", store.rename(key, &fresh_key(), None).await),
+        ("owned_by", store.owned_by("alice").await.map(drop)),
+    ];
+    for (op, result) in results {
+        match result {
+            Err(err @ Error::Unavailable { .. }) => assert!(err.is_transient()),
+            other => panic!("{op} while Redis is down: {other:?}"),
+        }
+    }
+}
+
+/// Retries `op` (a fresh create and load) until the store answers again, for at most ~30 s.
+async fn wait_until_recovered(store: &RedisStore) -> SessionKey {
+    for _ in 0..300 {
+        let key = fresh_key();
+        match store.create(&key, &record(&[("back", enc(true))])).await {
+            Ok(()) => return key,
+            Err(Error::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(other) => panic!("unexpected error while Redis comes back: {other:?}"),
+        }
+    }
+    panic!("the store did not recover after Redis came back");
+}
+
+#[tokio::test]
+async fn killed_server_fails_fast_and_the_store_recovers_after_restart() {
+    let mut server = RedisServer::start();
+    let store = RedisStore::connect(
+        RedisConfig::new(server.url())
+            .with_connect_timeout(Duration::from_millis(500))
+            .with_response_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+
+    server.stop();
+    every_operation_fails_with_unavailable(&store, &key).await;
+    // Still failing, still cleanly, on a second round.
+    every_operation_fails_with_unavailable(&store, &key).await;
+
+    server.restart();
+    let key = wait_until_recovered(&store).await;
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields["back"], enc(true));
+    // Scripts were lost with the restart; every kind of operation reloads what it needs.
+    store.apply(&key, &set_one("b", enc(2))).await.unwrap();
+    store.rename(&key, &fresh_key(), None).await.unwrap();
+    assert!(store.owned_by("alice").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn frozen_server_times_out_as_unavailable() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(
+        RedisConfig::new(server.url())
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_response_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+
+    server.pause();
+    let err = store.load(&key).await.unwrap_err();
+    server.resume();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+
+    for _ in 0..300 {
+        match store.load(&key).await {
+            Ok(loaded) => {
+                assert!(loaded.is_some());
+                return;
+            }
+            Err(Error::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(other) => panic!("unexpected error after resume: {other:?}"),
+        }
+    }
+    panic!("the store did not recover after the server resumed");
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_is_unavailable() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = RedisStore::open(&format!("redis://127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+}
+
+/// With Redis as the cache tier, a dead Redis costs speed, never a failed request.
+#[tokio::test]
+async fn dead_redis_cache_tier_is_invisible_to_requests() {
+    let mut server = RedisServer::start();
+    let redis = RedisStore::connect(
+        RedisConfig::new(server.url())
+            .with_connect_timeout(Duration::from_millis(200))
+            .with_response_timeout(Duration::from_millis(200)),
+    )
+    .await
+    .unwrap();
+    let store = TieredStore::new(redis, MemoryStore::new());
+    let key = fresh_key();
+    let mut r = record(&[("a", enc(1))]);
+    r.owner = Some("alice".into());
+    store.create(&key, &r).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+
+    server.stop();
+    assert_same(&store.load(&key).await.unwrap().unwrap().record, &r);
+    store.apply(&key, &set_one("b", enc(2))).await.unwrap();
+    let other = fresh_key();
+    store.create(&other, &record(&[])).await.unwrap();
+    let moved = fresh_key();
+    store.rename(&key, &moved, None).await.unwrap();
+    assert_eq!(store.owned_by("alice").await.unwrap(), vec![moved]);
+    store.delete(&other).await.unwrap();
+    assert!(store.load(&other).await.unwrap().is_none());
+    assert!(store.stats().cache_errors > 0);
+
+    server.restart();
+    let loaded = store.load(&moved).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.len(), 2);
+}
+
+/// In a cluster the owner set and the sessions it lists live in different slots (and nodes);
+/// the index still lists exactly the live sessions, and a stale member is pruned on read.
+#[tokio::test]
+async fn cluster_owner_index_spans_slots() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(RedisConfig::cluster(cluster.urls()))
+        .await
+        .unwrap();
+    let mut keys: Vec<SessionKey> = (0..12).map(|_| fresh_key()).collect();
+    for k in &keys {
+        let mut r = record(&[("x", enc(1))]);
+        r.owner = Some("carol".into());
+        store.create(k, &r).await.unwrap();
+    }
+    keys.sort();
+    assert_eq!(store.owned_by("carol").await.unwrap(), keys);
+
+    // Untag one, let one expire, delete one: all three leave the list.
+    store
+        .apply(
+            &keys[0],
+            &ChangeSet {
+                owner: Some(None),
+                ..ChangeSet::default()
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &keys[1],
+            &ChangeSet {
+                expires_at: Some(in_ms(200)),
+                ..ChangeSet::default()
+            },
+        )
+        .await
+        .unwrap();
+    store.delete(&keys[2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.owned_by("carol").await.unwrap(), keys[3..].to_vec());
+
+    // The index outlives nothing it lists: extending a session extends the set.
+    let later = in_ms(9_000_000);
+    store
+        .apply(
+            &keys[3],
+            &ChangeSet {
+                expires_at: Some(later),
+                ..ChangeSet::default()
+            },
+        )
+        .await
+        .unwrap();
+    let node = &cluster.nodes()[0];
+    let client = redis::cluster::ClusterClient::new(vec![node.url()]).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let expire: i64 = redis::cmd("PEXPIRETIME")
+        .arg(store.owner_key("carol"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(expire, i64::try_from(to_millis(later)).unwrap());
+}
+
+/// A fresh record with an owner, used by the cluster move test.
+fn owned(owner: &str) -> Record {
+    let mut r = record(&[("a", enc(1))]);
+    r.owner = Some(owner.into());
+    r
+}
+
+/// In a cluster the two keys of a move are in different slots: the move still carries the
+/// record, the alias, and the owner index over.
+#[tokio::test]
+async fn cluster_move_crosses_slots() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(RedisConfig::cluster(cluster.urls()))
+        .await
+        .unwrap();
+    let (from, to) = (fresh_key(), fresh_key());
+    store.create(&from, &owned("dave")).await.unwrap();
+    let grace = Grace {
+        until: in_ms(60_000),
+        token: vec![4, 2],
+    };
+    store.rename(&from, &to, Some(&grace)).await.unwrap();
+    let via_old = store.load(&from).await.unwrap().unwrap();
+    assert_same(&via_old.record, &owned_fields_of(&store, &to).await);
+    let moved = via_old.moved.unwrap();
+    assert_eq!((moved.to, moved.token), (to, vec![4, 2]));
+    assert_eq!(store.owned_by("dave").await.unwrap(), vec![to]);
+    let err = store.apply(&from, &set_one("b", enc(2))).await.unwrap_err();
+    assert!(matches!(err, Error::Gone), "{err:?}");
+}
+
+async fn owned_fields_of(store: &RedisStore, key: &SessionKey) -> Record {
+    store.load(key).await.unwrap().unwrap().record
+}
+
+/// A cluster master going away fails requests with `Unavailable`, never anything else; once it
+/// is back (same port, same node id) the store serves every slot again without a restart.
+#[tokio::test]
+async fn cluster_node_loss_is_unavailable_and_recovers() {
+    let mut cluster = RedisCluster::start();
+    let store = RedisStore::connect(
+        RedisConfig::cluster(cluster.urls())
+            .with_connect_timeout(Duration::from_millis(500))
+            .with_response_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let keys: Vec<SessionKey> = (0..30).map(|_| fresh_key()).collect();
+    for k in &keys {
+        store.create(k, &record(&[("a", enc(1))])).await.unwrap();
+    }
+
+    cluster.node_mut(0).stop();
+    let mut unavailable = 0;
+    for k in &keys {
+        match store.load(k).await {
+            Ok(loaded) => assert!(loaded.is_some()),
+            Err(err @ Error::Unavailable { .. }) => {
+                assert!(err.is_transient());
+                unavailable += 1;
+            }
+            Err(other) => panic!("load with a master down: {other:?}"),
+        }
+    }
+    // 30 random keys over three masters: the lost master served some of them.
+    assert!(unavailable > 0);
+
+    cluster.node_mut(0).restart();
+    cluster.wait_ok();
+    'recovered: {
+        for _ in 0..300 {
+            let mut failed = false;
+            for _ in 0..20 {
+                let key = fresh_key();
+                let ok = match store.create(&key, &record(&[("b", enc(2))])).await {
+                    Ok(()) => store.load(&key).await.is_ok_and(|l| l.is_some()),
+                    Err(Error::Unavailable { .. }) => false,
+                    Err(other) => panic!("unexpected error while the node comes back: {other:?}"),
+                };
+                failed |= !ok;
+            }
+            if !failed {
+                break 'recovered;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the store did not recover after the cluster node came back");
+    }
+}
+
+#[tokio::test]
+async fn lazy_store_starts_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    server.stop();
+    let store = RedisStore::connect(
+        RedisConfig::new(server.url())
+            .with_lazy_connect(true)
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_response_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let err = store.load(&fresh_key()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+
+    server.restart();
+    let key = wait_until_recovered(&store).await;
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn lazy_cluster_store_starts_while_the_cluster_is_down() {
+    let mut cluster = RedisCluster::start();
+    for i in 0..cluster.nodes().len() {
+        cluster.node_mut(i).stop();
+    }
+    let store = RedisStore::connect(
+        RedisConfig::cluster(cluster.urls())
+            .with_lazy_connect(true)
+            .with_connect_timeout(Duration::from_millis(300))
+            .with_response_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let err = store.load(&fresh_key()).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+
+    for i in 0..cluster.nodes().len() {
+        cluster.node_mut(i).restart();
+    }
+    cluster.wait_ok();
+    let key = wait_until_recovered(&store).await;
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+/// `rediss://` works (rustls), with a private CA given in the configuration, and a server
+/// whose certificate the client cannot verify is refused, not trusted.
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let server = RedisServer::start_tls();
+    assert!(server.url().starts_with("rediss://"));
+    let store = RedisStore::connect(
+        RedisConfig::new(server.url()).with_tls_root_cert(server.ca_cert_pem()),
+    )
+    .await
+    .unwrap();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+
+    // Without the CA, the system roots do not vouch for the test certificate: a failure that
+    // retrying does not fix.
+    let err = RedisStore::open(&server.url()).await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    let err = RedisStore::connect(
+        RedisConfig::new("redis://127.0.0.1:1/").with_tls_root_cert(server.ca_cert_pem()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
