@@ -168,13 +168,17 @@ fn one_key_change() -> ChangeSet {
     changes
 }
 
+/// A ~100 KiB session and a change of one small key in it.
+pub(crate) fn big_session() -> (sessionkit::SessionKey, Record, ChangeSet) {
+    (key(1), big_record(), one_key_change())
+}
+
 async fn big_save_memory() -> anyhow::Result<(String, u64, u64)> {
-    let record = big_record();
+    let (key, record, changes) = big_session();
     let whole = record.encode()?.len() as u64;
     let store = MemoryStore::new();
-    store.create(&key(1), &record).await?;
-    let changes = one_key_change();
-    store.apply(&key(1), &changes).await?;
+    store.create(&key, &record).await?;
+    store.apply(&key, &changes).await?;
     let sent: usize = changes
         .set
         .iter()

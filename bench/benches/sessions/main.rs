@@ -36,9 +36,10 @@ use std::time::{Duration, Instant};
 
 use sessionkit::store::{MemoryStore, TieredStore};
 
-use crate::redis_server::{Counters, RedisServer};
+use crate::redis_server::Counters;
 use crate::runner::{Indices, Sample, Timing};
 use crate::subject::{Kind, Medium, Op, Subject};
+use sessionkit_tests::redis_server::RedisServer;
 
 /// One measured cell of the results.
 #[derive(Debug, Clone)]
@@ -91,7 +92,7 @@ struct Harness {
 impl Harness {
     async fn redis_admin(&mut self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
         if self.admin.is_none() {
-            let server = RedisServer::start()?;
+            let server = RedisServer::start();
             let client = redis::Client::open(server.url())?;
             self.admin = Some(client.get_multiplexed_async_connection().await?);
             self.redis = Some(server);
@@ -104,6 +105,33 @@ impl Harness {
             .as_ref()
             .map(RedisServer::url)
             .unwrap_or_default()
+    }
+
+    /// What a one-key save of a ~100 KiB session sends to Redis, measured by the server.
+    async fn big_save_redis(&mut self) -> anyhow::Result<(String, u64, u64)> {
+        use sessionkit::Store as _;
+        let mut admin = self.redis_admin().await?;
+        let store = sessionkit_backends::RedisStore::open(&self.redis_url()).await?;
+        let (key, record, changes) = extras::big_session();
+        let whole = record.encode()?.len() as u64;
+        store.create(&key, &record).await?;
+        let before = redis_server::counters(&mut admin).await?;
+        store.apply(&key, &changes).await?;
+        let after = redis_server::counters(&mut admin).await?;
+        // The admin connection's own INFO requests between the snapshots count too.
+        let info_requests: u64 = ["commandstats", "stats", "persistence"]
+            .iter()
+            .map(|section| {
+                format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len()).len() as u64
+            })
+            .sum();
+        let sent = (after - before).net_in.saturating_sub(info_requests);
+        store.delete(&key).await?;
+        Ok((
+            "sessionkit RedisStore (bytes Redis received)".into(),
+            sent,
+            whole,
+        ))
     }
 
     /// Measures one subject at every population its medium runs at. `make` builds a fresh,
@@ -287,6 +315,33 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
     };
     h.redis_admin().await?;
     let url = h.redis_url();
+    h.bench("sessionkit RedisStore", || async {
+        Ok(ours::Ours::new(
+            "sessionkit RedisStore",
+            Medium::Redis,
+            sessionkit_backends::RedisStore::open(&url).await?,
+        ))
+    })
+    .await?;
+    h.bench("prototype RedisStore with plain HGETALL load", || async {
+        Ok(ours::Ours::new(
+            "prototype RedisStore with plain HGETALL load",
+            Medium::Redis,
+            prototype::RedisPlainLoad::open(&url).await?,
+        ))
+    })
+    .await?;
+    h.bench("sessionkit Tiered<Memory, Redis>", || async {
+        Ok(ours::Ours::new(
+            "sessionkit Tiered<Memory, Redis>",
+            Medium::Redis,
+            TieredStore::new(
+                cache_tier(),
+                sessionkit_backends::RedisStore::open(&url).await?,
+            ),
+        ))
+    })
+    .await?;
     h.bench("tower-sessions Caching<Moka, Redis>", || async {
         Ok(peers::v14::Tower14::new(
             "tower-sessions Caching<Moka, Redis>",
@@ -364,6 +419,9 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
     // The removal of 10⁵-session directories takes minutes on a busy disk: overlap it with
     // the resident-memory children, which measure memory, not time.
     let remover = std::thread::spawn(move || drop(root));
+    if h.config.filter.is_none() {
+        extras.big_save.push(h.big_save_redis().await?);
+    }
     extras::after(&h, &mut extras);
     let _ = remover.join();
     Ok((h.rows, extras))

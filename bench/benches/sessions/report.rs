@@ -522,7 +522,10 @@ fn render(rows: &[Row], extras: &Extras, meta: &Meta) -> String {
             let n = r.sample.ops.max(1) as f64;
             let trips = res
                 .row(&r.subject, r.op, 1, r.population)
-                .and_then(|one| one.redis.map(|c1| c1.reads as f64 / one.sample.ops.max(1) as f64))
+                .and_then(|one| {
+                    one.redis
+                        .map(|c1| c1.reads as f64 / one.sample.ops.max(1) as f64)
+                })
                 .map_or("—".into(), |t| format!("{t:.2}"));
             let _ = writeln!(
                 s,
