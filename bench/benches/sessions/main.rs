@@ -94,7 +94,13 @@ impl Harness {
         if self.admin.is_none() {
             let server = RedisServer::start();
             let client = redis::Client::open(server.url())?;
-            self.admin = Some(client.get_multiplexed_async_connection().await?);
+            // Flushing a million sessions takes longer than the default response timeout.
+            let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+            self.admin = Some(
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?,
+            );
             self.redis = Some(server);
         }
         Ok(self.admin.clone().expect("just set"))
@@ -157,14 +163,17 @@ impl Harness {
         // every file subject (creating and removing the files takes minutes). sessionkit's
         // stores and the floors run at every size of their medium.
         let cap = match (kind, name.contains("Tiered<"), medium) {
-            (_, true, Medium::File) => 10_000,
+            (Kind::Floor | Kind::Peer, _, Medium::File) | (_, true, Medium::File) => 10_000,
             (Kind::Peer, _, _) | (_, true, _) => 100_000,
             _ => u64::MAX,
         };
         for &population in self.config.sizes(medium).iter().filter(|&&p| p <= cap) {
             let mut admin = if medium == Medium::Redis {
                 let mut admin = self.redis_admin().await?;
-                let () = redis::cmd("FLUSHALL").query_async(&mut admin).await?;
+                let () = redis::cmd("FLUSHALL")
+                    .arg("SYNC")
+                    .query_async(&mut admin)
+                    .await?;
                 Some(admin)
             } else {
                 None
@@ -250,6 +259,11 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         rows: Vec::new(),
     };
     let started = Instant::now();
+    let blob = workload::Workload::sample().blob().len();
+    anyhow::ensure!(
+        (900..1400).contains(&blob),
+        "the workload should be ~1 KiB, is {blob} B"
+    );
     let mut extras = extras::before(&h).await?;
 
     // ---- memory ----

@@ -85,12 +85,11 @@ fn versions() -> String {
     for line in lock.lines() {
         if let Some(n) = line.strip_prefix("name = ") {
             name = Some(n.trim_matches('"').to_owned());
-        } else if let Some(v) = line.strip_prefix("version = ") {
-            if let Some(n) = name.take() {
-                if wanted.contains(&n.as_str()) {
-                    found.push((n, v.trim_matches('"').to_owned()));
-                }
-            }
+        } else if let Some(v) = line.strip_prefix("version = ")
+            && let Some(n) = name.take()
+            && wanted.contains(&n.as_str())
+        {
+            found.push((n, v.trim_matches('"').to_owned()));
         }
     }
     found.sort();
@@ -515,7 +514,7 @@ fn render(rows: &[Row], extras: &Extras, meta: &Meta) -> String {
     if !redis_rows.is_empty() {
         let _ = writeln!(
             s,
-            "\n### Redis: round trips, commands, writes and bytes per operation (server `INFO` deltas, 10⁴ sessions)\n\nRound trips are the server's socket reads during the 1-task run (one request in flight at a time, so one read per round trip; a pipeline counts once). Commands include those a Lua script runs. The other columns are from the 64-task run.\n\n| subject | operation | round trips/op | commands/op | dataset writes/op | bytes sent to Redis/op |\n|---|---|--:|--:|--:|--:|"
+            "\n### Redis: round trips, commands, writes and bytes per operation (server `INFO` deltas, 10⁴ sessions)\n\nRound trips are the server's socket reads during the 1-task run (one request in flight at a time, so one read per round trip; a pipeline counts once). Commands include those a Lua script runs; dataset changes are Redis's own change counter (one per hash field written). The other columns are from the 64-task run.\n\n| subject | operation | round trips/op | commands/op | dataset changes/op | bytes sent to Redis/op |\n|---|---|--:|--:|--:|--:|"
         );
         for r in redis_rows {
             let Some(c) = r.redis else { continue };

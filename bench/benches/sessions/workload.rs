@@ -253,12 +253,3 @@ pub(crate) fn key_hex(i: u64) -> String {
 
 /// Indices at or above this are never created: loads of them miss.
 pub(crate) const MISS_BASE: u64 = 1 << 62;
-
-#[test]
-fn workload_is_about_one_kib() {
-    let w = Workload::sample();
-    let blob = w.blob().len();
-    assert!((900..1400).contains(&blob), "blob is {blob} bytes");
-    let fields: usize = w.fields().values().map(Bytes::len).sum();
-    assert!((800..1400).contains(&fields), "fields are {fields} bytes");
-}
