@@ -9,7 +9,7 @@ use bytes::Bytes;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 use sessionkit::store::{ChangeSet, Error, Grace, MemoryStore, Record, Store, TieredStore};
-use sessionkit::{SessionKey, to_millis};
+use sessionkit::{SessionId, SessionKey, to_millis};
 use sessionkit_backends::{RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
@@ -232,14 +232,17 @@ async fn keys_are_prefixed_hashes_and_app_keys_do_not_interfere() {
     let store = RedisStore::open(&server.url()).await.unwrap();
     let mut admin = admin(&server).await;
 
-    let key = fresh_key();
+    let id = SessionId::generate().unwrap();
+    let key = id.key();
     let hex = key.to_hex();
     let mut r = record(&[("a", enc(1))]);
     r.owner = Some("alice@example.com".into());
     store.create(&key, &r).await.unwrap();
 
-    // The application's own keys, named like ours without (or with another) prefix.
+    // The application's own keys, named like the cookie value, or like ours without (or with
+    // another) prefix.
     for name in [
+        id.expose(),
         hex.clone(),
         format!("{{{hex}}}"),
         format!("other:{{{hex}}}"),

@@ -291,7 +291,13 @@ fn map_error(op: &'static str, err: RedisError) -> Error {
                 | ServerErrorKind::Ask
                 | ServerErrorKind::ReadOnly
         ),
-        _ => err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal(),
+        // BUSY: a script runs past the server's time limit; it ends or gets killed.
+        _ => {
+            err.code() == Some("BUSY")
+                || err.is_timeout()
+                || err.is_connection_dropped()
+                || err.is_connection_refusal()
+        }
     };
     if unavailable {
         Error::unavailable_from(format!("redis {op}: cannot reach the server"), err)
