@@ -767,3 +767,40 @@ async fn tls_with_a_private_ca() {
     .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
+
+/// Every task and every clone of the store shares one connection: requests open none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_shared_by_all_tasks() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+    let connections_before = info_field(&mut admin, "stats", "total_connections_received").await;
+
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = fresh_key();
+                store.create(&key, &record(&[("i", enc(i))])).await.unwrap();
+                for round in 0..10 {
+                    store
+                        .apply(&key, &set_one("round", enc(round)))
+                        .await
+                        .unwrap();
+                    assert!(store.load(&key).await.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let connections_after = info_field(&mut admin, "stats", "total_connections_received").await;
+    assert_eq!(connections_after, connections_before);
+    // The store's connection and the admin's.
+    assert_eq!(
+        info_field(&mut admin, "clients", "connected_clients").await,
+        2
+    );
+}
