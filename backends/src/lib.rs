@@ -6,6 +6,13 @@
 //! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub mod file;
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub use file::FileStore;
+
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

@@ -18,6 +18,73 @@
 //! # Ok::<(), sessionkit::Error>(())
 //! ```
 //!
+//! ## Lifecycle
+//!
+//! A [`SessionManager`] turns a request's cookie into a [`Session`] and the finished session
+//! into the `Set-Cookie` to send. It is framework-agnostic: the web layer hands it a
+//! [`RequestInfo`] (the `Cookie` headers, the client IP, the User-Agent), calls
+//! [`load`](SessionManager::load), runs the handler, calls
+//! [`finish`](SessionManager::finish) and copies the [`Outcome`] onto the response.
+//!
+//! ```
+//! use sessionkit::{IpBinding, MemoryStore, SameSite, SessionConfig, SessionManager};
+//! use std::time::Duration;
+//! let config = SessionConfig::default();
+//! // The defaults, one per option of the library sessionkit descends from, and more:
+//! assert_eq!(config.cookie_name, "id");                                   // cookie_name
+//! assert_eq!(config.idle_timeout, Duration::from_secs(30 * 60));          // session_expire_time
+//! assert_eq!(config.refresh_fraction, 0.1);   // reads write nothing for 3 of those 30 min
+//! assert_eq!(config.cleanup_probability, 0.01);                           // clean_check_percent
+//! assert!(config.integrate_flash);                                        // integrate_flash
+//! assert_eq!(config.check_ip, IpBinding::Off);                            // check_ip
+//! assert!(!config.check_user_agent);                                      // check_user_agent
+//! assert!(!config.persistent);                                            // set_cookie_expires
+//! assert_eq!(config.rotate_after, Some(Duration::from_secs(15 * 60)));    // session_token_ttl
+//! assert_eq!(config.rotation_grace, Duration::from_secs(10));             // at most 60 s
+//! assert_eq!(config.absolute_timeout, Some(Duration::from_secs(12 * 3600)));
+//! assert!(config.secure);                          // HttpOnly always; Secure unless switched off
+//! assert_eq!((config.same_site, config.path.as_str(), config.domain.as_deref()), (SameSite::Lax, "/", None));
+//! let manager = SessionManager::new(MemoryStore::new(), config)?;
+//! # let _ = manager;
+//! # Ok::<(), sessionkit::Error>(())
+//! ```
+//!
+//! What the manager guarantees:
+//!
+//! - **Strict ids.** A malformed, duplicated or oversized cookie never reaches the store;
+//!   an id the store does not know is never adopted (the visitor gets a new one).
+//! - **Lazy sessions.** A new session is stored, and its cookie set, only once it holds data.
+//! - **Timeouts on the server.** Idle and absolute deadlines are checked on every load by
+//!   the manager's [`Clock`], and given to the store as the record's expiry. Read-only
+//!   requests refresh the idle deadline only every `refresh_fraction × idle_timeout`, so
+//!   reads cost no writes; a session may therefore end up to that much before
+//!   `idle_timeout` after its last request.
+//! - **[`Session::regenerate`]** on login moves the session to a fresh id and kills the old
+//!   one at once; **[`Session::destroy`]** deletes it from every tier and clears the cookie;
+//!   **[`SessionManager::revoke_owner`]** ends every session tagged with
+//!   [`Session::set_owner`].
+//! - **Events.** Creation, rotation, regeneration, expiry, logout, unknown and stale ids,
+//!   binding mismatches and corrupt records are logged with `tracing` and passed to an
+//!   optional listener ([`SessionEvent`]); a session is only ever named by its fingerprint.
+//!
+//! ### Id rotation and its grace window
+//!
+//! After `rotate_after` the next request moves the session to a fresh id and sends the new
+//! cookie. Other requests of the same visitor may already be in flight with the old id
+//! (parallel AJAX calls, a second tab). Killing the old id at once would log them out, so
+//! the old id keeps resolving to the same session for `rotation_grace` (10 s by default,
+//! never more than 60 s): such a request loads the session, its changes are saved under the
+//! new id, and its response carries the new cookie too. After the window the old id is
+//! dead, and presenting it is reported as a [`SessionEvent::StaleId`].
+//!
+//! The race this leaves: the grace window is also a window for whoever stole the old id.
+//! It is short and bounded, the old id never survives a [`Session::regenerate`] (a login
+//! kills every earlier id of the session, grace or not), and a stale id presented later is
+//! an alert an application can answer, for example by revoking the owner's sessions.
+//! Requests that start after the window with the old id — a tab that slept through the
+//! rotation — lose the session; a longer `rotate_after` or no rotation (`None`) trades that
+//! against how long a leaked id stays useful.
+//!
 //! ## Feature flags
 //!
 //! - `derive` (default): re-exports `#[derive(SessionData)]`.
@@ -25,15 +92,22 @@
 
 mod error;
 mod id;
+pub mod manager;
 mod record;
 mod session;
 pub mod store;
+mod typed;
 
 pub use error::{BoxError, Error, Result};
 pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
+pub use manager::{
+    ActiveSession, Clock, EventListener, ExpiryReason, IpBinding, ManualClock, Outcome,
+    RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,
+};
 pub use record::{RECORD_VERSION, from_millis, to_millis};
 pub use session::{RESERVED_PREFIX, RawValue, Session, Value};
 pub use store::{MemoryStore, Store, StoreExt, TieredStore};
+pub use typed::SessionData;
 
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
@@ -45,6 +119,10 @@ pub use sessionkit_derive::SessionData;
 pub mod __private {
     pub use crate::error::{Error, Result};
     pub use crate::session::{RESERVED_PREFIX, Session};
+    pub use crate::typed::{
+        FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
+        get_required, remove, set_option, set_value, write_fields,
+    };
     pub use bytes::Bytes;
     pub use rmp_serde;
     pub use serde;

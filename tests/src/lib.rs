@@ -2,4 +2,6 @@
 
 pub mod conformance;
 pub mod failing;
+pub mod file_crash;
+pub mod lifecycle;
 pub mod redis_server;

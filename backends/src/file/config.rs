@@ -1,0 +1,106 @@
+//! Options of a [`FileStore`](super::FileStore).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sessionkit::Result;
+
+use super::FileStore;
+
+/// Whether each write is flushed to the disk before it counts as done.
+///
+/// Both settings replace files atomically (write a temporary file, rename it over the old
+/// one), so a process that crashes or is killed at any instant leaves every session at its
+/// old or its new version. They differ when the *machine* stops (power loss, kernel panic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `fsync` the new file before the rename and its directory after it (and the directory
+    /// after a delete). A save that returned survives a power loss. Each write costs two
+    /// `fsync` calls: from tens of microseconds on a server SSD with a power-loss-protected
+    /// cache to several milliseconds on consumer disks and network volumes.
+    #[default]
+    Sync,
+    /// Leave flushing to the operating system. Writes cost a few microseconds, but after a
+    /// power loss a session written in the last seconds may be at an older version, absent,
+    /// or read as corrupt (and so as absent). Process crashes are still safe.
+    NoSync,
+}
+
+/// The default number of directory entries [`FileStore::cleanup`] handles between two yields
+/// to the async runtime.
+///
+/// [`FileStore::cleanup`]: sessionkit::Store::cleanup
+pub const DEFAULT_CLEANUP_BATCH: usize = 256;
+
+/// The default time a corrupt session file is kept for inspection before `cleanup` removes it.
+pub const DEFAULT_CORRUPT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Builds a [`FileStore`].
+///
+/// ```
+/// use sessionkit_backends::file::{Durability, FileConfig};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let root = dir.path().join("sessions");
+/// let store = FileConfig::new(&root)
+///     .with_durability(Durability::NoSync)
+///     .with_cleanup_batch(1024)
+///     .open()
+///     .await?;
+/// # drop(store);
+/// # Ok::<(), sessionkit::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    pub(crate) root: PathBuf,
+    pub(crate) durability: Durability,
+    pub(crate) cleanup_batch: usize,
+    pub(crate) corrupt_retention: Duration,
+}
+
+impl FileConfig {
+    /// A store rooted at `root` (created if missing), with [`Durability::Sync`].
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        FileConfig {
+            root: root.as_ref().to_path_buf(),
+            durability: Durability::default(),
+            cleanup_batch: DEFAULT_CLEANUP_BATCH,
+            corrupt_retention: DEFAULT_CORRUPT_RETENTION,
+        }
+    }
+
+    /// Sets whether writes are flushed to the disk (default [`Durability::Sync`]).
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets how many directory entries `cleanup` handles per blocking step before it yields
+    /// to the runtime (default [`DEFAULT_CLEANUP_BATCH`]; at least 1).
+    #[must_use]
+    pub fn with_cleanup_batch(mut self, entries: usize) -> Self {
+        self.cleanup_batch = entries.max(1);
+        self
+    }
+
+    /// Sets how long `cleanup` leaves a corrupt session file in place for an operator to
+    /// inspect before removing it (default [`DEFAULT_CORRUPT_RETENTION`]). Until then it
+    /// reads as corrupt, which callers treat as absent.
+    #[must_use]
+    pub fn with_corrupt_retention(mut self, retention: Duration) -> Self {
+        self.corrupt_retention = retention;
+        self
+    }
+
+    /// Creates the directory layout if needed and opens the store.
+    ///
+    /// # Errors
+    /// [`Error::Storage`](sessionkit::Error::Storage) when the root cannot be created or
+    /// written (permission denied, read-only file system, a path component that is a file).
+    pub async fn open(self) -> Result<FileStore> {
+        FileStore::open_with(self).await
+    }
+}

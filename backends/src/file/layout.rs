@@ -1,0 +1,537 @@
+//! The blocking half of the file store: where files live, how they are locked and replaced.
+//! Everything here runs on tokio's blocking pool, never on an async worker thread.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sessionkit::SessionKey;
+use sessionkit::store::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Result};
+use sha2::{Digest as _, Sha256};
+
+use super::config::{Durability, FileConfig};
+
+/// Prefix of the temporary files a write renames over its target.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+/// Name of the lock file in each session directory.
+pub(crate) const LOCK_NAME: &str = ".lock";
+const SESSIONS: &str = "sessions";
+const OWNERS: &str = "owners";
+
+/// What a session path holds.
+pub(crate) enum Slot {
+    Absent,
+    Entry(Entry),
+    /// Unreadable as an entry (empty, truncated, foreign): no session for `apply`, `owned_by`
+    /// and `cleanup`, reported by `load`, and never overwritten by `create` or `rename`.
+    Corrupt(Error),
+}
+
+/// An exclusive OS advisory lock on one session directory, released when dropped (closing
+/// the descriptor releases the lock, also when the process dies).
+pub(crate) struct DirLock(#[allow(dead_code, reason = "held for its Drop")] File);
+
+/// Maps an I/O error to the typed error callers branch on, saying what failed and why.
+pub(crate) fn io_error(doing: &str, err: io::Error) -> Error {
+    let why = match err.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied",
+        io::ErrorKind::StorageFull => "disk full",
+        io::ErrorKind::QuotaExceeded => "disk quota exceeded",
+        io::ErrorKind::FileTooLarge => "file too large",
+        io::ErrorKind::ReadOnlyFilesystem => "read-only file system",
+        io::ErrorKind::NotADirectory => "a path component is not a directory",
+        io::ErrorKind::NotFound => "no such file or directory",
+        _ => "I/O error",
+    };
+    Error::storage(format!("file store: {why} while {doing}"), err)
+}
+
+fn owner_hash(owner: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sessionkit/file/owner/v1\0");
+    h.update(owner.as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn live(entry: &Entry, now: SystemTime) -> bool {
+    entry.expires_at() > now
+}
+
+fn live_record(slot: Slot, now: SystemTime) -> Option<Record> {
+    match slot {
+        Slot::Entry(Entry::Record(r)) if !r.is_expired_at(now) => Some(r),
+        _ => None,
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    // std cannot open a directory on Windows; there the rename's durability is left to the
+    // file system.
+    Ok(())
+}
+
+fn dir_builder() -> fs::DirBuilder {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+}
+
+fn lock_file(dir: &Path) -> io::Result<DirLock> {
+    let path = dir.join(LOCK_NAME);
+    // A read-only descriptor is enough for flock(2), so reads and cleanup still lock on a
+    // directory that became read-only; only a missing lock file needs write access.
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut options = OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(&path)?
+        }
+        Err(e) => return Err(e),
+    };
+    loop {
+        match file.lock() {
+            Ok(()) => return Ok(DirLock(file)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The store's directory tree (drawn in [`FileStore`](super::FileStore)'s docs) and the
+/// operations on it.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub(crate) root: PathBuf,
+    sessions: PathBuf,
+    owners: PathBuf,
+    pub(crate) durability: Durability,
+    pub(crate) corrupt_retention: std::time::Duration,
+}
+
+impl Layout {
+    pub(crate) fn open(config: &FileConfig) -> Result<Layout> {
+        let layout = Layout {
+            root: config.root.clone(),
+            sessions: config.root.join(SESSIONS),
+            owners: config.root.join(OWNERS),
+            durability: config.durability,
+            corrupt_retention: config.corrupt_retention,
+        };
+        let doing = "creating the store directory";
+        dir_builder()
+            .recursive(true)
+            .create(&layout.root)
+            .map_err(|e| io_error(doing, e))?;
+        layout
+            .ensure_dir(&layout.sessions)
+            .map_err(|e| io_error(doing, e))?;
+        layout
+            .ensure_dir(&layout.owners)
+            .map_err(|e| io_error(doing, e))?;
+        // Fail at startup, not on the first save, when the directory is not writable.
+        tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(&layout.sessions)
+            .map_err(|e| io_error("checking that the store directory is writable", e))?;
+        Ok(layout)
+    }
+
+    fn sync(&self) -> bool {
+        self.durability == Durability::Sync
+    }
+
+    pub(crate) fn sessions_root(&self) -> &Path {
+        &self.sessions
+    }
+
+    pub(crate) fn owners_root(&self) -> &Path {
+        &self.owners
+    }
+
+    /// The directory and file of `key`: `sessions/<hex[0..2]>/<hex[2..4]>/<hex>`. The hex of
+    /// the hashed key is the only thing that ever reaches a path.
+    pub(crate) fn paths(&self, key: &SessionKey) -> (PathBuf, PathBuf) {
+        let hex = key.to_hex();
+        let dir = self.sessions.join(&hex[0..2]).join(&hex[2..4]);
+        let file = dir.join(&hex);
+        (dir, file)
+    }
+
+    pub(crate) fn owner_dir(&self, owner: &str) -> PathBuf {
+        let hash = owner_hash(owner);
+        self.owners.join(&hash[0..2]).join(hash)
+    }
+
+    /// Whether `dir` (a directory under `owners/`) is the one of `owner`.
+    pub(crate) fn is_owner_dir(dir: &Path, owner: &str) -> bool {
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == owner_hash(owner))
+    }
+
+    /// Creates `dir` and missing parents inside the root, making each new directory entry
+    /// durable under [`Durability::Sync`].
+    fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
+        match fs::metadata(dir) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "expected a directory in the session store",
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let parent = dir.parent().filter(|p| p.starts_with(&self.root));
+        if let Some(parent) = parent
+            && parent != self.root
+        {
+            self.ensure_dir(parent)?;
+        }
+        match dir_builder().create(dir) {
+            Ok(()) => {
+                if let (true, Some(parent)) = (self.sync(), parent) {
+                    sync_dir(parent)?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Locks the session directory `dir`, or `None` when it does not exist (so no session
+    /// lives there and nothing needs to be created).
+    pub(crate) fn lock_existing(&self, dir: &Path) -> Result<Option<DirLock>> {
+        match lock_file(dir) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("locking a session directory", e)),
+        }
+    }
+
+    fn lock_created(&self, dir: &Path) -> Result<DirLock> {
+        self.ensure_dir(dir)
+            .map_err(|e| io_error("creating a session directory", e))?;
+        lock_file(dir).map_err(|e| io_error("locking a session directory", e))
+    }
+
+    /// Reads what `path` holds. Reads need no lock: files are only ever replaced by rename,
+    /// so a reader sees the old or the new file, whole.
+    pub(crate) fn read_slot(&self, path: &Path, key: &SessionKey) -> Result<Slot> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Slot::Absent),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                return Ok(self.corrupt(key, Error::corrupt("not a session file", e)));
+            }
+            Err(e) => return Err(io_error("reading a session file", e)),
+        };
+        if bytes.is_empty() {
+            let err = Error::Corrupt {
+                message: "empty session file".into(),
+                source: None,
+            };
+            return Ok(self.corrupt(key, err));
+        }
+        Ok(match Entry::decode(&bytes) {
+            Ok(entry) => Slot::Entry(entry),
+            Err(err) => self.corrupt(key, err),
+        })
+    }
+
+    fn corrupt(&self, key: &SessionKey, err: Error) -> Slot {
+        tracing::warn!(
+            session = %key.fingerprint(),
+            error = %err,
+            "unreadable session file; treating the session as absent"
+        );
+        Slot::Corrupt(err)
+    }
+
+    /// Writes `bytes` to `target` atomically: a temporary file in the same directory, then a
+    /// rename over the target. The caller holds the directory's lock.
+    fn write_atomic(&self, dir: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        if self.sync() {
+            tmp.as_file().sync_all()?;
+        }
+        // On any error above the temporary file is removed when `tmp` drops; the target is
+        // untouched.
+        tmp.persist(target).map_err(|e| e.error)?;
+        if self.sync() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn write_entry(&self, dir: &Path, target: &Path, entry: &Entry) -> Result<()> {
+        let bytes = entry.encode()?;
+        self.write_atomic(dir, target, &bytes)
+            .map_err(|e| io_error("writing a session file", e))
+    }
+
+    fn remove_file(&self, dir: &Path, path: &Path) -> Result<()> {
+        match fs::remove_file(path) {
+            Ok(()) => {
+                if self.sync() {
+                    sync_dir(dir).map_err(|e| io_error("syncing a session directory", e))?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("removing a session file", e)),
+        }
+    }
+
+    /// Makes sure the owner index has a marker for `key`. Called, under the session's lock,
+    /// before the record naming `owner` is written, so every record with an owner has its
+    /// marker even after a crash (a marker without its record is verified away on read).
+    fn ensure_marker(&self, owner: &str, key: &SessionKey) -> Result<()> {
+        let dir = self.owner_dir(owner);
+        let marker = dir.join(key.to_hex());
+        if marker.is_file() {
+            return Ok(());
+        }
+        let doing = "writing an owner index marker";
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.ensure_dir(&dir).map_err(|e| io_error(doing, e))?;
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&marker) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+                // `cleanup` removed the owner's empty directory in between: make it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => {}
+                Err(e) => return Err(io_error(doing, e)),
+            }
+        }
+        if self.sync() {
+            sync_dir(&dir).map_err(|e| io_error(doing, e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a marker that no longer matches; failures only leave a stale marker behind,
+    /// which readers verify away, so they are logged, not returned.
+    pub(crate) fn remove_marker(&self, owner_dir: &Path, key: &SessionKey) {
+        match fs::remove_file(owner_dir.join(key.to_hex())) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                session = %key.fingerprint(),
+                error = %e,
+                "could not remove a stale owner index marker"
+            ),
+        }
+    }
+
+    pub(crate) fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
+        let entry = Entry::Record(record.clone());
+        let (dir, path) = self.paths(key);
+        let _lock = self.lock_created(&dir)?;
+        match self.read_slot(&path, key)? {
+            Slot::Entry(e) if live(&e, SystemTime::now()) => return Err(Error::AlreadyExists),
+            // Never overwrite what we cannot read; the caller picks another id.
+            Slot::Corrupt(_) => return Err(Error::AlreadyExists),
+            Slot::Entry(_) | Slot::Absent => {}
+        }
+        if let Some(owner) = &record.owner {
+            self.ensure_marker(owner, key)?;
+        }
+        self.write_entry(&dir, &path, &entry)
+    }
+
+    pub(crate) fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
+        let (_, path) = self.paths(key);
+        let now = SystemTime::now();
+        match self.read_slot(&path, key)? {
+            Slot::Absent => Ok(None),
+            Slot::Corrupt(err) => Err(err),
+            Slot::Entry(Entry::Record(r)) => Ok((!r.is_expired_at(now)).then(|| r.into())),
+            Slot::Entry(Entry::Alias { to, until, token }) => {
+                if until <= now {
+                    return Ok(None);
+                }
+                let (_, target) = self.paths(&to);
+                match self.read_slot(&target, &to)? {
+                    Slot::Corrupt(err) => Err(err),
+                    slot => Ok(live_record(slot, now).map(|record| Loaded {
+                        record,
+                        moved: Some(Moved { to, token }),
+                    })),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
+        let (dir, path) = self.paths(key);
+        let Some(_lock) = self.lock_existing(&dir)? else {
+            return Err(Error::Gone);
+        };
+        let slot = self.read_slot(&path, key)?;
+        let Some(mut record) = live_record(slot, SystemTime::now()) else {
+            return Err(Error::Gone);
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let old_owner = record.owner.clone();
+        record.apply(changes);
+        if let Some(owner) = &record.owner {
+            self.ensure_marker(owner, key)?;
+        }
+        self.write_entry(&dir, &path, &Entry::Record(record.clone()))?;
+        if let Some(old) = old_owner
+            && record.owner.as_ref() != Some(&old)
+        {
+            self.remove_marker(&self.owner_dir(&old), key);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn delete(&self, key: &SessionKey) -> Result<()> {
+        let (dir, path) = self.paths(key);
+        let Some(_lock) = self.lock_existing(&dir)? else {
+            return Ok(());
+        };
+        let owner = match self.read_slot(&path, key)? {
+            Slot::Entry(Entry::Record(r)) => r.owner,
+            _ => None,
+        };
+        self.remove_file(&dir, &path)?;
+        if let Some(owner) = owner {
+            self.remove_marker(&self.owner_dir(&owner), key);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
+        let (from_dir, from_path) = self.paths(from);
+        let (to_dir, to_path) = self.paths(to);
+        if !from_dir.is_dir() {
+            return Err(Error::Gone);
+        }
+        // Both directories are locked, always in path order, so a concurrent apply on either
+        // key waits and two renames cannot deadlock.
+        let _locks = if from_dir == to_dir {
+            (self.lock_created(&from_dir)?, None)
+        } else if from_dir < to_dir {
+            let first = self.lock_created(&from_dir)?;
+            (first, Some(self.lock_created(&to_dir)?))
+        } else {
+            let first = self.lock_created(&to_dir)?;
+            (first, Some(self.lock_created(&from_dir)?))
+        };
+        let now = SystemTime::now();
+        let Some(record) = live_record(self.read_slot(&from_path, from)?, now) else {
+            return Err(Error::Gone);
+        };
+        match self.read_slot(&to_path, to)? {
+            Slot::Entry(e) if live(&e, now) => return Err(Error::AlreadyExists),
+            Slot::Corrupt(_) => return Err(Error::AlreadyExists),
+            Slot::Entry(_) | Slot::Absent => {}
+        }
+        if let Some(owner) = &record.owner {
+            self.ensure_marker(owner, to)?;
+        }
+        // The new key is written first: a crash before the old key is replaced leaves the
+        // session whole under its old key, plus a copy nobody holds the id of.
+        self.write_entry(&to_dir, &to_path, &Entry::Record(record.clone()))?;
+        let alias = grace
+            .map(|g| (g.until.min(record.expires_at), g))
+            .filter(|(until, _)| *until > now)
+            .map(|(until, g)| Entry::Alias {
+                to: *to,
+                until,
+                token: g.token.clone(),
+            });
+        let replaced = match &alias {
+            Some(alias) => self.write_entry(&from_dir, &from_path, alias),
+            None => self.remove_file(&from_dir, &from_path),
+        };
+        if let Err(err) = replaced {
+            // Undo the copy so the move can be retried; the old key is untouched.
+            if let Err(undo) = self.remove_file(&to_dir, &to_path) {
+                tracing::warn!(session = %to.fingerprint(), error = %undo, "could not undo a failed move");
+            }
+            return Err(err);
+        }
+        if let Some(owner) = &record.owner {
+            self.remove_marker(&self.owner_dir(owner), from);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
+        let dir = self.owner_dir(owner);
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("listing the owner index", e)),
+        };
+        let now = SystemTime::now();
+        let mut keys = Vec::new();
+        for item in listing {
+            let item = item.map_err(|e| io_error("listing the owner index", e))?;
+            let Some(key) = item.file_name().to_str().and_then(SessionKey::from_hex) else {
+                continue;
+            };
+            let (_, path) = self.paths(&key);
+            match self.read_slot(&path, &key)? {
+                Slot::Entry(Entry::Record(r))
+                    if !r.is_expired_at(now) && r.owner.as_deref() == Some(owner) =>
+                {
+                    keys.push(key);
+                }
+                Slot::Corrupt(_) => {}
+                _ => self.drop_stale_marker(&dir, &key)?,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes the marker of `key` in `owner_dir` if, under the session's lock, the session
+    /// is not a live record of that owner (an apply may be setting the owner right now).
+    pub(crate) fn drop_stale_marker(&self, owner_dir: &Path, key: &SessionKey) -> Result<()> {
+        let (dir, path) = self.paths(key);
+        let _lock = self.lock_created(&dir)?;
+        let stale = match live_record(self.read_slot(&path, key)?, SystemTime::now()) {
+            Some(r) => !r
+                .owner
+                .as_deref()
+                .is_some_and(|o| Self::is_owner_dir(owner_dir, o)),
+            None => true,
+        };
+        if stale {
+            self.remove_marker(owner_dir, key);
+        }
+        Ok(())
+    }
+}

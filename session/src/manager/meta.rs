@@ -1,0 +1,195 @@
+//! The manager's bookkeeping, kept in reserved field-map keys of each session, and the grace
+//! token it hands the store when it rotates an id.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest as _, Sha256};
+
+use super::config::IpBinding;
+use crate::error::{Error, Result};
+use crate::id::{ID_BYTES, SessionId, open_forward, seal_forward};
+use crate::record::{from_millis, to_millis};
+
+/// When the session was created (ms since the epoch). Rotation and regeneration keep it.
+pub(crate) const CREATED: &str = "__sk.created";
+/// When the session was last refreshed: the idle timeout counts from here.
+pub(crate) const SEEN: &str = "__sk.seen";
+/// When the id was last replaced (or the session created).
+pub(crate) const ROTATED: &str = "__sk.rotated";
+/// Hash of the client IP (or its network) the session is bound to.
+pub(crate) const IP: &str = "__sk.ip";
+/// Hash of the User-Agent the session is bound to.
+pub(crate) const UA: &str = "__sk.ua";
+
+/// The bookkeeping of a stored session.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub(crate) created: SystemTime,
+    pub(crate) seen: SystemTime,
+    pub(crate) rotated: SystemTime,
+    pub(crate) ip: Option<String>,
+    pub(crate) ua: Option<String>,
+}
+
+impl Meta {
+    /// Reads the bookkeeping; `None` when a timestamp is missing or undecodable, which the
+    /// manager treats as a corrupt record.
+    pub(crate) fn read(fields: &BTreeMap<String, Bytes>) -> Option<Meta> {
+        let created = from_millis(get::<u64>(fields, CREATED)?);
+        let seen = from_millis(get::<u64>(fields, SEEN)?);
+        let rotated = get::<u64>(fields, ROTATED).map_or(created, from_millis);
+        Some(Meta {
+            created,
+            seen,
+            rotated,
+            ip: get(fields, IP),
+            ua: get(fields, UA),
+        })
+    }
+}
+
+fn get<T: DeserializeOwned>(fields: &BTreeMap<String, Bytes>, key: &str) -> Option<T> {
+    fields.get(key).and_then(|b| rmp_serde::from_slice(b).ok())
+}
+
+/// Encodes a bookkeeping value the way [`Session`](crate::Session) encodes values.
+pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes> {
+    rmp_serde::to_vec_named(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Encode {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })
+}
+
+/// Encodes a timestamp.
+pub(crate) fn time(key: &str, t: SystemTime) -> Result<Bytes> {
+    encode(key, &to_millis(t))
+}
+
+/// The binding tag of a client IP: a hash of the address, or of its /24 (IPv4) or /64
+/// (IPv6) network under [`IpBinding::Subnet`]. A request without an IP has a tag too, so a
+/// session created without one is not adopted by a request with one.
+pub(crate) fn ip_tag(ip: Option<IpAddr>, binding: IpBinding) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sessionkit/ip/v1\0");
+    match (ip.map(canonical), binding) {
+        (None, _) => h.update(b"none"),
+        (Some(IpAddr::V4(v4)), IpBinding::Subnet) => {
+            let [a, b, c, _] = v4.octets();
+            h.update([4, a, b, c]);
+        }
+        (Some(IpAddr::V6(v6)), IpBinding::Subnet) => {
+            h.update([6]);
+            h.update(&v6.octets()[..8]);
+        }
+        (Some(IpAddr::V4(v4)), _) => {
+            h.update([4]);
+            h.update(v4.octets());
+        }
+        (Some(IpAddr::V6(v6)), _) => {
+            h.update([6]);
+            h.update(v6.octets());
+        }
+    }
+    short_hex(h)
+}
+
+/// An IPv4 address reached over IPv6 (`::ffff:a.b.c.d`) is the same client as `a.b.c.d`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The binding tag of a User-Agent: a hash, so the header itself is never stored.
+pub(crate) fn ua_tag(ua: Option<&[u8]>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sessionkit/ua/v1\0");
+    match ua {
+        None => h.update(b"none"),
+        Some(ua) => {
+            h.update(b"some:");
+            h.update(ua);
+        }
+    }
+    short_hex(h)
+}
+
+fn short_hex(h: Sha256) -> String {
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The grace token of a rotation: the new id sealed under the old one, then the end of the
+/// grace window by the manager's clock (stores enforce the window by the system clock; the
+/// manager checks it again by its own).
+pub(crate) fn grace_token(old: &SessionId, new: &SessionId, until: SystemTime) -> Vec<u8> {
+    let mut token = seal_forward(old, new);
+    token.extend_from_slice(&to_millis(until).to_be_bytes());
+    token
+}
+
+/// Opens a [`grace_token`] with the old id: the new id and the end of the window.
+pub(crate) fn open_grace(old: &SessionId, token: &[u8]) -> Option<(SessionId, SystemTime)> {
+    if token.len() != ID_BYTES + 8 {
+        return None;
+    }
+    let (sealed, until) = token.split_at(ID_BYTES);
+    let new = open_forward(old, sealed)?;
+    let until = u64::from_be_bytes(until.try_into().ok()?);
+    Some((new, from_millis(until)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn grace_token_round_trips() {
+        let old = SessionId::generate().unwrap();
+        let new = SessionId::generate().unwrap();
+        let until = from_millis(to_millis(SystemTime::now() + Duration::from_secs(10)));
+        let token = grace_token(&old, &new, until);
+        assert_eq!(open_grace(&old, &token), Some((new.clone(), until)));
+        let other = SessionId::generate().unwrap();
+        assert_ne!(open_grace(&other, &token).map(|t| t.0), Some(new));
+        assert!(open_grace(&old, &token[..39]).is_none());
+    }
+
+    #[test]
+    fn ip_tags() {
+        let a: IpAddr = "10.1.2.3".parse().unwrap();
+        let b: IpAddr = "10.1.2.200".parse().unwrap();
+        let c: IpAddr = "10.1.3.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        let exact = IpBinding::Exact;
+        let subnet = IpBinding::Subnet;
+        assert_eq!(ip_tag(Some(a), exact), ip_tag(Some(mapped), exact));
+        assert_ne!(ip_tag(Some(a), exact), ip_tag(Some(b), exact));
+        assert_eq!(ip_tag(Some(a), subnet), ip_tag(Some(b), subnet));
+        assert_ne!(ip_tag(Some(a), subnet), ip_tag(Some(c), subnet));
+        assert_ne!(ip_tag(Some(a), exact), ip_tag(None, exact));
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let v6c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_tag(Some(v6a), subnet), ip_tag(Some(v6b), subnet));
+        assert_ne!(ip_tag(Some(v6a), subnet), ip_tag(Some(v6c), subnet));
+        assert_ne!(ip_tag(Some(v6a), exact), ip_tag(Some(v6b), exact));
+    }
+
+    #[test]
+    fn ua_tag_hides_the_header() {
+        let tag = ua_tag(Some(b"Mozilla/5.0"));
+        assert_eq!(tag.len(), 32);
+        assert!(!tag.contains("Mozilla"));
+        assert_ne!(tag, ua_tag(None));
+        assert_ne!(tag, ua_tag(Some(b"")));
+    }
+}

@@ -1,0 +1,844 @@
+//! The session lifecycle manager: from a request's cookie to a loaded [`Session`], and from
+//! the finished session to the `Set-Cookie` the response needs.
+
+mod clock;
+mod config;
+mod cookie;
+mod events;
+mod meta;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{IpBinding, MAX_COOKIE_LEN, MAX_ROTATION_GRACE, SameSite, SessionConfig};
+pub use events::{EventListener, ExpiryReason, SessionEvent};
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use self::cookie::Presented;
+use self::events::emit;
+use self::meta::Meta;
+use crate::error::{Error, Result};
+use crate::id::{Fingerprint, SessionId, SessionKey};
+use crate::record::{ChangeSet, Grace, Record};
+use crate::session::{Intent, PERSIST_KEY, Session};
+use crate::store::{Store, StoreExt};
+
+/// How many fresh ids a save tries when the store reports one as taken. A collision of
+/// 256-bit random ids does not happen; a store that keeps saying "taken" is broken.
+const ID_ATTEMPTS: usize = 3;
+
+/// What the manager needs to know about a request.
+///
+/// The web layer fills it: every `Cookie` header value as received, the client IP as it
+/// decided after weighing its proxies, and the `User-Agent`.
+///
+/// ```
+/// use sessionkit::RequestInfo;
+/// let request = RequestInfo::new()
+///     .with_cookie_header("theme=dark; id=...")
+///     .with_client_ip("192.0.2.7".parse().unwrap())
+///     .with_user_agent("Mozilla/5.0");
+/// assert_eq!(request.cookie_headers.len(), 1);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RequestInfo {
+    /// Every `Cookie` header value of the request, as bytes.
+    pub cookie_headers: Vec<Vec<u8>>,
+    /// The client's IP address, if known.
+    pub client_ip: Option<IpAddr>,
+    /// The `User-Agent` header, if sent.
+    pub user_agent: Option<Vec<u8>>,
+}
+
+impl RequestInfo {
+    /// A request with no cookie, IP or User-Agent.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one `Cookie` header value.
+    #[must_use]
+    pub fn with_cookie_header(mut self, value: impl Into<Vec<u8>>) -> Self {
+        self.cookie_headers.push(value.into());
+        self
+    }
+
+    /// Sets the client IP.
+    #[must_use]
+    pub fn with_client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// Sets the `User-Agent`.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: impl Into<Vec<u8>>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+}
+
+/// A session loaded for one request, to hand back to [`SessionManager::finish`].
+///
+/// The handler works on [`session()`](Self::session) (clones share the data).
+#[derive(Debug)]
+pub struct ActiveSession {
+    session: Session,
+    origin: Origin,
+    /// Whether the request carried a cookie of our name at all.
+    presented: bool,
+    ip_tag: Option<String>,
+    ua_tag: Option<String>,
+}
+
+#[derive(Debug)]
+enum Origin {
+    /// Not in the store (yet): saved only once it holds data.
+    New,
+    Existing(Existing),
+}
+
+#[derive(Debug)]
+struct Existing {
+    /// The id the session lives under now.
+    id: SessionId,
+    key: SessionKey,
+    /// The presented old key, when the session was reached through a rotation grace alias.
+    alias: Option<SessionKey>,
+    /// The client holds an old id and needs the current one.
+    resend: bool,
+    meta: Meta,
+}
+
+impl ActiveSession {
+    /// The session handle. Clone it freely; every clone sees the same data.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether the session is not in the store: the visitor had no valid session, and gets
+    /// one (with a cookie) only if the request stores something in it.
+    pub fn is_new(&self) -> bool {
+        matches!(self.origin, Origin::New)
+    }
+
+    /// The loaded session's fingerprint, for the application's own logs.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        match &self.origin {
+            Origin::New => None,
+            Origin::Existing(e) => Some(e.id.fingerprint()),
+        }
+    }
+}
+
+/// What the response needs after [`SessionManager::finish`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The full `Set-Cookie` header value to send, if any: the session's cookie (new, rotated,
+    /// regenerated, or refreshed when persistent) or a removal cookie.
+    pub set_cookie: Option<String>,
+    /// Whether the response should carry `Cache-Control: no-store`: true whenever it sets or
+    /// clears the cookie, so no cache stores one visitor's cookie for another (SEC-22).
+    pub cache_control_no_store: bool,
+    /// Whether the response depended on the session cookie (add `Vary: Cookie`).
+    pub vary_cookie: bool,
+    /// The session vanished before its save (a concurrent logout or revocation). Its changes
+    /// were dropped, not written back, and `set_cookie` clears the cookie.
+    pub gone: bool,
+}
+
+/// Loads and saves sessions around requests, enforcing the lifecycle of
+/// [`SessionConfig`]: strict ids, idle and absolute timeouts, id rotation with a grace
+/// window, IP/User-Agent binding, flash messages and background cleanup.
+///
+/// Cheap to clone (an `Arc` inside). Generic over the store; `Arc<dyn Store>` works too.
+///
+/// ```
+/// use sessionkit::{MemoryStore, RequestInfo, SessionConfig, SessionManager};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default())?;
+///
+/// // First request: no cookie. A session that stays empty costs nothing and sets no cookie.
+/// let active = manager.load(&RequestInfo::new()).await?;
+/// active.session().insert("username", "Bob")?;
+/// let outcome = manager.finish(active).await?;
+/// let set_cookie = outcome.set_cookie.expect("a new session with data sets its cookie");
+///
+/// // The browser sends the cookie back.
+/// let cookie = set_cookie.split(';').next().unwrap().to_owned();
+/// let active = manager.load(&RequestInfo::new().with_cookie_header(cookie)).await?;
+/// assert_eq!(active.session().get::<String>("username")?.as_deref(), Some("Bob"));
+/// let outcome = manager.finish(active).await?;
+/// assert_eq!(outcome.set_cookie, None); // read-only: nothing to send, nothing written
+/// # Ok::<(), sessionkit::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct SessionManager<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    store: S,
+    config: SessionConfig,
+    cleaning: AtomicBool,
+}
+
+impl<S> Clone for SessionManager<S> {
+    fn clone(&self) -> Self {
+        SessionManager {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for SessionManager<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lets the next background cleanup start once this one ends, however it ends.
+struct CleaningGuard<S>(Arc<Inner<S>>);
+
+impl<S> Drop for CleaningGuard<S> {
+    fn drop(&mut self) {
+        self.0.cleaning.store(false, Ordering::Release);
+    }
+}
+
+impl<S: Store + 'static> SessionManager<S> {
+    /// A manager over `store` with `config`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the configuration is invalid (see [`SessionConfig::validate`]).
+    pub fn new(store: S, config: SessionConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(SessionManager {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                cleaning: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.config.clock.now()
+    }
+
+    fn emit(&self, event: SessionEvent) {
+        emit(self.inner.config.listener.as_ref(), event);
+    }
+
+    /// Loads the request's session, or starts a new one.
+    ///
+    /// The new session is lazy: it reaches the store, and the response gets a cookie, only
+    /// if the request stores something in it. The visitor gets a new session when:
+    ///
+    /// - the cookie is missing, empty, oversized, malformed, not UTF-8, duplicated, or not a
+    ///   well-formed id — the store is not asked at all;
+    /// - the store does not know the id (an id is never adopted: a new one is issued);
+    /// - the session passed its idle or absolute timeout (it is deleted);
+    /// - the id was rotated away and its grace window is over;
+    /// - the IP or User-Agent binding does not match (the session itself stays untouched);
+    /// - the record cannot be decoded.
+    ///
+    /// Each of these is reported as a [`SessionEvent`]. An id within its rotation grace
+    /// window loads the session it moved to, and [`finish`](Self::finish) sends the client
+    /// the new id.
+    ///
+    /// On [`cleanup_probability`](SessionConfig::cleanup_probability) of calls it also starts
+    /// the store's cleanup in a background task (when called inside a Tokio runtime).
+    ///
+    /// # Errors
+    /// Store errors other than a corrupt record ([`Error::Unavailable`],
+    /// [`Error::Storage`]): the web layer decides whether to fail the request.
+    pub async fn load(&self, request: &RequestInfo) -> Result<ActiveSession> {
+        self.maybe_cleanup();
+        let config = &self.inner.config;
+        let ip_tag = (config.check_ip != IpBinding::Off)
+            .then(|| meta::ip_tag(request.client_ip, config.check_ip));
+        let ua_tag = config
+            .check_user_agent
+            .then(|| meta::ua_tag(request.user_agent.as_deref()));
+        let presented = cookie::find(&request.cookie_headers, &config.cookie_name);
+        let sent = presented.was_sent();
+        let found = match presented {
+            Presented::Missing => None,
+            Presented::Invalid(reason) => {
+                self.emit(SessionEvent::InvalidCookie { reason });
+                None
+            }
+            Presented::Id(id) => {
+                self.resolve(id, ip_tag.as_deref(), ua_tag.as_deref())
+                    .await?
+            }
+        };
+        let (session, origin) = match found {
+            Some((existing, record)) => {
+                let session = Session::from_fields(record.fields);
+                session.set_loaded_owner(record.owner);
+                (session, Origin::Existing(existing))
+            }
+            None => (Session::new(), Origin::New),
+        };
+        if !config.integrate_flash {
+            session.disable_flash();
+        }
+        Ok(ActiveSession {
+            session,
+            origin,
+            presented: sent,
+            ip_tag,
+            ua_tag,
+        })
+    }
+
+    /// Finds the live session behind a well-formed id, applying every server-side rule.
+    async fn resolve(
+        &self,
+        id: SessionId,
+        ip_tag: Option<&str>,
+        ua_tag: Option<&str>,
+    ) -> Result<Option<(Existing, Record)>> {
+        let config = &self.inner.config;
+        let store = &self.inner.store;
+        let key = id.key();
+        let now = self.now();
+        let loaded = match store.load(&key).await {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => {
+                self.emit(SessionEvent::UnknownId {
+                    session: id.fingerprint(),
+                });
+                return Ok(None);
+            }
+            Err(err @ Error::Corrupt { .. }) => {
+                tracing::warn!(target: "sessionkit", session = %id.fingerprint(), error = %err, "session record failed to decode");
+                self.emit(SessionEvent::Corrupt {
+                    session: id.fingerprint(),
+                });
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        let (current, alias, resend) = match &loaded.moved {
+            None => (id, None, false),
+            Some(moved) => match meta::open_grace(&id, &moved.token) {
+                Some((new_id, until)) if new_id.key() == moved.to => {
+                    if until <= now {
+                        self.emit(SessionEvent::StaleId {
+                            session: id.fingerprint(),
+                        });
+                        self.forget(&key, "stale alias").await;
+                        return Ok(None);
+                    }
+                    (new_id, Some(key), true)
+                }
+                _ => {
+                    self.emit(SessionEvent::Corrupt {
+                        session: id.fingerprint(),
+                    });
+                    return Ok(None);
+                }
+            },
+        };
+        let Some(meta) = Meta::read(&loaded.record.fields) else {
+            self.emit(SessionEvent::Corrupt {
+                session: current.fingerprint(),
+            });
+            return Ok(None);
+        };
+        let expired = if config
+            .absolute_timeout
+            .is_some_and(|limit| now >= meta.created + limit)
+        {
+            Some(ExpiryReason::Absolute)
+        } else if now >= meta.seen + config.idle_timeout {
+            Some(ExpiryReason::Idle)
+        } else {
+            None
+        };
+        if let Some(reason) = expired {
+            self.emit(SessionEvent::Expired {
+                session: current.fingerprint(),
+                reason,
+            });
+            self.forget(&current.key(), "expired session").await;
+            if let Some(alias) = &alias {
+                self.forget(alias, "expired session's alias").await;
+            }
+            return Ok(None);
+        }
+        // A session created before binding was switched on is bound on its next save.
+        let ip_mismatch = matches!((ip_tag, &meta.ip), (Some(req), Some(bound)) if req != bound);
+        let ua_mismatch = matches!((ua_tag, &meta.ua), (Some(req), Some(bound)) if req != bound);
+        if ip_mismatch || ua_mismatch {
+            self.emit(SessionEvent::BindingMismatch {
+                session: current.fingerprint(),
+                ip: ip_mismatch,
+                user_agent: ua_mismatch,
+            });
+            return Ok(None);
+        }
+        let existing = Existing {
+            key: current.key(),
+            id: current,
+            alias,
+            resend,
+            meta,
+        };
+        Ok(Some((existing, loaded.record)))
+    }
+
+    /// Deletes a key the request will not use, logging (not failing on) store errors: the
+    /// visitor gets a fresh session either way, and the store expires the record itself.
+    async fn forget(&self, key: &SessionKey, what: &'static str) {
+        if let Err(err) = self.inner.store.delete(key).await {
+            tracing::warn!(target: "sessionkit", session = %key.fingerprint(), error = %err, "could not delete {what}");
+        }
+    }
+
+    /// Saves what the request changed and says what the response must carry.
+    ///
+    /// - A new session is created in the store only if it holds data (user keys, a flash
+    ///   message or an owner); then the response sets its cookie.
+    /// - An existing session sends only its changes, merged by the store. A request that
+    ///   changed nothing writes nothing, unless the idle deadline is due for a refresh
+    ///   (see [`refresh_fraction`](SessionConfig::refresh_fraction)) or the id for rotation.
+    /// - [`Session::regenerate`] moves the session to a fresh id; the old id is dead at once.
+    /// - [`Session::destroy`] deletes it and clears the cookie (or, if the request stored data
+    ///   after the call, starts a new session for that data under a new id).
+    /// - An id older than [`rotate_after`](SessionConfig::rotate_after) is replaced; the old
+    ///   id resolves for [`rotation_grace`](SessionConfig::rotation_grace) more.
+    ///
+    /// A session deleted meanwhile by another request (logout, revocation) is not brought
+    /// back: the changes are dropped and [`Outcome::gone`] is set.
+    ///
+    /// # Errors
+    /// Store errors. When regeneration fails, the session stays as it was under its old id.
+    pub async fn finish(&self, active: ActiveSession) -> Result<Outcome> {
+        let intent = active.session.intent();
+        match &active.origin {
+            Origin::New => self.finish_new(&active).await,
+            Origin::Existing(existing) if intent.destroy => self.destroy(&active, existing).await,
+            Origin::Existing(existing) if intent.regenerate => {
+                self.regenerate(&active, existing, &intent).await
+            }
+            Origin::Existing(existing) => self.save(&active, existing, &intent).await,
+        }
+    }
+
+    fn persistent(&self, session: &Session) -> bool {
+        session.persistent().unwrap_or(self.inner.config.persistent)
+    }
+
+    /// The record's expiry: the idle deadline, capped by the absolute one.
+    fn deadline(&self, seen: SystemTime, created: SystemTime) -> SystemTime {
+        let config = &self.inner.config;
+        let idle = seen + config.idle_timeout;
+        match config.absolute_timeout {
+            Some(limit) => idle.min(created + limit),
+            None => idle,
+        }
+    }
+
+    fn cookie_for(
+        &self,
+        session: &Session,
+        id: &SessionId,
+        now: SystemTime,
+        expires_at: SystemTime,
+    ) -> Outcome {
+        let persistent = self.persistent(session).then_some((now, expires_at));
+        Outcome {
+            set_cookie: Some(cookie::set_cookie(&self.inner.config, id, persistent)),
+            cache_control_no_store: true,
+            vary_cookie: true,
+            gone: false,
+        }
+    }
+
+    fn removal(&self, gone: bool) -> Outcome {
+        Outcome {
+            set_cookie: Some(cookie::removal_cookie(&self.inner.config)),
+            cache_control_no_store: true,
+            vary_cookie: true,
+            gone,
+        }
+    }
+
+    /// Adds the binding tags a session lacks (new, or created before binding was on).
+    fn bind(
+        &self,
+        active: &ActiveSession,
+        meta: Option<&Meta>,
+        changes: &mut ChangeSet,
+    ) -> Result<()> {
+        if let Some(tag) = &active.ip_tag {
+            if meta.is_none_or(|m| m.ip.is_none()) {
+                changes
+                    .set
+                    .insert(meta::IP.to_owned(), meta::encode(meta::IP, tag)?);
+            }
+        }
+        if let Some(tag) = &active.ua_tag {
+            if meta.is_none_or(|m| m.ua.is_none()) {
+                changes
+                    .set
+                    .insert(meta::UA.to_owned(), meta::encode(meta::UA, tag)?);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_new(&self, active: &ActiveSession) -> Result<Outcome> {
+        let session = &active.session;
+        if !session.has_user_data() {
+            // Nothing to keep (SEC-26). A cookie that led nowhere is cleared, so the client
+            // stops presenting it.
+            return Ok(if active.presented {
+                self.removal(false)
+            } else {
+                Outcome::default()
+            });
+        }
+        let now = self.now();
+        let mut extra = ChangeSet::default();
+        self.bind(active, None, &mut extra)?;
+        let mut fields = session.all_fields();
+        fields.extend(extra.set);
+        fields.insert(meta::CREATED.to_owned(), meta::time(meta::CREATED, now)?);
+        fields.insert(meta::SEEN.to_owned(), meta::time(meta::SEEN, now)?);
+        fields.insert(meta::ROTATED.to_owned(), meta::time(meta::ROTATED, now)?);
+        let expires_at = self.deadline(now, now);
+        let record = Record {
+            fields,
+            expires_at,
+            owner: session.owner(),
+        };
+        let mut attempt = 0;
+        let id = loop {
+            let id = SessionId::generate()?;
+            match self.inner.store.create(&id.key(), &record).await {
+                Ok(()) => break id,
+                Err(Error::AlreadyExists) if attempt + 1 < ID_ATTEMPTS => attempt += 1,
+                Err(err) => return Err(err),
+            }
+        };
+        self.emit(SessionEvent::Created {
+            session: id.fingerprint(),
+        });
+        Ok(self.cookie_for(session, &id, now, expires_at))
+    }
+
+    async fn destroy(&self, active: &ActiveSession, existing: &Existing) -> Result<Outcome> {
+        let store = &self.inner.store;
+        store.delete(&existing.key).await?;
+        if let Some(alias) = &existing.alias {
+            store.delete(alias).await?;
+        }
+        self.emit(SessionEvent::Destroyed {
+            session: existing.id.fingerprint(),
+        });
+        if active.session.has_user_data() {
+            // Data stored after the logout belongs to a new session, under a new id.
+            self.finish_new(active).await
+        } else {
+            Ok(self.removal(false))
+        }
+    }
+
+    /// The change set of a save: the session's changes, the owner, missing binding tags.
+    fn changes(
+        &self,
+        active: &ActiveSession,
+        existing: &Existing,
+        intent: &Intent,
+    ) -> Result<ChangeSet> {
+        let mut changes = active.session.take_changes();
+        if let Some(owner) = &intent.owner {
+            changes.owner = Some(owner.clone());
+        }
+        self.bind(active, Some(&existing.meta), &mut changes)?;
+        Ok(changes)
+    }
+
+    /// Stamps a change set that is going to be written: refreshed now, new expiry.
+    fn stamp(
+        &self,
+        changes: &mut ChangeSet,
+        meta: &Meta,
+        now: SystemTime,
+        rotated: bool,
+    ) -> Result<SystemTime> {
+        changes
+            .set
+            .insert(meta::SEEN.to_owned(), meta::time(meta::SEEN, now)?);
+        if rotated {
+            changes
+                .set
+                .insert(meta::ROTATED.to_owned(), meta::time(meta::ROTATED, now)?);
+        }
+        let expires_at = self.deadline(now, meta.created);
+        changes.expires_at = Some(expires_at);
+        Ok(expires_at)
+    }
+
+    /// Login / privilege change: move to a fresh id with no grace, then apply the changes
+    /// there. If applying fails the session is moved back, so it stays whole under one id.
+    async fn regenerate(
+        &self,
+        active: &ActiveSession,
+        existing: &Existing,
+        intent: &Intent,
+    ) -> Result<Outcome> {
+        let store = &self.inner.store;
+        let now = self.now();
+        let mut changes = self.changes(active, existing, intent)?;
+        let expires_at = self.stamp(&mut changes, &existing.meta, now, true)?;
+        let mut attempt = 0;
+        let new_id = loop {
+            let new_id = SessionId::generate()?;
+            match store.rename(&existing.key, &new_id.key(), None).await {
+                Ok(()) => break new_id,
+                Err(Error::AlreadyExists) if attempt + 1 < ID_ATTEMPTS => attempt += 1,
+                Err(Error::Gone) => return Ok(self.gone(existing)),
+                Err(err) => return Err(err),
+            }
+        };
+        if let Err(err) = store.apply(&new_id.key(), &changes).await {
+            if let Err(back) = store.rename(&new_id.key(), &existing.key, None).await {
+                tracing::error!(target: "sessionkit", session = %existing.id.fingerprint(), error = %back, "could not move a session back after a failed regeneration");
+            }
+            return Err(err);
+        }
+        if let Some(alias) = &existing.alias {
+            self.forget(alias, "regenerated session's old alias").await;
+        }
+        self.emit(SessionEvent::Regenerated {
+            from: existing.id.fingerprint(),
+            to: new_id.fingerprint(),
+        });
+        Ok(self.cookie_for(&active.session, &new_id, now, expires_at))
+    }
+
+    fn gone(&self, existing: &Existing) -> Outcome {
+        self.emit(SessionEvent::Gone {
+            session: existing.id.fingerprint(),
+        });
+        self.removal(true)
+    }
+
+    /// After `key` answered "gone": if a concurrent request rotated it and the grace window
+    /// is open, where the session lives now.
+    async fn follow(&self, id: &SessionId) -> Result<Option<SessionId>> {
+        let now = self.now();
+        Ok(match self.inner.store.load(&id.key()).await? {
+            Some(loaded) => loaded.moved.and_then(|moved| {
+                meta::open_grace(id, &moved.token)
+                    .filter(|(new_id, until)| new_id.key() == moved.to && *until > now)
+                    .map(|(new_id, _)| new_id)
+            }),
+            None => None,
+        })
+    }
+
+    async fn save(
+        &self,
+        active: &ActiveSession,
+        existing: &Existing,
+        intent: &Intent,
+    ) -> Result<Outcome> {
+        let config = &self.inner.config;
+        let store = &self.inner.store;
+        let session = &active.session;
+        let now = self.now();
+        let meta = &existing.meta;
+        let mut changes = self.changes(active, existing, intent)?;
+        let persist_changed =
+            changes.set.contains_key(PERSIST_KEY) || changes.remove.contains(PERSIST_KEY);
+        let mut rotate = !existing.resend
+            && config
+                .rotate_after
+                .is_some_and(|after| now >= meta.rotated + after);
+        let refresh = now >= meta.seen + config.refresh_interval();
+        let write = !changes.is_empty() || refresh || rotate;
+        let mut expires_at = self.deadline(meta.seen, meta.created);
+        if write {
+            expires_at = self.stamp(&mut changes, meta, now, rotate)?;
+        }
+        let mut id = existing.id.clone();
+        let mut resend = existing.resend;
+        if write {
+            match store.apply(&existing.key, &changes).await {
+                Ok(()) => {}
+                Err(Error::Gone) => match self.follow(&existing.id).await? {
+                    // A concurrent request rotated the id: save there, send the new cookie.
+                    Some(moved) => {
+                        changes.set.remove(meta::ROTATED);
+                        match store.apply(&moved.key(), &changes).await {
+                            Ok(()) => {}
+                            Err(Error::Gone) => return Ok(self.gone(existing)),
+                            Err(err) => return Err(err),
+                        }
+                        id = moved;
+                        resend = true;
+                        rotate = false;
+                    }
+                    None => return Ok(self.gone(existing)),
+                },
+                Err(err) => return Err(err),
+            }
+        }
+        if rotate {
+            match self.rotate(&id, expires_at, now).await? {
+                Rotation::Done(new_id) | Rotation::Joined(new_id) => {
+                    id = new_id;
+                    resend = true;
+                }
+                Rotation::Gone => return Ok(self.gone(existing)),
+                Rotation::Deferred => {}
+            }
+        }
+        let persistent = self.persistent(session);
+        if resend || persist_changed || (persistent && write) {
+            Ok(self.cookie_for(session, &id, now, expires_at))
+        } else {
+            Ok(Outcome {
+                vary_cookie: true,
+                ..Outcome::default()
+            })
+        }
+    }
+
+    /// Replaces `id` with a fresh one, leaving the old id resolving for the grace window.
+    async fn rotate(
+        &self,
+        id: &SessionId,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<Rotation> {
+        let config = &self.inner.config;
+        let store = &self.inner.store;
+        let until = (now + config.rotation_grace).min(expires_at);
+        for _ in 0..ID_ATTEMPTS {
+            let new_id = SessionId::generate()?;
+            let grace = (!config.rotation_grace.is_zero()).then(|| Grace {
+                until,
+                token: meta::grace_token(id, &new_id, until),
+            });
+            match store.rename(&id.key(), &new_id.key(), grace.as_ref()).await {
+                Ok(()) => {
+                    self.emit(SessionEvent::Rotated {
+                        from: id.fingerprint(),
+                        to: new_id.fingerprint(),
+                    });
+                    return Ok(Rotation::Done(new_id));
+                }
+                Err(Error::AlreadyExists) => continue,
+                // Another request rotated it between our save and this move.
+                Err(Error::Gone) => {
+                    return Ok(match self.follow(id).await? {
+                        Some(new_id) => Rotation::Joined(new_id),
+                        None => Rotation::Gone,
+                    });
+                }
+                Err(err) => {
+                    // The session is intact under its id; the next request tries again.
+                    tracing::warn!(target: "sessionkit", session = %id.fingerprint(), error = %err, "id rotation failed; keeping the current id");
+                    return Ok(Rotation::Deferred);
+                }
+            }
+        }
+        Ok(Rotation::Deferred)
+    }
+
+    /// The keys of the live sessions tagged with `owner` (see [`Session::set_owner`]).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn sessions_of(&self, owner: &str) -> Result<Vec<SessionKey>> {
+        self.inner.store.owned_by(owner).await
+    }
+
+    /// Ends every session tagged with `owner` ("log out everywhere", after a password change
+    /// or when an account is disabled) and returns how many it ended. A request of one of
+    /// those sessions still in flight cannot bring it back.
+    ///
+    /// # Errors
+    /// The first store error; sessions ended before it stay ended.
+    pub async fn revoke_owner(&self, owner: &str) -> Result<usize> {
+        let count = self.inner.store.delete_owned_by(owner).await?;
+        self.emit(SessionEvent::Revoked { count });
+        Ok(count)
+    }
+
+    /// Runs the store's cleanup now and returns how many records it removed; for a cron job
+    /// when [`cleanup_probability`](SessionConfig::cleanup_probability) is 0.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn cleanup_now(&self) -> Result<u64> {
+        self.inner.store.cleanup().await
+    }
+
+    /// Starts a background cleanup on `cleanup_probability` of the calls, unless one is
+    /// running. Outside a Tokio runtime it does nothing.
+    fn maybe_cleanup(&self) {
+        let probability = self.inner.config.cleanup_probability;
+        if probability <= 0.0 || (probability < 1.0 && rand::random::<f64>() >= probability) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self
+            .inner
+            .cleaning
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let guard = CleaningGuard(Arc::clone(&self.inner));
+        runtime.spawn(async move {
+            match guard.0.store.cleanup().await {
+                Ok(removed) => {
+                    tracing::debug!(target: "sessionkit", removed, "session store cleanup finished");
+                }
+                Err(err) => {
+                    tracing::warn!(target: "sessionkit", error = %err, "session store cleanup failed");
+                }
+            }
+            drop(guard);
+        });
+    }
+}
+
+enum Rotation {
+    /// Moved to this new id.
+    Done(SessionId),
+    /// A concurrent request moved it first, to this id (within its grace window).
+    Joined(SessionId),
+    /// The session was deleted meanwhile.
+    Gone,
+    /// The store failed; the id stays for now.
+    Deferred,
+}

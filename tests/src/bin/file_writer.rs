@@ -1,0 +1,139 @@
+//! A child process for the FileStore tests (`tests/tests/test_file_store.rs`): it writes to a
+//! store directory in one of a few modes so the tests can kill it mid-write, run two writers
+//! against one session, or watch it hit a real permission or size error.
+//!
+//! ```text
+//! file_writer crash <root> <sync|nosync> <sessions>   write forever (until SIGKILL)
+//! file_writer merge <root> <key-hex> <prefix> <count> set <prefix>-0..count on one session
+//! file_writer ops <root> <key-hex>                    open, wait for a stdin line, try each operation
+//! file_writer big <root> <key-hex> <bytes>            one save of a value of <bytes> bytes
+//! ```
+
+use std::io::{BufRead as _, Write as _};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use sessionkit::store::{ChangeSet, Error, Record, Store};
+use sessionkit::{SessionId, SessionKey};
+use sessionkit_backends::FileStore;
+use sessionkit_backends::file::{Durability, FileConfig};
+use sessionkit_tests::file_crash::{blob, crash_key};
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+fn outcome<T>(op: &str, r: sessionkit::Result<T>) -> String {
+    match r {
+        Ok(_) => format!("{op} ok"),
+        Err(e) => {
+            let kind = match &e {
+                Error::Storage { .. } => "storage",
+                Error::Corrupt { .. } => "corrupt",
+                Error::Gone => "gone",
+                Error::AlreadyExists => "exists",
+                _ => "other",
+            };
+            format!("{op} err {kind} {e}")
+        }
+    }
+}
+
+fn versioned(v: u64) -> ChangeSet {
+    let mut c = ChangeSet::default();
+    c.set
+        .insert("v".into(), Bytes::copy_from_slice(&v.to_le_bytes()));
+    c.set.insert("blob".into(), blob(v));
+    c
+}
+
+async fn crash(root: &str, durability: &str, sessions: usize) {
+    let durability = match durability {
+        "sync" => Durability::Sync,
+        _ => Durability::NoSync,
+    };
+    let store = FileConfig::new(root)
+        .with_durability(durability)
+        .open()
+        .await
+        .unwrap();
+    let mut next = 0u64;
+    for i in 0..sessions {
+        let key = crash_key(i);
+        match store.load(&key).await.unwrap() {
+            Some(loaded) => {
+                let v = u64::from_le_bytes(loaded.record.fields["v"][..].try_into().unwrap());
+                next = next.max(v + 1);
+            }
+            None => {
+                let mut r = Record::new(SystemTime::now() + Duration::from_secs(3600));
+                r.fields = versioned(0).set;
+                store.create(&key, &r).await.unwrap();
+            }
+        }
+    }
+    say("ready");
+    loop {
+        for i in 0..sessions {
+            store.apply(&crash_key(i), &versioned(next)).await.unwrap();
+        }
+        next += 1;
+    }
+}
+
+async fn merge(root: &str, key: SessionKey, prefix: &str, count: usize) {
+    let store = FileStore::open(root).await.unwrap();
+    for i in 0..count {
+        let mut c = ChangeSet::default();
+        c.set.insert(
+            format!("{prefix}-{i}"),
+            Bytes::copy_from_slice(&i.to_le_bytes()),
+        );
+        store.apply(&key, &c).await.unwrap();
+    }
+    say("done");
+}
+
+async fn ops(root: &str, key: SessionKey) {
+    let store = FileStore::open(root).await.unwrap();
+    say("open");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+    let loaded = store.load(&key).await;
+    say(&match &loaded {
+        Ok(Some(l)) => format!("load ok {}", l.record.fields.len()),
+        Ok(None) => "load ok absent".into(),
+        Err(e) => format!("load err {e}"),
+    });
+    let mut c = ChangeSet::default();
+    c.set.insert("late".into(), Bytes::from_static(b"x"));
+    say(&outcome("apply", store.apply(&key, &c).await));
+    let fresh = SessionId::generate().unwrap().key();
+    let r = Record::new(SystemTime::now() + Duration::from_secs(60));
+    say(&outcome("create", store.create(&fresh, &r).await));
+    say(&outcome("rename", store.rename(&key, &fresh, None).await));
+    say(&outcome("delete", store.delete(&key).await));
+    say(&outcome("cleanup", store.cleanup().await));
+}
+
+async fn big(root: &str, key: SessionKey, bytes: usize) {
+    let store = FileStore::open(root).await.unwrap();
+    let mut c = ChangeSet::default();
+    c.set.insert("big".into(), Bytes::from(vec![7u8; bytes]));
+    say(&outcome("apply", store.apply(&key, &c).await));
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let key = |s: &str| SessionKey::from_hex(s).expect("a 64-hex key");
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["crash", root, durability, n] => crash(root, durability, n.parse().unwrap()).await,
+        ["merge", root, k, prefix, n] => merge(root, key(k), prefix, n.parse().unwrap()).await,
+        ["ops", root, k] => ops(root, key(k)).await,
+        ["big", root, k, n] => big(root, key(k), n.parse().unwrap()).await,
+        _ => panic!("usage: see the module docs"),
+    }
+}

@@ -1,0 +1,1202 @@
+//! The session lifecycle suite: whole request sequences (load → mutate → finish → carry the
+//! cookie to the next request) driven through the [`SessionManager`] with a [`ManualClock`],
+//! over any [`Store`].
+//!
+//! Run it on a store with one line in a test file:
+//!
+//! ```text
+//! sessionkit_tests::lifecycle_suite!(my_factory);
+//! ```
+//!
+//! where `my_factory` is an `async fn() -> (S, G)` (the same factories the conformance suite
+//! takes). Each behaviour becomes its own `#[tokio::test]`. The manager runs over a
+//! [`Probe`] around the store, which counts calls and injects faults.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "test support: failing loudly is the point"
+)]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cookie::Cookie;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sessionkit::store::{ChangeSet, Grace, Loaded, Record};
+use sessionkit::{
+    Error, IpBinding, ManualClock, Outcome, RequestInfo, Result, Session, SessionConfig,
+    SessionEvent, SessionId, SessionKey, SessionManager, Store, StoreExt,
+};
+
+/// Expands to one `#[tokio::test]` per lifecycle behaviour, over the store `factory` makes.
+#[macro_export]
+macro_rules! lifecycle_suite {
+    ($factory:path) => {
+        $crate::lifecycle_suite!(@cases $factory;
+            anonymous_requests_persist_nothing,
+            new_session_with_data_sets_secure_cookie,
+            read_only_requests_within_throttle_write_nothing,
+            idle_timeout_ends_session,
+            activity_keeps_session_alive,
+            absolute_timeout_ends_busy_session,
+            rotation_resends_new_id_and_old_id_resolves_within_grace,
+            concurrent_requests_during_rotation_keep_the_session,
+            rotation_disabled_keeps_the_id,
+            regenerate_moves_data_and_kills_old_id_at_once,
+            rotated_away_id_does_not_follow_a_login,
+            failed_regeneration_leaves_session_intact,
+            destroy_deletes_and_clears_cookie,
+            data_stored_after_logout_starts_a_new_session,
+            unknown_id_is_never_adopted,
+            corrupt_record_gives_fresh_session,
+            ip_binding_mismatch_gives_fresh_session,
+            ip_subnet_binding_tolerates_same_network,
+            user_agent_binding_is_hashed_and_enforced,
+            persistent_cookies_follow_the_session_expiry,
+            flash_is_read_once_on_a_later_request,
+            flash_can_be_switched_off,
+            revoke_owner_ends_every_session_of_that_owner,
+            save_racing_logout_does_not_resurrect,
+            save_racing_revocation_does_not_resurrect,
+            background_cleanup_runs_one_at_a_time,
+            cleanup_now_runs_the_store_cleanup,
+            bad_cookies_never_reach_the_store,
+            create_collision_retries_with_new_id,
+            events_never_carry_raw_ids,
+        );
+    };
+    (@cases $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _guard) = $factory().await;
+                $crate::lifecycle::$case(store).await;
+            }
+        )*
+    };
+}
+
+// ---- the probe: a store wrapper that counts calls and injects faults ----
+
+/// Calls per [`Store`] method.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub create: AtomicU64,
+    pub load: AtomicU64,
+    pub apply: AtomicU64,
+    pub delete: AtomicU64,
+    pub rename: AtomicU64,
+    pub cleanup: AtomicU64,
+    pub owned_by: AtomicU64,
+}
+
+/// Faults to inject; each counter fails that many of the next calls.
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub fail_apply: AtomicU32,
+    pub fail_rename: AtomicU32,
+    pub exists_on_create: AtomicU32,
+    pub corrupt_load: AtomicBool,
+    /// Cleanups wait for [`Probe::release_cleanup`] while this is set.
+    pub hold_cleanup: AtomicBool,
+}
+
+/// A store wrapper for lifecycle tests.
+pub struct Probe<S> {
+    inner: S,
+    pub counts: Counts,
+    pub faults: Faults,
+    cleanups_finished: AtomicU64,
+    release: tokio::sync::Semaphore,
+}
+
+fn take(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Acquire)
+}
+
+impl<S> Probe<S> {
+    pub fn new(inner: S) -> Self {
+        Probe {
+            inner,
+            counts: Counts::default(),
+            faults: Faults::default(),
+            cleanups_finished: AtomicU64::new(0),
+            release: tokio::sync::Semaphore::new(0),
+        }
+    }
+
+    /// The wrapped store, for checks that must not count.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> u64 {
+        let c = &self.counts;
+        [
+            &c.create,
+            &c.load,
+            &c.apply,
+            &c.delete,
+            &c.rename,
+            &c.cleanup,
+            &c.owned_by,
+        ]
+        .into_iter()
+        .map(get)
+        .sum()
+    }
+
+    /// Calls that can change the store.
+    pub fn writes(&self) -> u64 {
+        let c = &self.counts;
+        [&c.create, &c.apply, &c.delete, &c.rename]
+            .into_iter()
+            .map(get)
+            .sum()
+    }
+
+    pub fn cleanups_started(&self) -> u64 {
+        get(&self.counts.cleanup)
+    }
+
+    pub fn cleanups_finished(&self) -> u64 {
+        get(&self.cleanups_finished)
+    }
+
+    /// Lets one held cleanup finish.
+    pub fn release_cleanup(&self) {
+        self.release.add_permits(1);
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Probe<S> {
+    async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
+        self.counts.create.fetch_add(1, Ordering::AcqRel);
+        if take(&self.faults.exists_on_create) {
+            return Err(Error::AlreadyExists);
+        }
+        self.inner.create(key, record).await
+    }
+    async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
+        self.counts.load.fetch_add(1, Ordering::AcqRel);
+        if self.faults.corrupt_load.load(Ordering::Acquire) {
+            return Err(Error::corrupt("injected", "probe"));
+        }
+        self.inner.load(key).await
+    }
+    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
+        self.counts.apply.fetch_add(1, Ordering::AcqRel);
+        if take(&self.faults.fail_apply) {
+            return Err(Error::unavailable("injected apply failure"));
+        }
+        self.inner.apply(key, changes).await
+    }
+    async fn delete(&self, key: &SessionKey) -> Result<()> {
+        self.counts.delete.fetch_add(1, Ordering::AcqRel);
+        self.inner.delete(key).await
+    }
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
+        self.counts.rename.fetch_add(1, Ordering::AcqRel);
+        if take(&self.faults.fail_rename) {
+            return Err(Error::unavailable("injected rename failure"));
+        }
+        self.inner.rename(from, to, grace).await
+    }
+    async fn cleanup(&self) -> Result<u64> {
+        self.counts.cleanup.fetch_add(1, Ordering::AcqRel);
+        if self.faults.hold_cleanup.load(Ordering::Acquire) {
+            self.release
+                .acquire()
+                .await
+                .map_err(|e| Error::unavailable_from("closed", e))?
+                .forget();
+        }
+        let result = self.inner.cleanup().await;
+        self.cleanups_finished.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+    async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
+        self.counts.owned_by.fetch_add(1, Ordering::AcqRel);
+        self.inner.owned_by(owner).await
+    }
+}
+
+// ---- the browser and the harness ----
+
+/// A browser's cookie jar for the session cookie, plus the request's IP and User-Agent.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub cookie: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_cookie(value: impl Into<String>) -> Self {
+        Client {
+            cookie: Some(value.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn request(&self) -> RequestInfo {
+        let mut request = RequestInfo::new();
+        if let Some(value) = &self.cookie {
+            request = request.with_cookie_header(format!("theme=dark; id={value}"));
+        }
+        if let Some(ip) = self.ip {
+            request = request.with_client_ip(ip);
+        }
+        if let Some(ua) = &self.user_agent {
+            request = request.with_user_agent(ua.as_bytes());
+        }
+        request
+    }
+
+    /// Stores or removes the cookie as a browser would.
+    pub fn absorb(&mut self, outcome: &Outcome) {
+        if let Some(header) = &outcome.set_cookie {
+            let cookie = Cookie::parse(header.clone()).expect("a valid Set-Cookie");
+            assert_eq!(cookie.name(), "id");
+            if cookie.value().is_empty() || cookie.max_age() == Some(cookie::time::Duration::ZERO) {
+                self.cookie = None;
+            } else {
+                self.cookie = Some(cookie.value().to_owned());
+            }
+        }
+    }
+
+    /// The key the store files the client's current session under.
+    pub fn key(&self) -> SessionKey {
+        SessionId::parse(self.cookie.as_deref().expect("a cookie"))
+            .expect("a well-formed id")
+            .key()
+    }
+}
+
+/// A manager over a [`Probe`], with a manual clock and an event recorder.
+pub struct Harness<S> {
+    pub manager: SessionManager<Probe<S>>,
+    pub clock: ManualClock,
+    pub events: Arc<Mutex<Vec<SessionEvent>>>,
+}
+
+/// The suite's base configuration: a manual clock, events recorded, no random cleanup.
+pub fn harness<S: Store + 'static>(
+    store: S,
+    configure: impl FnOnce(SessionConfig) -> SessionConfig,
+) -> Harness<S> {
+    let clock = ManualClock::new();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let config = SessionConfig::default()
+        .with_clock(clock.clone())
+        .with_cleanup_probability(0.0)
+        .with_listener(move |e: &SessionEvent| sink.lock().push(e.clone()));
+    let manager = SessionManager::new(Probe::new(store), configure(config)).expect("valid config");
+    Harness {
+        manager,
+        clock,
+        events,
+    }
+}
+
+impl<S: Store + 'static> Harness<S> {
+    pub fn probe(&self) -> &Probe<S> {
+        self.manager.store()
+    }
+
+    /// One request: load, let `handler` work on the session, finish, update the jar.
+    pub async fn visit(&self, client: &mut Client, handler: impl FnOnce(&Session)) -> Outcome {
+        let active = self.manager.load(&client.request()).await.expect("load");
+        handler(active.session());
+        let outcome = self.manager.finish(active).await.expect("finish");
+        client.absorb(&outcome);
+        outcome
+    }
+
+    /// A client holding a saved session with `n = 1`.
+    pub async fn signed_in(&self) -> Client {
+        let mut client = Client::new();
+        self.visit(&mut client, |s| s.insert("n", 1u32).unwrap())
+            .await;
+        assert!(client.cookie.is_some());
+        client
+    }
+
+    /// The session's `n`, as the next request with `client`'s cookie sees it.
+    pub async fn n(&self, client: &mut Client) -> Option<u32> {
+        let mut n = None;
+        self.visit(client, |s| n = s.get::<u32>("n").unwrap()).await;
+        n
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.events
+            .lock()
+            .iter()
+            .filter(|e| e.name() == name)
+            .count()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+fn mins(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+fn parse(outcome: &Outcome) -> Cookie<'static> {
+    Cookie::parse(outcome.set_cookie.clone().expect("a Set-Cookie")).unwrap()
+}
+
+async fn is_live<S: Store>(store: &S, key: &SessionKey) -> bool {
+    store.exists(key).await.unwrap()
+}
+
+// ---- the behaviours ----
+
+/// SEC-26: requests that never store anything leave nothing in the store and set no cookie.
+pub async fn anonymous_requests_persist_nothing<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    for _ in 0..1000 {
+        let mut client = Client::new();
+        let outcome = h
+            .visit(&mut client, |s| {
+                assert_eq!(s.get::<u32>("n").unwrap(), None);
+                s.set_persistent(true);
+            })
+            .await;
+        assert_eq!(outcome.set_cookie, None);
+        assert!(!outcome.cache_control_no_store);
+        assert!(client.cookie.is_none());
+    }
+    assert_eq!(h.probe().calls(), 0);
+    assert_eq!(h.count("created"), 0);
+}
+
+/// A session that receives data is created once, with a cookie carrying the secure defaults.
+pub async fn new_session_with_data_sets_secure_cookie<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = Client::new();
+    let outcome = h.visit(&mut client, |s| s.insert("n", 7u32).unwrap()).await;
+    let cookie = parse(&outcome);
+    assert_eq!(cookie.value().len(), 43);
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    assert_eq!(
+        cookie.max_age(),
+        None,
+        "a browser-session cookie by default"
+    );
+    assert_eq!(cookie.expires(), None);
+    assert!(outcome.cache_control_no_store && outcome.vary_cookie && !outcome.gone);
+    assert_eq!(get(&h.probe().counts.create), 1);
+    assert_eq!(h.count("created"), 1);
+    assert!(is_live(h.probe().inner(), &client.key()).await);
+    assert_eq!(h.n(&mut client).await, Some(7));
+}
+
+/// A read-only request writes nothing until `refresh_fraction` of the idle timeout passed.
+pub async fn read_only_requests_within_throttle_write_nothing<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let writes = h.probe().writes();
+    for _ in 0..5 {
+        h.advance(Duration::from_secs(30));
+        let outcome = h.visit(&mut client, |s| drop(s.get::<u32>("n"))).await;
+        assert_eq!(outcome.set_cookie, None);
+        assert!(outcome.vary_cookie);
+    }
+    assert_eq!(h.probe().writes(), writes, "2.5 min of reads: no write");
+    // 3 min (0.1 of 30 min) after the last refresh, one read refreshes the idle deadline.
+    h.advance(Duration::from_secs(31));
+    let outcome = h.visit(&mut client, |_| {}).await;
+    assert_eq!(
+        outcome.set_cookie, None,
+        "a session cookie needs no re-send"
+    );
+    assert_eq!(h.probe().writes(), writes + 1);
+    h.advance(Duration::from_secs(60));
+    h.visit(&mut client, |_| {}).await;
+    assert_eq!(h.probe().writes(), writes + 1);
+    assert_eq!(h.n(&mut client).await, Some(1));
+}
+
+/// SEC-09: a session unused for the idle timeout is gone on the server, whatever the client
+/// still sends, and its record is deleted.
+pub async fn idle_timeout_ends_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_rotate_after(None));
+    let mut client = h.signed_in().await;
+    h.advance(mins(30) - Duration::from_secs(1));
+    assert_eq!(
+        h.n(&mut client).await,
+        Some(1),
+        "alive just before the timeout"
+    );
+    let key = client.key();
+    h.advance(mins(30));
+    let active = h.manager.load(&client.request()).await.unwrap();
+    assert!(active.is_new());
+    assert!(active.session().is_empty());
+    let outcome = h.manager.finish(active).await.unwrap();
+    client.absorb(&outcome);
+    assert!(client.cookie.is_none(), "the dead cookie is cleared");
+    assert_eq!(h.count("expired_idle"), 1);
+    assert!(
+        !is_live(h.probe().inner(), &key).await,
+        "the record is deleted"
+    );
+}
+
+/// Activity keeps refreshing the idle deadline.
+pub async fn activity_keeps_session_alive<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| {
+        c.with_absolute_timeout(None).with_rotate_after(None)
+    });
+    let mut client = h.signed_in().await;
+    for _ in 0..12 {
+        h.advance(mins(20));
+        assert_eq!(h.n(&mut client).await, Some(1));
+    }
+    assert_eq!(h.count("expired_idle"), 0);
+}
+
+/// SEC-10: a busy session still ends at created + absolute timeout; rotation does not reset
+/// the creation time.
+pub async fn absolute_timeout_ends_busy_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_absolute_timeout(Some(mins(60))));
+    let mut client = h.signed_in().await;
+    let first = client.cookie.clone();
+    for i in 0..5u32 {
+        h.advance(mins(10));
+        h.visit(&mut client, |s| s.insert("i", i).unwrap()).await;
+        assert_eq!(
+            h.n(&mut client).await,
+            Some(1),
+            "alive at {} min",
+            10 * (i + 1)
+        );
+    }
+    assert_ne!(client.cookie, first, "rotated on the way");
+    assert!(h.count("rotated") >= 2);
+    h.advance(mins(10));
+    assert_eq!(h.n(&mut client).await, None, "ended at 60 min");
+    assert_eq!(h.count("expired_absolute"), 1);
+}
+
+/// SEC-08: after `rotate_after` the id changes; the old id resolves to the same session within
+/// the grace window (and its request gets the new cookie), and is dead after it.
+pub async fn rotation_resends_new_id_and_old_id_resolves_within_grace<S: Store + 'static>(
+    store: S,
+) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let old = client.clone();
+    h.advance(mins(15));
+    let outcome = h.visit(&mut client, |_| {}).await;
+    assert!(outcome.cache_control_no_store);
+    assert_ne!(client.cookie, old.cookie, "a new id");
+    assert_eq!(h.count("rotated"), 1);
+
+    // A request in flight with the old id, 5 s later: same session, new cookie, its write kept.
+    h.advance(Duration::from_secs(5));
+    let mut straggler = old.clone();
+    let outcome = h
+        .visit(&mut straggler, |s| {
+            assert_eq!(s.get::<u32>("n").unwrap(), Some(1));
+            s.insert("late", true).unwrap();
+        })
+        .await;
+    assert_eq!(
+        straggler.cookie, client.cookie,
+        "the old id gets the new cookie"
+    );
+    assert!(outcome.cache_control_no_store);
+    let mut late = None;
+    h.visit(&mut client, |s| late = s.get::<bool>("late").unwrap())
+        .await;
+    assert_eq!(late, Some(true));
+
+    // After the window the old id is dead, and using it is an event.
+    h.advance(Duration::from_secs(6));
+    let mut replay = old.clone();
+    assert_eq!(h.n(&mut replay).await, None);
+    assert_eq!(h.count("stale_id"), 1);
+    assert_eq!(
+        h.n(&mut client).await,
+        Some(1),
+        "the session itself lives on"
+    );
+}
+
+/// The race the grace window exists for: requests that loaded the old id before the rotation
+/// finish after it, and keep their writes and the session.
+pub async fn concurrent_requests_during_rotation_keep_the_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let client = h.signed_in().await;
+    h.advance(mins(15));
+    let a = h.manager.load(&client.request()).await.unwrap();
+    let b = h.manager.load(&client.request()).await.unwrap();
+    let c = h.manager.load(&client.request()).await.unwrap();
+    let first = h.manager.finish(a).await.unwrap();
+    let mut winner = client.clone();
+    winner.absorb(&first);
+    assert_ne!(winner.cookie, client.cookie);
+
+    b.session().insert("b", 2u32).unwrap();
+    let second = h.manager.finish(b).await.unwrap();
+    let third = h.manager.finish(c).await.unwrap();
+    for outcome in [&second, &third] {
+        assert!(!outcome.gone);
+        let mut jar = client.clone();
+        jar.absorb(outcome);
+        assert_eq!(
+            jar.cookie, winner.cookie,
+            "every racer ends on the winner's id"
+        );
+    }
+    assert_eq!(h.count("rotated"), 1, "one rotation, not three");
+    let mut b = None;
+    h.visit(&mut winner, |s| b = s.get::<u32>("b").unwrap())
+        .await;
+    assert_eq!(b, Some(2));
+}
+
+/// With `rotate_after = None` the id never changes.
+pub async fn rotation_disabled_keeps_the_id<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| {
+        c.with_rotate_after(None).with_absolute_timeout(None)
+    });
+    let mut client = h.signed_in().await;
+    let id = client.cookie.clone();
+    for _ in 0..8 {
+        h.advance(mins(20));
+        h.visit(&mut client, |s| s.insert("x", 1).unwrap()).await;
+    }
+    assert_eq!(client.cookie, id);
+    assert_eq!(h.count("rotated"), 0);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Notice {
+    text: String,
+    level: u8,
+}
+
+/// SEC-07: regeneration moves data (and flash) to a fresh id; the old id is dead at once.
+pub async fn regenerate_moves_data_and_kills_old_id_at_once<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_absolute_timeout(Some(mins(60))));
+    let mut client = h.signed_in().await;
+    let fixated = client.clone();
+    h.advance(mins(5));
+    let outcome = h
+        .visit(&mut client, |s| {
+            s.insert("user_id", 42u64).unwrap();
+            s.flash("welcome", "Welcome back").unwrap();
+            s.regenerate();
+        })
+        .await;
+    assert!(outcome.cache_control_no_store);
+    assert_ne!(client.cookie, fixated.cookie);
+    assert_eq!(h.count("regenerated"), 1);
+    // No grace: the old id is dead with no time passing.
+    let mut attacker = fixated.clone();
+    let mut seen = None;
+    h.visit(&mut attacker, |s| seen = s.get::<u64>("user_id").unwrap())
+        .await;
+    assert_eq!(seen, None);
+    assert!(!is_live(h.probe().inner(), &fixated.key()).await);
+    let (mut user, mut n, mut flash) = (None, None, None);
+    h.visit(&mut client, |s| {
+        user = s.get::<u64>("user_id").unwrap();
+        n = s.get::<u32>("n").unwrap();
+        flash = s.take_flash::<String>("welcome").unwrap();
+    })
+    .await;
+    assert_eq!((user, n), (Some(42), Some(1)));
+    assert_eq!(flash.as_deref(), Some("Welcome back"));
+    // The creation time moved with it: the absolute timeout still counts from the start.
+    h.advance(mins(56));
+    assert_eq!(h.n(&mut client).await, None);
+    assert_eq!(h.count("expired_absolute"), 1);
+}
+
+/// SEC-08: an old id still in its grace window does not reach the state a later login
+/// (regeneration) produced.
+pub async fn rotated_away_id_does_not_follow_a_login<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let old = client.clone();
+    h.advance(mins(15));
+    h.visit(&mut client, |_| {}).await;
+    assert_ne!(client.cookie, old.cookie, "rotated");
+    h.advance(Duration::from_secs(1));
+    h.visit(&mut client, |s| {
+        s.insert("user_id", 7u64).unwrap();
+        s.regenerate();
+    })
+    .await;
+    let mut replay = old.clone();
+    let mut user = Some(0);
+    h.visit(&mut replay, |s| user = s.get::<u64>("user_id").unwrap())
+        .await;
+    assert_eq!(
+        user, None,
+        "the old id is dead although its grace window is open"
+    );
+    assert_ne!(replay.cookie, client.cookie);
+}
+
+/// A regeneration that fails leaves the session whole under its old id.
+pub async fn failed_regeneration_leaves_session_intact<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let client = h.signed_in().await;
+    for fault in [&h.probe().faults.fail_rename, &h.probe().faults.fail_apply] {
+        fault.store(1, Ordering::Release);
+        let active = h.manager.load(&client.request()).await.unwrap();
+        active.session().insert("user_id", 42u64).unwrap();
+        active.session().regenerate();
+        let err = h.manager.finish(active).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        let mut again = client.clone();
+        let mut user = Some(0);
+        let mut n = None;
+        h.visit(&mut again, |s| {
+            user = s.get::<u64>("user_id").unwrap();
+            n = s.get::<u32>("n").unwrap();
+        })
+        .await;
+        assert_eq!(
+            (n, user),
+            (Some(1), None),
+            "intact, without the failed login's data"
+        );
+        assert_eq!(again.cookie, client.cookie, "under the same id");
+    }
+    assert_eq!(h.count("regenerated"), 0);
+}
+
+/// SEC-12: logout deletes the session and clears the cookie with the configured attributes.
+pub async fn destroy_deletes_and_clears_cookie<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| {
+        c.with_path("/app")
+            .with_domain(Some("example.com".into()))
+            .with_same_site(sessionkit::SameSite::Strict)
+    });
+    let mut client = h.signed_in().await;
+    let old = client.clone();
+    let outcome = h.visit(&mut client, |s| s.destroy()).await;
+    let removal = parse(&outcome);
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.max_age(), Some(cookie::time::Duration::ZERO));
+    assert!(removal.expires_datetime().is_some_and(|t| t.year() == 1970));
+    assert_eq!(removal.path(), Some("/app"));
+    assert_eq!(removal.domain(), Some("example.com"));
+    assert_eq!(removal.secure(), Some(true));
+    assert_eq!(removal.same_site(), Some(cookie::SameSite::Strict));
+    assert!(outcome.cache_control_no_store);
+    assert!(client.cookie.is_none());
+    assert_eq!(h.count("destroyed"), 1);
+    assert!(!is_live(h.probe().inner(), &old.key()).await);
+    let mut replay = old.clone();
+    assert_eq!(
+        h.n(&mut replay).await,
+        None,
+        "the old cookie replays to nothing"
+    );
+}
+
+/// A logout followed by a flash ("You have been logged out"): the old session is gone, the
+/// flash lives in a new session under a new id, without the old data or owner.
+pub async fn data_stored_after_logout_starts_a_new_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    h.visit(&mut client, |s| s.set_owner(Some("dave".into())))
+        .await;
+    let old = client.clone();
+    let outcome = h
+        .visit(&mut client, |s| {
+            s.destroy();
+            assert_eq!(s.owner(), None);
+            s.flash("notice", "Logged out").unwrap();
+        })
+        .await;
+    assert!(outcome.cache_control_no_store);
+    assert!(client.cookie.is_some() && client.cookie != old.cookie);
+    assert!(!is_live(h.probe().inner(), &old.key()).await);
+    assert!(h.manager.sessions_of("dave").await.unwrap().is_empty());
+    let (mut n, mut notice) = (Some(0), None);
+    h.visit(&mut client, |s| {
+        n = s.get::<u32>("n").unwrap();
+        notice = s.take_flash::<String>("notice").unwrap();
+    })
+    .await;
+    assert_eq!(n, None);
+    assert_eq!(notice.as_deref(), Some("Logged out"));
+    assert_eq!((h.count("destroyed"), h.count("created")), (1, 2));
+}
+
+/// SEC-04: an id the store does not know is never adopted.
+pub async fn unknown_id_is_never_adopted<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let planted = SessionId::generate().unwrap();
+    let mut victim = Client::with_cookie(planted.expose());
+    // Without data: nothing stored, and the unknown cookie is cleared.
+    let outcome = h.visit(&mut victim, |_| {}).await;
+    assert!(victim.cookie.is_none());
+    assert!(outcome.cache_control_no_store);
+    assert_eq!(h.probe().writes(), 0);
+    // With data: a new id, never the planted one.
+    let mut victim = Client::with_cookie(planted.expose());
+    h.visit(&mut victim, |s| s.insert("n", 1u32).unwrap()).await;
+    let issued = victim.cookie.clone().unwrap();
+    assert_ne!(issued, planted.expose());
+    assert!(!is_live(h.probe().inner(), &planted.key()).await);
+    assert!(is_live(h.probe().inner(), &victim.key()).await);
+    assert_eq!(h.count("unknown_id"), 2);
+}
+
+/// SEC-23: a record that fails to decode is treated as no session, and reported.
+pub async fn corrupt_record_gives_fresh_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let key = client.key();
+    h.probe().faults.corrupt_load.store(true, Ordering::Release);
+    let active = h.manager.load(&client.request()).await.unwrap();
+    assert!(active.is_new());
+    let outcome = h.manager.finish(active).await.unwrap();
+    client.absorb(&outcome);
+    assert_eq!(h.count("corrupt"), 1);
+    h.probe()
+        .faults
+        .corrupt_load
+        .store(false, Ordering::Release);
+    assert!(
+        is_live(h.probe().inner(), &key).await,
+        "not silently rewritten"
+    );
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+/// `check_ip`: a request from another IP gets a fresh session; the owner keeps theirs.
+/// Off by default.
+pub async fn ip_binding_mismatch_gives_fresh_session<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_check_ip(true));
+    let mut owner = Client {
+        ip: ip("192.0.2.1"),
+        ..Client::new()
+    };
+    h.visit(&mut owner, |s| s.insert("n", 1u32).unwrap()).await;
+    let mut thief = Client {
+        ip: ip("198.51.100.9"),
+        ..owner.clone()
+    };
+    assert_eq!(h.n(&mut thief).await, None);
+    assert_eq!(h.count("binding_mismatch"), 1);
+    assert_eq!(
+        h.n(&mut owner).await,
+        Some(1),
+        "the owner's session is untouched"
+    );
+    let mut no_ip = Client {
+        ip: None,
+        ..owner.clone()
+    };
+    assert_eq!(h.n(&mut no_ip).await, None, "a missing IP does not match");
+}
+
+/// `IpBinding::Subnet`: the same /24 passes, another network does not.
+pub async fn ip_subnet_binding_tolerates_same_network<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_ip_binding(IpBinding::Subnet));
+    let mut owner = Client {
+        ip: ip("203.0.113.10"),
+        ..Client::new()
+    };
+    h.visit(&mut owner, |s| s.insert("n", 1u32).unwrap()).await;
+    let mut roaming = Client {
+        ip: ip("203.0.113.200"),
+        ..owner.clone()
+    };
+    assert_eq!(h.n(&mut roaming).await, Some(1));
+    let mut elsewhere = Client {
+        ip: ip("203.0.114.10"),
+        ..owner.clone()
+    };
+    assert_eq!(h.n(&mut elsewhere).await, None);
+    assert_eq!(h.count("binding_mismatch"), 1);
+}
+
+/// `check_user_agent`: enforced, and only a hash of the header is stored. Off by default.
+pub async fn user_agent_binding_is_hashed_and_enforced<S: Store + 'static>(store: S) {
+    const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) SessionkitTestBrowser/1.0";
+    let h = harness(store, |c| c.with_check_user_agent(true));
+    let mut owner = Client {
+        user_agent: Some(UA.into()),
+        ..Client::new()
+    };
+    h.visit(&mut owner, |s| s.insert("n", 1u32).unwrap()).await;
+    let record = h.probe().inner().load(&owner.key()).await.unwrap().unwrap();
+    for value in record.record.fields.values() {
+        let text = String::from_utf8_lossy(value);
+        assert!(
+            !text.contains("SessionkitTestBrowser"),
+            "UA stored in clear"
+        );
+    }
+    let mut other = Client {
+        user_agent: Some("curl/8.0".into()),
+        ..owner.clone()
+    };
+    assert_eq!(h.n(&mut other).await, None);
+    assert_eq!(h.count("binding_mismatch"), 1);
+    assert_eq!(h.n(&mut owner).await, Some(1));
+
+    // Off (the default): the same request keeps the session.
+    let h2 = harness(sessionkit::MemoryStore::new(), |c| c);
+    let mut a = Client {
+        user_agent: Some(UA.into()),
+        ip: ip("192.0.2.1"),
+        ..Client::new()
+    };
+    h2.visit(&mut a, |s| s.insert("n", 1u32).unwrap()).await;
+    let mut b = Client {
+        user_agent: Some("curl/8.0".into()),
+        ip: ip("198.51.100.1"),
+        ..a.clone()
+    };
+    assert_eq!(h2.n(&mut b).await, Some(1));
+    assert_eq!(h2.count("binding_mismatch"), 0);
+}
+
+/// SEC-20: browser-session cookies by default; a persistent cookie (configured or per session)
+/// carries Max-Age no longer than the server-side expiry, re-sent when it slides.
+pub async fn persistent_cookies_follow_the_session_expiry<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_rotate_after(None));
+    let mut client = h.signed_in().await;
+    // Remember me, per session.
+    let outcome = h.visit(&mut client, |s| s.set_persistent(true)).await;
+    let cookie = parse(&outcome);
+    let max_age = cookie.max_age().unwrap().whole_seconds();
+    assert!(max_age > 0 && max_age <= 30 * 60, "{max_age}");
+    assert!(cookie.expires_datetime().is_some());
+    // A refresh slides the expiry and re-sends the cookie; a throttled read does not.
+    h.advance(mins(1));
+    assert_eq!(h.visit(&mut client, |_| {}).await.set_cookie, None);
+    h.advance(mins(5));
+    let outcome = h.visit(&mut client, |_| {}).await;
+    assert!(parse(&outcome).max_age().unwrap().whole_seconds() <= 30 * 60);
+    // Back to a browser-session cookie.
+    let outcome = h.visit(&mut client, |s| s.set_persistent(false)).await;
+    assert_eq!(parse(&outcome).max_age(), None);
+
+    // Persistent by configuration, capped by the absolute timeout.
+    let h = harness(sessionkit::MemoryStore::new(), |c| {
+        c.with_persistent(true)
+            .with_absolute_timeout(Some(mins(20)))
+    });
+    let mut client = Client::new();
+    let outcome = h.visit(&mut client, |s| s.insert("n", 1u32).unwrap()).await;
+    assert_eq!(parse(&outcome).max_age().unwrap().whole_seconds(), 20 * 60);
+}
+
+/// Flash messages: typed, set now, readable once on a later request, then gone.
+pub async fn flash_is_read_once_on_a_later_request<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = Client::new();
+    let notice = Notice {
+        text: "Saved.".into(),
+        level: 2,
+    };
+    let sent = notice.clone();
+    let outcome = h
+        .visit(&mut client, move |s| {
+            s.flash("notice", sent).unwrap();
+            assert_eq!(s.take_flash::<Notice>("notice").unwrap(), None);
+        })
+        .await;
+    assert!(
+        outcome.set_cookie.is_some(),
+        "a flash alone is worth a session"
+    );
+    let mut got = None;
+    h.visit(&mut client, |s| {
+        got = s.take_flash::<Notice>("notice").unwrap()
+    })
+    .await;
+    assert_eq!(got, Some(notice));
+    h.visit(&mut client, |s| {
+        assert_eq!(s.take_flash::<Notice>("notice").unwrap(), None, "gone");
+        assert!(s.is_empty(), "flash entries are not user keys");
+    })
+    .await;
+}
+
+/// `integrate_flash = false` refuses flash calls with a configuration error.
+pub async fn flash_can_be_switched_off<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_integrate_flash(false));
+    let mut client = Client::new();
+    h.visit(&mut client, |s| {
+        assert!(matches!(s.flash("x", 1), Err(Error::Config(_))));
+        assert!(matches!(s.take_flash::<u8>("x"), Err(Error::Config(_))));
+    })
+    .await;
+    assert!(client.cookie.is_none());
+}
+
+/// SEC-13: every session of an owner can be listed and ended; others are untouched.
+pub async fn revoke_owner_ends_every_session_of_that_owner<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut alice = Vec::new();
+    for _ in 0..3 {
+        let mut c = h.signed_in().await;
+        h.visit(&mut c, |s| s.set_owner(Some("alice".into()))).await;
+        alice.push(c);
+    }
+    let mut bob = h.signed_in().await;
+    h.visit(&mut bob, |s| s.set_owner(Some("bob".into()))).await;
+    let mut listed = h.manager.sessions_of("alice").await.unwrap();
+    listed.sort();
+    let mut expected: Vec<SessionKey> = alice.iter().map(Client::key).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(h.manager.revoke_owner("alice").await.unwrap(), 3);
+    assert_eq!(h.count("revoked"), 1);
+    for c in &mut alice {
+        assert_eq!(h.n(c).await, None);
+    }
+    assert!(h.manager.sessions_of("alice").await.unwrap().is_empty());
+    assert_eq!(h.n(&mut bob).await, Some(1));
+    let mut owner = None;
+    h.visit(&mut bob, |s| owner = s.owner()).await;
+    assert_eq!(owner.as_deref(), Some("bob"));
+}
+
+/// A save racing a logout never brings the session back.
+pub async fn save_racing_logout_does_not_resurrect<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let client = h.signed_in().await;
+    let slow = h.manager.load(&client.request()).await.unwrap();
+    let logout = h.manager.load(&client.request()).await.unwrap();
+    logout.session().destroy();
+    h.manager.finish(logout).await.unwrap();
+    slow.session().insert("n", 99u32).unwrap();
+    let outcome = h.manager.finish(slow).await.unwrap();
+    assert!(outcome.gone);
+    let mut jar = client.clone();
+    jar.absorb(&outcome);
+    assert!(jar.cookie.is_none(), "the cookie is cleared");
+    assert!(!is_live(h.probe().inner(), &client.key()).await);
+    assert_eq!(h.count("gone"), 1);
+}
+
+/// The same race against "log out everywhere", also when the save would rotate the id.
+pub async fn save_racing_revocation_does_not_resurrect<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    h.visit(&mut client, |s| s.set_owner(Some("carol".into())))
+        .await;
+    h.advance(mins(15));
+    let slow = h.manager.load(&client.request()).await.unwrap();
+    assert_eq!(h.manager.revoke_owner("carol").await.unwrap(), 1);
+    let outcome = h.manager.finish(slow).await.unwrap();
+    assert!(outcome.gone);
+    assert!(h.manager.sessions_of("carol").await.unwrap().is_empty());
+    assert!(!is_live(h.probe().inner(), &client.key()).await);
+    assert_eq!(h.count("rotated"), 0);
+}
+
+async fn settle(mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("background work did not settle");
+}
+
+/// `cleanup_probability`: cleanup runs in the background, off the request's path, never two
+/// at once.
+pub async fn background_cleanup_runs_one_at_a_time<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_cleanup_probability(1.0));
+    h.probe().faults.hold_cleanup.store(true, Ordering::Release);
+    for _ in 0..5 {
+        // Each load returns while the first cleanup is still held: it is off the path.
+        h.manager.load(&RequestInfo::new()).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    settle(|| h.probe().cleanups_started() == 1).await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.probe().cleanups_started(), 1, "never two at once");
+    h.probe().release_cleanup();
+    settle(|| h.probe().cleanups_finished() == 1).await;
+    h.probe()
+        .faults
+        .hold_cleanup
+        .store(false, Ordering::Release);
+    // The guard is released with the task; the next request may start another.
+    settle(|| {
+        if h.probe().cleanups_started() < 2 {
+            let m = h.manager.clone();
+            tokio::spawn(async move { m.load(&RequestInfo::new()).await });
+        }
+        h.probe().cleanups_started() >= 2
+    })
+    .await;
+}
+
+/// `cleanup_now` runs the store's cleanup on demand (for a cron job).
+pub async fn cleanup_now_runs_the_store_cleanup<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    h.manager.cleanup_now().await.unwrap();
+    assert_eq!(h.probe().cleanups_started(), 1);
+}
+
+/// Bad cookies: never a panic, never a store access, a fresh session, the cookie cleared.
+pub async fn bad_cookies_never_reach_the_store<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    let v = SessionId::generate().unwrap().expose();
+    let mut cases: Vec<Vec<Vec<u8>>> = vec![
+        vec![b"id=".to_vec()],
+        vec![b"id".to_vec()],
+        vec![format!("id={}", "A".repeat(5000)).into_bytes()],
+        vec![b"id=abc".to_vec()],
+        vec![format!("id={v}A").into_bytes()],
+        vec![format!("id={}", &v[..42]).into_bytes()],
+        vec![format!("id=../{}", &v[..40]).into_bytes()],
+        vec![format!("id={}\0", &v[..42]).into_bytes()],
+        vec![format!("id={}+", &v[..42]).into_bytes()],
+        vec![format!("id=\"{v}\"").into_bytes()],
+        vec![format!("id={v}; id={v}").into_bytes()],
+        vec![
+            format!("id={v}").into_bytes(),
+            format!("id={}", SessionId::generate().unwrap().expose()).into_bytes(),
+        ],
+    ];
+    let mut non_utf8 = b"id=".to_vec();
+    non_utf8.extend_from_slice(&v.as_bytes()[..41]);
+    non_utf8.extend_from_slice(&[0xc3, 0x28]);
+    cases.push(vec![non_utf8]);
+    let total = cases.len();
+    for headers in cases {
+        let mut request = RequestInfo::new();
+        for header in &headers {
+            request = request.with_cookie_header(header.clone());
+        }
+        let active = h.manager.load(&request).await.unwrap();
+        assert!(active.is_new());
+        let outcome = h.manager.finish(active).await.unwrap();
+        let mut jar = Client::with_cookie("x");
+        jar.absorb(&outcome);
+        assert!(jar.cookie.is_none(), "the bad cookie is cleared");
+    }
+    // Missing: nothing sent, nothing cleared.
+    let outcome = h.visit(&mut Client::new(), |_| {}).await;
+    assert_eq!(outcome.set_cookie, None);
+    assert_eq!(h.probe().calls(), 0, "the store was never asked");
+    assert_eq!(h.count("invalid_cookie"), total);
+}
+
+/// A create that finds its id taken retries with a new one.
+pub async fn create_collision_retries_with_new_id<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c);
+    h.probe()
+        .faults
+        .exists_on_create
+        .store(1, Ordering::Release);
+    let mut client = h.signed_in().await;
+    assert_eq!(get(&h.probe().counts.create), 2);
+    assert_eq!(h.n(&mut client).await, Some(1));
+}
+
+/// SEC-28/29: a full lifecycle emits its events, none of which carries a raw id.
+pub async fn events_never_carry_raw_ids<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| c.with_check_ip(true));
+    let mut ids = Vec::new();
+    let mut client = Client {
+        ip: ip("192.0.2.1"),
+        ..Client::new()
+    };
+    h.visit(&mut client, |s| s.insert("n", 1u32).unwrap()).await;
+    ids.extend(client.cookie.clone());
+    let before_rotation = client.clone();
+    h.advance(mins(15));
+    h.visit(&mut client, |_| {}).await;
+    ids.extend(client.cookie.clone());
+    h.advance(mins(1));
+    let mut stale = before_rotation.clone();
+    h.visit(&mut stale, |_| {}).await;
+    let mut thief = Client {
+        ip: ip("198.51.100.1"),
+        ..client.clone()
+    };
+    h.visit(&mut thief, |_| {}).await;
+    h.visit(&mut client, |s| s.regenerate()).await;
+    ids.extend(client.cookie.clone());
+    let unknown = SessionId::generate().unwrap().expose();
+    ids.push(unknown.clone());
+    h.visit(&mut Client::with_cookie(unknown), |_| {}).await;
+    h.visit(&mut Client::with_cookie("not-an-id"), |_| {}).await;
+    h.advance(mins(31));
+    let mut idle = client.clone();
+    h.visit(&mut idle, |_| {}).await;
+    let mut last = h.signed_in().await;
+    ids.extend(last.cookie.clone());
+    h.visit(&mut last, |s| s.destroy()).await;
+    let names: Vec<&str> = h.events.lock().iter().map(SessionEvent::name).collect();
+    for expected in [
+        "created",
+        "rotated",
+        "stale_id",
+        "binding_mismatch",
+        "regenerated",
+        "unknown_id",
+        "invalid_cookie",
+        "expired_idle",
+        "destroyed",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let rendered = format!("{:?}", h.events.lock());
+    for id in &ids {
+        assert!(!rendered.contains(id.as_str()), "a raw id in the events");
+    }
+}

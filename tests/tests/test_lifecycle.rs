@@ -1,0 +1,207 @@
+//! The lifecycle suite (`sessionkit_tests::lifecycle`) on every store available in the core,
+//! plus behaviours only a tiered store has, and the log capture of SEC-29.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sessionkit::{MemoryStore, SessionId, Store, TieredStore};
+use sessionkit_tests::lifecycle::{Client, harness};
+
+async fn memory() -> (MemoryStore, ()) {
+    (MemoryStore::new(), ())
+}
+
+async fn tiered() -> (TieredStore<MemoryStore, MemoryStore>, ()) {
+    (
+        TieredStore::new(MemoryStore::with_capacity(1_000), MemoryStore::new()),
+        (),
+    )
+}
+
+async fn arc_dyn() -> (Arc<dyn Store>, ()) {
+    (Arc::new(MemoryStore::new()), ())
+}
+
+mod memory {
+    sessionkit_tests::lifecycle_suite!(super::memory);
+}
+
+mod tiered_memory_memory {
+    sessionkit_tests::lifecycle_suite!(super::tiered);
+}
+
+mod arc_dyn_store {
+    sessionkit_tests::lifecycle_suite!(super::arc_dyn);
+}
+
+/// SEC-12 on a warm cache: logout removes the session from both tiers.
+#[tokio::test]
+async fn tiered_destroy_clears_both_tiers_with_a_warm_cache() {
+    let (store, ()) = tiered().await;
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let key = client.key();
+    assert_eq!(h.n(&mut client).await, Some(1));
+    let tiers = h.probe().inner();
+    assert!(
+        tiers.cache().load(&key).await.unwrap().is_some(),
+        "warm cache"
+    );
+    assert!(tiers.durable().load(&key).await.unwrap().is_some());
+    h.visit(&mut client, |s| s.destroy()).await;
+    assert!(tiers.cache().load(&key).await.unwrap().is_none());
+    assert!(tiers.durable().load(&key).await.unwrap().is_none());
+}
+
+/// SEC-04 with both tiers empty: the planted id is in neither afterwards.
+#[tokio::test]
+async fn tiered_unknown_id_reaches_neither_tier() {
+    let (store, ()) = tiered().await;
+    let h = harness(store, |c| c);
+    let planted = SessionId::generate().unwrap();
+    let mut victim = Client::with_cookie(planted.expose());
+    h.visit(&mut victim, |s| s.insert("n", 1u32).unwrap()).await;
+    let tiers = h.probe().inner();
+    assert!(tiers.cache().load(&planted.key()).await.unwrap().is_none());
+    assert!(
+        tiers
+            .durable()
+            .load(&planted.key())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_ne!(victim.cookie.as_deref(), Some(planted.expose().as_str()));
+}
+
+/// A writer the test can read back: everything the `tracing` subscriber printed.
+#[derive(Clone, Default)]
+struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// SEC-29: over a full lifecycle the logs name every event, and no raw id appears in them.
+#[tokio::test]
+async fn logs_name_every_event_and_never_a_raw_id() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = harness(MemoryStore::new(), |c| c.with_check_user_agent(true));
+    let mut ids = Vec::new();
+    let mut client = Client {
+        user_agent: Some("ua-1".into()),
+        ..Client::new()
+    };
+    h.visit(&mut client, |s| s.insert("n", 1u32).unwrap()).await;
+    ids.extend(client.cookie.clone());
+    let old = client.clone();
+    h.advance(Duration::from_secs(15 * 60));
+    h.visit(&mut client, |_| {}).await;
+    ids.extend(client.cookie.clone());
+    h.advance(Duration::from_secs(60));
+    h.visit(&mut old.clone(), |_| {}).await;
+    let mut other_ua = Client {
+        user_agent: Some("ua-2".into()),
+        ..client.clone()
+    };
+    h.visit(&mut other_ua, |_| {}).await;
+    h.visit(&mut client, |s| s.regenerate()).await;
+    ids.extend(client.cookie.clone());
+    let unknown = SessionId::generate().unwrap().expose();
+    ids.push(unknown.clone());
+    h.visit(&mut Client::with_cookie(unknown), |_| {}).await;
+    h.advance(Duration::from_secs(13 * 3600));
+    h.visit(&mut client.clone(), |_| {}).await;
+    let mut last = h.signed_in().await;
+    ids.extend(last.cookie.clone());
+    h.visit(&mut last, |s| s.destroy()).await;
+
+    let logs = String::from_utf8(captured.0.lock().clone()).unwrap();
+    for event in [
+        "created",
+        "rotated",
+        "stale_id",
+        "binding_mismatch",
+        "regenerated",
+        "unknown_id",
+        "expired_absolute",
+        "destroyed",
+    ] {
+        assert!(
+            logs.contains(&format!("event=\"{event}\""))
+                || logs.contains(&format!("event={event}")),
+            "{event} not logged:\n{logs}"
+        );
+    }
+    for id in &ids {
+        assert!(!logs.contains(id.as_str()), "a raw id was logged");
+    }
+}
+
+/// SEC-15..19: the manager refuses configurations that would weaken the cookie.
+#[test]
+fn manager_refuses_weak_cookie_configurations() {
+    use sessionkit::{Error, SameSite, SessionConfig, SessionManager};
+    let refused = [
+        SessionConfig::default()
+            .with_cookie_name("__Host-id")
+            .with_domain(Some("example.com".into())),
+        SessionConfig::default()
+            .with_cookie_name("__Host-id")
+            .with_path("/app"),
+        SessionConfig::default()
+            .with_cookie_name("__Host-id")
+            .with_secure(false),
+        SessionConfig::default()
+            .with_same_site(SameSite::None)
+            .with_secure(false),
+        SessionConfig::default().with_rotation_grace(Duration::from_secs(61)),
+    ];
+    for config in refused {
+        assert!(matches!(
+            SessionManager::new(MemoryStore::new(), config),
+            Err(Error::Config(_))
+        ));
+    }
+    let dev = SessionConfig::default().with_secure(false);
+    assert!(SessionManager::new(MemoryStore::new(), dev).is_ok());
+}
+
+/// Web frameworks run handlers on multi-threaded runtimes: the manager's futures and the
+/// loaded session must be `Send`.
+#[test]
+fn manager_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_sync<T: Send + Sync>() {}
+    let manager = sessionkit::SessionManager::new(
+        Arc::new(MemoryStore::new()) as Arc<dyn Store>,
+        sessionkit::SessionConfig::default(),
+    )
+    .unwrap();
+    let request = sessionkit::RequestInfo::new();
+    let load = manager.load(&request);
+    assert_send(&load);
+    drop(load);
+    assert_sync::<sessionkit::ActiveSession>();
+    assert_sync::<sessionkit::SessionManager<MemoryStore>>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let active = runtime.block_on(manager.load(&request)).unwrap();
+    let finish = manager.finish(active);
+    assert_send(&finish);
+}

@@ -1,0 +1,9 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+struct Prefs {
+    #[session(rename = "color", rename = "colour")]
+    theme: String,
+}
+
+fn main() {}

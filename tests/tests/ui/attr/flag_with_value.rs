@@ -1,0 +1,9 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+struct Prefs {
+    #[session(default = "dark")]
+    theme: String,
+}
+
+fn main() {}

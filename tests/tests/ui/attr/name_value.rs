@@ -1,0 +1,9 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+#[session = "shop"]
+struct Prefs {
+    theme: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+struct Prefs<'a> {
+    theme: std::borrow::Cow<'a, str>,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+struct Prefs {
+    theme: &'static str,
+}
+
+fn main() {}

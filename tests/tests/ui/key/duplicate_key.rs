@@ -1,0 +1,11 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+#[session(prefix = "shop")]
+struct Shopper {
+    items: Vec<String>,
+    #[session(rename = "items")]
+    cart: Vec<String>,
+}
+
+fn main() {}

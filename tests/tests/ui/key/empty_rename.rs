@@ -1,0 +1,9 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+struct Prefs {
+    #[session(rename = "")]
+    theme: String,
+}
+
+fn main() {}

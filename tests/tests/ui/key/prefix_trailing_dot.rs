@@ -1,0 +1,9 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+#[session(prefix = "prefs.")]
+struct Prefs {
+    theme: String,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+union Bits {
+    int: u32,
+    float: f32,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use sessionkit::SessionData;
+
+#[derive(SessionData)]
+struct Nothing;
+
+fn main() {}
