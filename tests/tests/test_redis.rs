@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
-use sessionkit::store::{ChangeSet, Error, Grace, MemoryStore, Record, Store, TieredStore};
+use sessionkit::store::{ChangeSet, Error, Grace, Record, Store, TieredStore};
 use sessionkit::{SessionId, SessionKey, to_millis};
-use sessionkit_backends::{RedisConfig, RedisStore};
+use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
 
@@ -506,7 +506,8 @@ async fn connecting_to_nothing_is_unavailable() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
 }
 
-/// With Redis as the cache tier, a dead Redis costs speed, never a failed request.
+/// With Redis as the cache tier over files, a dead Redis costs speed, never a failed request,
+/// and the store uses Redis again once it is back.
 #[tokio::test]
 async fn dead_redis_cache_tier_is_invisible_to_requests() {
     let mut server = RedisServer::start();
@@ -517,7 +518,9 @@ async fn dead_redis_cache_tier_is_invisible_to_requests() {
     )
     .await
     .unwrap();
-    let store = TieredStore::new(redis, MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileStore::open(dir.path().join("sessions")).await.unwrap();
+    let store = TieredStore::new(redis, files);
     let key = fresh_key();
     let mut r = record(&[("a", enc(1))]);
     r.owner = Some("alice".into());
@@ -539,6 +542,21 @@ async fn dead_redis_cache_tier_is_invisible_to_requests() {
     server.restart();
     let loaded = store.load(&moved).await.unwrap().unwrap();
     assert_eq!(loaded.record.fields.len(), 2);
+    // Back in use: new sessions are written through to Redis again.
+    let mut cached = false;
+    for _ in 0..300 {
+        let fresh = fresh_key();
+        store.create(&fresh, &record(&[])).await.unwrap();
+        if matches!(store.cache().load(&fresh).await, Ok(Some(_))) {
+            cached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        cached,
+        "the cache tier was not used again after Redis came back"
+    );
 }
 
 /// In a cluster the owner set and the sessions it lists live in different slots (and nodes);
