@@ -144,12 +144,12 @@ impl RedisConfig {
     /// Checks everything that can be checked without a server.
     pub(crate) fn validate(&self) -> Result<()> {
         validate_prefix(&self.prefix)?;
-        if let Mode::Cluster(nodes) = &self.mode {
-            if nodes.is_empty() {
-                return Err(Error::Config(
-                    "a Redis Cluster configuration needs at least one node".into(),
-                ));
-            }
+        if let Mode::Cluster(nodes) = &self.mode
+            && nodes.is_empty()
+        {
+            return Err(Error::Config(
+                "a Redis Cluster configuration needs at least one node".into(),
+            ));
         }
         if self.root_cert.is_some() && !self.urls().iter().all(|u| u.starts_with("rediss://")) {
             return Err(Error::Config(
