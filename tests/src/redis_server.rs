@@ -284,7 +284,9 @@ impl RedisServer {
             self.log().contains("Ready to accept connections")
                 && TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok()
         } else {
-            raw_command(self.port, &["PING"]).is_ok_and(|reply| reply == "+PONG")
+            // A server with `--requirepass` answers NOAUTH: it is up all the same.
+            raw_command(self.port, &["PING"])
+                .is_ok_and(|reply| reply == "+PONG" || reply.starts_with("-NOAUTH"))
         }
     }
 

@@ -822,3 +822,23 @@ async fn one_connection_shared_by_all_tasks() {
         2
     );
 }
+
+/// A wrong password is a failure retrying does not fix, and the password never shows in
+/// errors or in the configuration's `Debug`.
+#[tokio::test]
+async fn passwords_are_used_and_never_shown() {
+    let server = RedisServer::start_with_args(&["--requirepass", "s3cret-pw"]);
+    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}/", server.port());
+
+    let err = RedisStore::open(&url("wrong-pw")).await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert!(!format!("{err:?} {err}").contains("wrong-pw"));
+
+    let config = RedisConfig::new(url("s3cret-pw"));
+    assert!(!format!("{config:?}").contains("s3cret-pw"));
+    let store = RedisStore::connect(config).await.unwrap();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+}
