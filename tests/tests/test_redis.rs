@@ -842,3 +842,71 @@ async fn passwords_are_used_and_never_shown() {
     store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
     assert!(store.load(&key).await.unwrap().is_some());
 }
+
+/// In a cluster the common operations stay at one round trip; the documented exceptions take
+/// exactly the extra trips the module docs give.
+#[tokio::test]
+async fn cluster_round_trips() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(RedisConfig::cluster(cluster.urls()))
+        .await
+        .unwrap();
+    let mut admins = Vec::new();
+    for node in cluster.nodes() {
+        let mut conn = admin(node).await;
+        log_every_command(&mut conn).await;
+        admins.push(conn);
+    }
+    let mut sent = async || {
+        let mut all = Vec::new();
+        for conn in &mut admins {
+            all.extend(sent_commands(conn).await);
+        }
+        // The cluster client's own housekeeping (topology refreshes) is not the store's doing.
+        all.retain(|c| {
+            !matches!(
+                c.as_str(),
+                "CLUSTER" | "PING" | "READONLY" | "CLIENT" | "HELLO"
+            )
+        });
+        all.len()
+    };
+
+    let (key, to) = (fresh_key(), fresh_key());
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert_eq!(sent().await, 1, "create");
+    store.load(&key).await.unwrap().unwrap();
+    assert_eq!(sent().await, 1, "load");
+    store.apply(&key, &set_one("b", enc(2))).await.unwrap();
+    assert_eq!(sent().await, 1, "save");
+    let grace = Grace {
+        until: in_ms(60_000),
+        token: vec![],
+    };
+    store.rename(&key, &to, Some(&grace)).await.unwrap();
+    // Read, copy, swap.
+    assert_eq!(sent().await, 3, "move");
+    store.load(&key).await.unwrap().unwrap();
+    // The alias, then its target in another slot.
+    assert_eq!(sent().await, 2, "load through an alias");
+
+    let owned = fresh_key();
+    let mut r = record(&[]);
+    r.owner = Some("erin".into());
+    store.create(&owned, &r).await.unwrap();
+    // The owner index first, then the session.
+    assert_eq!(sent().await, 2, "create with an owner");
+    store.apply(&owned, &set_one("c", enc(3))).await.unwrap();
+    assert_eq!(sent().await, 1, "save without expiry change");
+    let c = ChangeSet {
+        expires_at: Some(in_ms(7_200_000)),
+        ..ChangeSet::default()
+    };
+    store.apply(&owned, &c).await.unwrap();
+    // The save, then the owner index's expiry.
+    assert_eq!(
+        sent().await,
+        2,
+        "save moving the expiry of an owned session"
+    );
+}
