@@ -1,12 +1,12 @@
-//! Quickstart: the dictionary API and a tiered store, on the embedded default (no server).
+//! Quickstart: the dictionary API, then two requests through the lifecycle manager on the
+//! embedded default store, `TieredStore<MemoryStore, FileStore>`. No server needed.
 //!
 //! Run with `cargo run --example quickstart`.
 
-use std::time::{Duration, SystemTime};
-
 use serde::{Deserialize, Serialize};
-use sessionkit::store::{MemoryStore, Record, Store, TieredStore};
-use sessionkit::{Session, SessionId};
+use sessionkit::store::{MemoryStore, TieredStore};
+use sessionkit::{RequestInfo, Session, SessionConfig, SessionManager};
+use sessionkit_backends::FileStore;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CartItem {
@@ -15,8 +15,8 @@ struct CartItem {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), sessionkit::Error> {
-    // A session is a dictionary of serde values.
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // 1. A session is a dictionary of serde values.
     let session = Session::new();
     session.insert("meals", ["breakfast", "lunch", "dinner"])?;
     session.insert("username", "Bob")?;
@@ -29,7 +29,6 @@ async fn main() -> Result<(), sessionkit::Error> {
     )?;
     let visits: u32 = session.get_or_insert_with("visits", || 0)?;
     session.insert("visits", visits + 1)?;
-
     println!("keys: {:?}", session.keys());
     println!("username: {:?}", session.get::<String>("username")?);
     let cart: Vec<CartItem> = session.get("cart")?.unwrap_or_default();
@@ -43,24 +42,41 @@ async fn main() -> Result<(), sessionkit::Error> {
         println!("as expected: {err}");
     }
 
-    // Storage composes: a bounded in-process cache in front of a durable store (here another
-    // MemoryStore; FileStore or RedisStore in production).
-    let store = TieredStore::new(MemoryStore::with_capacity(10_000), MemoryStore::new());
-    let id = SessionId::generate()?;
-    let mut record = Record::new(SystemTime::now() + Duration::from_secs(1800));
-    for entry in session.iter() {
-        record
-            .fields
-            .insert(entry.key().to_owned(), entry.as_bytes().to_vec().into());
-    }
-    store.create(&id.key(), &record).await?;
-    let loaded = store.load(&id.key()).await?.map(|l| l.record);
-    let again = Session::from_fields(loaded.map(|r| r.fields).unwrap_or_default());
-    println!(
-        "loaded back from the tiered store: username = {:?}, visits = {:?}",
-        again.get::<String>("username")?,
-        again.get::<u32>("visits")?
+    // 2. Storage composes: a bounded in-process cache in front of files on disk.
+    let dir = tempfile::tempdir()?;
+    let store = TieredStore::new(
+        MemoryStore::with_capacity(10_000),
+        FileStore::open(dir.path()).await?,
     );
-    println!("tier stats: {:?}", store.stats());
+    // Plain http on localhost for this demo; the library's default is Secure cookies.
+    let manager = SessionManager::new(store, SessionConfig::default().with_secure(false))?;
+
+    // First request: no cookie. Storing something starts a session and sets its cookie.
+    let first = manager.load(&RequestInfo::new()).await?;
+    first.session().update(&session);
+    let outcome = manager.finish(first).await?;
+    let set_cookie = outcome
+        .set_cookie
+        .ok_or("a new session with data sets a cookie")?;
+    println!("response 1: Set-Cookie: {set_cookie}");
+
+    // Second request: the browser sends the cookie back.
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    let second = manager
+        .load(&RequestInfo::new().with_cookie_header(cookie))
+        .await?;
+    let visits: u32 = second.session().get("visits")?.unwrap_or(0);
+    second.session().insert("visits", visits + 1)?;
+    println!(
+        "request 2 sees username = {:?}, visits now {}",
+        second.session().get::<String>("username")?,
+        visits + 1
+    );
+    let outcome = manager.finish(second).await?;
+    println!(
+        "response 2: Set-Cookie: {:?} (the id is unchanged, only the changed key was saved)",
+        outcome.set_cookie
+    );
+    println!("tier stats: {:?}", manager.store().stats());
     Ok(())
 }

@@ -1,11 +1,9 @@
-//! A typed session beside dictionary access on the same data, saved to and loaded from an
-//! in-memory store. No server needed: `cargo run -p sessionkit-examples --example typed`.
-
-use std::time::{Duration, SystemTime};
+//! A typed session beside dictionary access on the same data, then carried across two
+//! requests by the session manager over an in-memory store. No server needed:
+//! `cargo run --example typed`.
 
 use serde::{Deserialize, Serialize};
-use sessionkit::store::Record;
-use sessionkit::{MemoryStore, Session, SessionData, SessionId, Store};
+use sessionkit::{MemoryStore, RequestInfo, Session, SessionConfig, SessionData, SessionManager};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Item {
@@ -51,36 +49,27 @@ async fn main() -> sessionkit::Result<()> {
         println!("  {} = {}", entry.key(), entry.to_value()?);
     }
 
-    // Save to a store and load back, as a request handler would across requests.
-    let store = MemoryStore::new();
-    let key = SessionId::generate()?.key();
-    let fields = session
-        .iter()
-        .map(|raw| (raw.key().to_owned(), raw.as_bytes().to_vec().into()))
-        .collect();
-    let record = Record {
-        fields,
-        expires_at: SystemTime::now() + Duration::from_secs(3600),
-        owner: None,
-    };
-    store.create(&key, &record).await?;
-    let Some(loaded) = store.load(&key).await? else {
+    // Across requests with the manager: the browser sends the cookie back.
+    let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default())?;
+    let first = manager.load(&RequestInfo::new()).await?;
+    Shopper::load(&session)?.store(first.session())?;
+    let Some(set_cookie) = manager.finish(first).await?.set_cookie else {
         return Err(sessionkit::Error::Gone);
     };
-    let next_request = Session::from_fields(loaded.record.fields);
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    let next = manager
+        .load(&RequestInfo::new().with_cookie_header(cookie))
+        .await?;
 
     // The whole struct at once; storing marks changed only fields whose bytes differ.
-    let mut shopper = Shopper::load(&next_request)?;
+    let mut shopper = Shopper::load(next.session())?;
     println!("loaded: {shopper:?}");
     shopper.cart.push(Item {
         sku: "jam".into(),
         qty: 1,
     });
-    shopper.store(&next_request)?;
-    println!("changed after store: {}", next_request.is_modified());
-    println!(
-        "theme kept: {:?}",
-        next_request.get::<String>("theme")?.as_deref()
-    );
+    shopper.store(next.session())?; // sends only shop.items
+    println!("changed after store: {}", next.session().is_modified());
+    manager.finish(next).await?;
     Ok(())
 }

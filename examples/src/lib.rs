@@ -1,1 +1,4 @@
-//! Runnable examples live beside this crate: `cargo run --example quickstart`.
+//! The example site behind `cargo run --example web`, as a library so the acceptance tests
+//! can start it in-process. The runnable examples live beside this crate.
+
+pub mod site;

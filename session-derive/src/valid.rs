@@ -85,13 +85,13 @@ fn check_field(cx: &Ctxt, field: &Field<'_>, prefix_reserved: bool) {
         }
         return;
     }
-    if let Some(default) = &attrs.default {
-        if crate::ast::is_option(field.ty()) {
-            cx.error_spanned_by(
-                default,
-                "`default` is not allowed on an `Option` field; an absent `Option` field already reads as `None`",
-            );
-        }
+    if let Some(default) = &attrs.default
+        && crate::ast::is_option(field.ty())
+    {
+        cx.error_spanned_by(
+            default,
+            "`default` is not allowed on an `Option` field; an absent `Option` field already reads as `None`",
+        );
     }
     if let Type::Reference(reference) = field.ty() {
         cx.error_spanned_by(
@@ -99,10 +99,10 @@ fn check_field(cx: &Ctxt, field: &Field<'_>, prefix_reserved: bool) {
             "borrowed field types are not supported by #[derive(SessionData)]; session values are decoded into owned data, so use an owned type such as `String` or `Vec<T>`",
         );
     }
-    if let Some(rename) = &attrs.rename {
-        if rename.value().is_empty() {
-            cx.error_spanned_by(rename, "session key name must not be empty");
-        }
+    if let Some(rename) = &attrs.rename
+        && rename.value().is_empty()
+    {
+        cx.error_spanned_by(rename, "session key name must not be empty");
     }
     if !prefix_reserved && field.key.starts_with(RESERVED_PREFIX) {
         cx.error_spanned_by(

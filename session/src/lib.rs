@@ -18,6 +18,59 @@
 //! # Ok::<(), sessionkit::Error>(())
 //! ```
 //!
+//! ## Typed or dictionary access
+//!
+//! Both read and write the same field map: a `#[derive(SessionData)]` struct names its keys
+//! once (each field is one entry), and [`Session`]'s dictionary methods reach every entry by
+//! its string key, so typed code and untyped code can share a session.
+//!
+//! ```
+//! # #[cfg(feature = "derive")] {
+//! use sessionkit::{Session, SessionData};
+//!
+//! #[derive(SessionData)]
+//! #[session(prefix = "shop")]
+//! struct Shopper {
+//!     user_id: Option<u64>,
+//!     #[session(default)]
+//!     visits: u32,
+//! }
+//!
+//! let session = Session::new();
+//! let shop = Shopper::view(&session);
+//! shop.set_visits(shop.visits()? + 1)?;        // decodes and encodes only this field
+//! assert_eq!(session.get::<u32>("shop.visits")?, Some(1)); // the same entry, untyped
+//! assert_eq!(Shopper::VISITS_KEY, "shop.visits");
+//! # }
+//! # Ok::<(), sessionkit::Error>(())
+//! ```
+//!
+//! ## Composing stores
+//!
+//! Every store implements one object-safe [`Store`] trait whose contract — create only if
+//! absent, expired reads as absent, changes merged atomically, no resurrection after delete,
+//! atomic moves with an optional grace alias, an owner index — is written in its docs and
+//! checked by one conformance suite run against every store and combinator in the
+//! repository. [`TieredStore<C, D>`](TieredStore) puts any cache in front of any durable
+//! store and is itself a store, so tiers nest; its docs state its failure rules and the
+//! consistency it gives with a per-process and with a shared cache. The [`Store`] docs show
+//! how to implement a store of your own.
+//!
+//! ## Expiry
+//!
+//! A record carries its `expires_at`; every store treats an expired record as absent from that
+//! instant, before any cleanup, and a cache tier never keeps a record longer than the record
+//! lives. The manager sets `expires_at` to the earlier of the idle and absolute deadlines,
+//! and checks both itself on every load with its own [`Clock`].
+//!
+//! ## Concurrency
+//!
+//! A [`Session`] is a handle: clones share one map behind a short lock held only inside each
+//! call. Saves send change sets, not snapshots, so two requests of one visitor that change
+//! different keys both keep their change; on the same key the last save wins. A session is not
+//! a transaction: two requests that read a counter and write it back can both write the same
+//! value. Keep such counters per request or in your database when they must be exact.
+//!
 //! ## Lifecycle
 //!
 //! A [`SessionManager`] turns a request's cookie into a [`Session`] and the finished session
@@ -88,6 +141,8 @@
 //! ## Feature flags
 //!
 //! - `derive` (default): re-exports `#[derive(SessionData)]`.
+//! - `axum`: the tower layer and axum extractors in `sessionkit::web` (`SessionLayer`, and
+//!   extractors for [`Session`] and for typed sessions).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
@@ -127,3 +182,7 @@ pub mod __private {
     pub use rmp_serde;
     pub use serde;
 }
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod web;

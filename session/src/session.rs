@@ -836,4 +836,72 @@ mod tests {
         let back: std::collections::BTreeMap<String, i32> = s.get("copy").unwrap().unwrap();
         assert_eq!(back["k"], 1);
     }
+
+    #[test]
+    fn lifecycle_intents_are_recorded_not_acted_on() {
+        let s = Session::new();
+        assert_eq!(s.intent(), Intent::default());
+        s.regenerate();
+        s.set_owner(Some("u".into()));
+        assert!(s.is_regenerating());
+        assert_eq!(s.owner().as_deref(), Some("u"));
+        assert!(s.has_user_data(), "an owner alone is worth saving");
+        s.destroy();
+        assert_eq!(
+            s.intent(),
+            Intent {
+                destroy: true,
+                ..Intent::default()
+            }
+        );
+        assert_eq!(s.owner(), None);
+        assert!(!s.has_user_data());
+
+        let loaded = Session::new();
+        loaded.set_loaded_owner(Some("u".into()));
+        loaded.set_owner(Some("u".into()));
+        assert_eq!(
+            loaded.intent().owner,
+            None,
+            "setting the same owner changes nothing"
+        );
+        loaded.set_owner(None);
+        assert_eq!(loaded.intent().owner, Some(None));
+    }
+
+    #[test]
+    fn persistence_choice_is_a_reserved_field() {
+        let s = Session::new();
+        assert_eq!(s.persistent(), None);
+        s.set_persistent(true);
+        assert_eq!(s.persistent(), Some(true));
+        assert!(s.is_empty() && !s.has_user_data());
+        assert!(s.take_changes().set.contains_key(PERSIST_KEY));
+    }
+
+    #[test]
+    fn flash_is_hidden_from_the_dictionary_and_fresh_ones_wait() {
+        let s = Session::new();
+        s.flash("n", 1u8).unwrap();
+        assert!(s.is_empty() && s.has_user_data());
+        assert_eq!(s.take_flash::<u8>("n").unwrap(), None);
+        let mut fields = BTreeMap::new();
+        fields.insert(format!("{FLASH_PREFIX}n"), encode("n", &1u8).unwrap());
+        let later = Session::from_fields(fields);
+        assert!(matches!(
+            later.take_flash::<String>("n"),
+            Err(Error::Decode { .. })
+        ));
+        assert_eq!(later.take_flash::<u8>("n").unwrap(), Some(1));
+        assert_eq!(later.take_flash::<u8>("n").unwrap(), None);
+        assert!(
+            later
+                .take_changes()
+                .remove
+                .contains(&format!("{FLASH_PREFIX}n"))
+        );
+        let off = Session::new();
+        off.disable_flash();
+        assert!(matches!(off.flash("n", 1), Err(Error::Config(_))));
+    }
 }

@@ -303,10 +303,10 @@ impl RedisServer {
                 .is_some();
             if exited || started.elapsed() > READY_LIMIT {
                 let mut stderr = String::new();
-                if let Some(err) = self.child.as_mut().and_then(|c| c.stderr.as_mut()) {
-                    if exited {
-                        let _ = err.read_to_string(&mut stderr);
-                    }
+                if let Some(err) = self.child.as_mut().and_then(|c| c.stderr.as_mut())
+                    && exited
+                {
+                    let _ = err.read_to_string(&mut stderr);
                 }
                 return Err(format!("{}{stderr}", self.log()));
             }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sessionkit::store::{ChangeSet, Record};
 use sessionkit::{MemoryStore, Session, SessionData, SessionId, Store, TieredStore};
+use sessionkit_backends::FileStore;
 
 /// Creates a record from a typed session, loads it, changes one typed field, applies that
 /// change, and loads again. Add a store with one `#[tokio::test]` calling this.
@@ -106,4 +107,22 @@ async fn arc_dyn_store() {
 async fn box_dyn_store() {
     let store: Box<dyn Store> = Box::new(MemoryStore::new());
     typed_round_trip(&store).await;
+}
+
+async fn file_store() -> (FileStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path().join("sessions")).await.unwrap();
+    (store, dir)
+}
+
+#[tokio::test]
+async fn file() {
+    let (store, _dir) = file_store().await;
+    typed_round_trip(&store).await;
+}
+
+#[tokio::test]
+async fn tiered_memory_file() {
+    let (store, _dir) = file_store().await;
+    typed_round_trip(&TieredStore::new(MemoryStore::new(), store)).await;
 }

@@ -1,11 +1,15 @@
-//! The lifecycle suite (`sessionkit_tests::lifecycle`) on every store available in the core,
-//! plus behaviours only a tiered store has, and the log capture of SEC-29.
+//! The lifecycle suite (`sessionkit_tests::lifecycle`) on every store and combinator of the
+//! conformance set, plus behaviours only a tiered store has, and the log capture of SEC-29.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sessionkit::{MemoryStore, SessionId, Store, TieredStore};
+use sessionkit_backends::file::{Durability, FileConfig};
+use sessionkit_backends::{FileStore, RedisStore};
 use sessionkit_tests::lifecycle::{Client, harness};
+use sessionkit_tests::redis_server::RedisServer;
+use tempfile::TempDir;
 
 async fn memory() -> (MemoryStore, ()) {
     (MemoryStore::new(), ())
@@ -22,6 +26,38 @@ async fn arc_dyn() -> (Arc<dyn Store>, ()) {
     (Arc::new(MemoryStore::new()), ())
 }
 
+async fn file() -> (FileStore, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileConfig::new(dir.path().join("sessions"))
+        .with_durability(Durability::NoSync)
+        .open()
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+async fn tiered_file() -> (TieredStore<MemoryStore, FileStore>, TempDir) {
+    let (store, dir) = file().await;
+    (
+        TieredStore::new(MemoryStore::with_capacity(1_000), store),
+        dir,
+    )
+}
+
+async fn redis() -> (RedisStore, RedisServer) {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    (store, server)
+}
+
+async fn tiered_redis() -> (TieredStore<MemoryStore, RedisStore>, RedisServer) {
+    let (store, server) = redis().await;
+    (
+        TieredStore::new(MemoryStore::with_capacity(1_000), store),
+        server,
+    )
+}
+
 mod memory {
     sessionkit_tests::lifecycle_suite!(super::memory);
 }
@@ -32,6 +68,24 @@ mod tiered_memory_memory {
 
 mod arc_dyn_store {
     sessionkit_tests::lifecycle_suite!(super::arc_dyn);
+}
+
+// Timing is the manager's clock, so the same suite runs on stores on disk and on a server.
+// The file store skips fsync here: durability is the file conformance suite's subject.
+mod file {
+    sessionkit_tests::lifecycle_suite!(super::file);
+}
+
+mod tiered_memory_file {
+    sessionkit_tests::lifecycle_suite!(super::tiered_file);
+}
+
+mod redis {
+    sessionkit_tests::lifecycle_suite!(super::redis);
+}
+
+mod tiered_memory_redis {
+    sessionkit_tests::lifecycle_suite!(super::tiered_redis);
 }
 
 /// SEC-12 on a warm cache: logout removes the session from both tiers.
@@ -204,4 +258,38 @@ fn manager_futures_are_send() {
     let active = runtime.block_on(manager.load(&request)).unwrap();
     let finish = manager.finish(active);
     assert_send(&finish);
+}
+
+/// SEC-12 with the cache's delete failing: the logout still succeeds (the durable tier is
+/// the truth), and replaying the old cookie in this process finds no session, because the
+/// tier stops trusting its cache for that key.
+#[tokio::test]
+async fn tiered_logout_with_failing_cache_delete_fails_closed() {
+    use sessionkit_tests::failing::FailingStore;
+    use std::sync::atomic::Ordering;
+    let store = TieredStore::new(
+        FailingStore::new(MemoryStore::with_capacity(1_000)),
+        MemoryStore::new(),
+    );
+    let h = harness(store, |c| c);
+    let mut client = h.signed_in().await;
+    let old = client.clone();
+    assert_eq!(h.n(&mut client).await, Some(1), "warm cache");
+    let tiers = h.probe().inner();
+    tiers.cache().fail.delete.store(true, Ordering::Release);
+    h.visit(&mut client, |s| s.destroy()).await;
+    assert!(client.cookie.is_none());
+    assert!(
+        tiers
+            .cache()
+            .inner()
+            .load(&old.key())
+            .await
+            .unwrap()
+            .is_some(),
+        "the stale copy is still in the cache"
+    );
+    let mut replay = old.clone();
+    assert_eq!(h.n(&mut replay).await, None, "but it is never served");
+    assert_eq!(h.count("unknown_id"), 1);
 }

@@ -383,12 +383,12 @@ impl SessionConfig {
                 self.path
             )));
         }
-        if let Some(domain) = &self.domain {
-            if domain.is_empty() || !domain.bytes().all(is_attr_byte) || domain.contains(' ') {
-                return Err(config(format!(
-                    "domain {domain:?} is not a valid cookie domain"
-                )));
-            }
+        if let Some(domain) = &self.domain
+            && (domain.is_empty() || !domain.bytes().all(is_attr_byte) || domain.contains(' '))
+        {
+            return Err(config(format!(
+                "domain {domain:?} is not a valid cookie domain"
+            )));
         }
         if self.idle_timeout.is_zero() {
             return Err(config("idle_timeout must be more than zero"));

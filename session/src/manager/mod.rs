@@ -491,19 +491,19 @@ impl<S: Store + 'static> SessionManager<S> {
         meta: Option<&Meta>,
         changes: &mut ChangeSet,
     ) -> Result<()> {
-        if let Some(tag) = &active.ip_tag {
-            if meta.is_none_or(|m| m.ip.is_none()) {
-                changes
-                    .set
-                    .insert(meta::IP.to_owned(), meta::encode(meta::IP, tag)?);
-            }
+        if let Some(tag) = &active.ip_tag
+            && meta.is_none_or(|m| m.ip.is_none())
+        {
+            changes
+                .set
+                .insert(meta::IP.to_owned(), meta::encode(meta::IP, tag)?);
         }
-        if let Some(tag) = &active.ua_tag {
-            if meta.is_none_or(|m| m.ua.is_none()) {
-                changes
-                    .set
-                    .insert(meta::UA.to_owned(), meta::encode(meta::UA, tag)?);
-            }
+        if let Some(tag) = &active.ua_tag
+            && meta.is_none_or(|m| m.ua.is_none())
+        {
+            changes
+                .set
+                .insert(meta::UA.to_owned(), meta::encode(meta::UA, tag)?);
         }
         Ok(())
     }

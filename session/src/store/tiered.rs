@@ -218,10 +218,9 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
             record,
             moved: None,
         }) = &loaded
+            && !self.bypassed(key)
         {
-            if !self.bypassed(key) {
-                self.fill(key, record).await;
-            }
+            self.fill(key, record).await;
         }
         Ok(loaded)
     }

@@ -104,10 +104,9 @@ pub async fn create_collision<S: Store + ?Sized>(store: &S) {
 /// Of many concurrent `create`s of one key exactly one wins.
 pub async fn concurrent_create_one_wins<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
-    let results = futures::future::join_all((0..16).map(|i| {
-        let key = key;
-        async move { store.create(&key, &record(&[("who", enc(i))])).await }
-    }))
+    let results = futures::future::join_all(
+        (0..16).map(|i| async move { store.create(&key, &record(&[("who", enc(i))])).await }),
+    )
     .await;
     let wins = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(wins, 1, "{results:?}");
@@ -161,14 +160,11 @@ pub async fn disjoint_concurrent_saves_all_kept<S: Store + ?Sized>(store: &S) {
     const ROUNDS: usize = 25;
     let key = fresh_key();
     store.create(&key, &record(&[])).await.unwrap();
-    futures::future::join_all((0..TASKS).map(|t| {
-        let key = key;
-        async move {
-            for round in 0..ROUNDS {
-                let c = set(&[(&format!("task-{t}"), enc(round))]);
-                store.apply(&key, &c).await.unwrap();
-                tokio::task::yield_now().await;
-            }
+    futures::future::join_all((0..TASKS).map(|t| async move {
+        for round in 0..ROUNDS {
+            let c = set(&[(&format!("task-{t}"), enc(round))]);
+            store.apply(&key, &c).await.unwrap();
+            tokio::task::yield_now().await;
         }
     }))
     .await;
@@ -205,18 +201,15 @@ pub async fn save_after_delete_does_not_resurrect<S: Store + ?Sized>(store: &S) 
 pub async fn saves_racing_delete_never_resurrect<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
     store.create(&key, &record(&[])).await.unwrap();
-    let writers = futures::future::join_all((0..8).map(|t| {
-        let key = key;
-        async move {
-            for round in 0..20 {
-                match store
-                    .apply(&key, &set(&[(&format!("t{t}"), enc(round))]))
-                    .await
-                {
-                    Ok(()) => tokio::task::yield_now().await,
-                    Err(Error::Gone) => return,
-                    Err(e) => panic!("unexpected error {e:?}"),
-                }
+    let writers = futures::future::join_all((0..8).map(|t| async move {
+        for round in 0..20 {
+            match store
+                .apply(&key, &set(&[(&format!("t{t}"), enc(round))]))
+                .await
+            {
+                Ok(()) => tokio::task::yield_now().await,
+                Err(Error::Gone) => return,
+                Err(e) => panic!("unexpected error {e:?}"),
             }
         }
     }));

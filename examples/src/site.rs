@@ -1,0 +1,393 @@
+//! A small site that shows every part of sessionkit: a visit counter, login with id
+//! regeneration, logout, logout everywhere, a cart, and flash messages.
+//!
+//! Its interface is the contract the acceptance tests drive:
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | HTML: visit count (+1 each time), user, cart, a pending flash shown once, forms |
+//! | `POST /login` (`username`) | regenerates the id, sets the user and the session's owner |
+//! | `POST /logout` | destroys the session |
+//! | `POST /logout-everywhere` | ends every session of the current user |
+//! | `POST /cart` (`item`) | appends to the cart |
+//! | `POST /flash` (`message`) | sets a flash message |
+//! | `GET /api/session` | JSON `{"visits", "user", "cart"}`, read-only |
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
+use sessionkit::store::{MemoryStore, Store, TieredStore};
+use sessionkit::web::{SessionLayer, Typed};
+use sessionkit::{Session, SessionConfig, SessionData, SessionManager};
+use sessionkit_backends::{FileStore, RedisStore};
+
+/// The typed part of the site's session.
+#[derive(SessionData, Debug, Default)]
+#[session(prefix = "site")]
+pub struct Visitor {
+    /// `GET /` count.
+    #[session(default)]
+    pub visits: u64,
+    /// The logged-in user.
+    pub user: Option<String>,
+    /// Items added with `POST /cart`.
+    #[session(default)]
+    pub cart: Vec<String>,
+}
+
+/// Which store the site runs on (`SESSIONKIT_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `memory`
+    Memory,
+    /// `file`
+    File,
+    /// `redis`
+    Redis,
+    /// `memory+file`, the default
+    MemoryFile,
+    /// `memory+redis`
+    MemoryRedis,
+    /// `redis+file`
+    RedisFile,
+}
+
+impl StoreKind {
+    /// Parses the `SESSIONKIT_STORE` spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "memory" => StoreKind::Memory,
+            "file" => StoreKind::File,
+            "redis" => StoreKind::Redis,
+            "memory+file" => StoreKind::MemoryFile,
+            "memory+redis" => StoreKind::MemoryRedis,
+            "redis+file" => StoreKind::RedisFile,
+            _ => return None,
+        })
+    }
+}
+
+/// The site's settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// `PORT` (default 3000).
+    pub port: u16,
+    /// `SESSIONKIT_STORE` (default `memory+file`).
+    pub store: StoreKind,
+    /// `SESSIONKIT_DIR` (default `./web-data`).
+    pub dir: PathBuf,
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379`).
+    pub redis_url: String,
+    /// `SESSIONKIT_IDLE_SECS`, `SESSIONKIT_ABSOLUTE_SECS`, `SESSIONKIT_ROTATE_SECS`,
+    /// `SESSIONKIT_GRACE_SECS`, `SESSIONKIT_CHECK_IP`, `SESSIONKIT_CHECK_UA`, `SESSIONKIT_SECURE`
+    /// (the site serves plain http, so `Secure` defaults to off here; the library's default is on).
+    pub session: SessionConfig,
+}
+
+fn env_secs(name: &str) -> Result<Option<Duration>, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse::<u64>()
+            .map(|s| Some(Duration::from_secs(s)))
+            .map_err(|_| format!("{name} must be a whole number of seconds")),
+        Err(_) => Ok(None),
+    }
+}
+
+fn env_flag(name: &str) -> Result<Option<bool>, String> {
+    match std::env::var(name).as_deref() {
+        Ok("1") => Ok(Some(true)),
+        Ok("0") => Ok(Some(false)),
+        Ok(_) => Err(format!("{name} must be 0 or 1")),
+        Err(_) => Ok(None),
+    }
+}
+
+impl SiteConfig {
+    /// Reads the environment.
+    ///
+    /// # Errors
+    /// A message naming the variable that does not parse.
+    pub fn from_env() -> Result<Self, String> {
+        let port = match std::env::var("PORT") {
+            Ok(p) => p
+                .parse()
+                .map_err(|_| "PORT must be a port number".to_owned())?,
+            Err(_) => 3000,
+        };
+        let store = match std::env::var("SESSIONKIT_STORE") {
+            Ok(s) => StoreKind::parse(&s).ok_or_else(|| {
+                "SESSIONKIT_STORE must be memory, file, redis, memory+file, memory+redis or redis+file"
+                    .to_owned()
+            })?,
+            Err(_) => StoreKind::MemoryFile,
+        };
+        let mut session = SessionConfig::default().with_secure(false);
+        if let Some(d) = env_secs("SESSIONKIT_IDLE_SECS")? {
+            session = session.with_idle_timeout(d);
+        }
+        if let Some(d) = env_secs("SESSIONKIT_ABSOLUTE_SECS")? {
+            session = session.with_absolute_timeout(Some(d));
+        }
+        if let Some(d) = env_secs("SESSIONKIT_ROTATE_SECS")? {
+            session = session.with_rotate_after(Some(d));
+        }
+        if let Some(d) = env_secs("SESSIONKIT_GRACE_SECS")? {
+            session = session.with_rotation_grace(d);
+        }
+        if let Some(on) = env_flag("SESSIONKIT_CHECK_IP")? {
+            session = session.with_check_ip(on);
+        }
+        if let Some(on) = env_flag("SESSIONKIT_CHECK_UA")? {
+            session = session.with_check_user_agent(on);
+        }
+        if let Some(on) = env_flag("SESSIONKIT_SECURE")? {
+            session = session.with_secure(on);
+        }
+        Ok(SiteConfig {
+            port,
+            store,
+            dir: std::env::var_os("SESSIONKIT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("web-data")),
+            redis_url: std::env::var("REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+            session,
+        })
+    }
+}
+
+/// Opens the store `kind` names.
+///
+/// # Errors
+/// When the directory cannot be opened or Redis cannot be reached.
+pub async fn open_store(
+    kind: StoreKind,
+    dir: &std::path::Path,
+    redis_url: &str,
+) -> sessionkit::Result<Arc<dyn Store>> {
+    let cache = || MemoryStore::with_capacity(100_000);
+    Ok(match kind {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::File => Arc::new(FileStore::open(dir).await?),
+        StoreKind::Redis => Arc::new(RedisStore::open(redis_url).await?),
+        StoreKind::MemoryFile => Arc::new(TieredStore::new(cache(), FileStore::open(dir).await?)),
+        StoreKind::MemoryRedis => Arc::new(TieredStore::new(
+            cache(),
+            RedisStore::open(redis_url).await?,
+        )),
+        StoreKind::RedisFile => Arc::new(TieredStore::new(
+            RedisStore::open(redis_url).await?,
+            FileStore::open(dir).await?,
+        )),
+    })
+}
+
+/// The site's router around `manager`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so IP binding sees the client.
+pub fn router(manager: SessionManager<Arc<dyn Store>>) -> Router {
+    router_behind_proxies(manager, 0)
+}
+
+/// [`router`] for a site behind `hops` trusted reverse proxies that append to
+/// `X-Forwarded-For`.
+pub fn router_behind_proxies(manager: SessionManager<Arc<dyn Store>>, hops: usize) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
+        .route("/cart", post(add_to_cart))
+        .route("/flash", post(set_flash))
+        .route("/api/session", get(api_session))
+        .layer(SessionLayer::new(manager.clone()).with_trusted_proxy_hops(hops))
+        .with_state(manager)
+}
+
+/// Serves the site on `listener` until the process ends.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    manager: SessionManager<Arc<dyn Store>>,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(manager).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+type AppState = State<SessionManager<Arc<dyn Store>>>;
+
+/// A handler error: logged, answered with a 500 carrying no detail.
+struct Failure(sessionkit::Error);
+
+impl From<sessionkit::Error> for Failure {
+    fn from(e: sessionkit::Error) -> Self {
+        Failure(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "request failed");
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        )
+            .into_response()
+    }
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Keeps form input to a sane, printable size.
+fn clean(input: &str, max: usize) -> Option<String> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(char::is_control)
+    {
+        None
+    } else {
+        Some(trimmed.to_owned())
+    }
+}
+
+async fn home(visitor: Typed<Visitor>) -> Result<Html<String>, Failure> {
+    let view = Visitor::view(visitor.session());
+    let visits = view.visits()? + 1;
+    view.set_visits(visits)?;
+    let user = view.user()?;
+    let cart = view.cart()?;
+    let flash: Option<String> = visitor.take_flash("message")?;
+    let mut page = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sessionkit demo</title></head><body>\n<h1>sessionkit demo</h1>\n",
+    );
+    if let Some(message) = flash {
+        page.push_str(&format!("<p id=\"flash\">{}</p>\n", escape(&message)));
+    }
+    page.push_str(&format!(
+        "<p>Visits: <span id=\"visits\">{visits}</span></p>\n"
+    ));
+    match &user {
+        Some(name) => page.push_str(&format!(
+            "<p>Logged in as <span id=\"user\">{}</span></p>\n<form method=\"post\" action=\"/logout\"><button id=\"logout\">Log out</button></form>\n<form method=\"post\" action=\"/logout-everywhere\"><button id=\"logout-everywhere\">Log out everywhere</button></form>\n",
+            escape(name)
+        )),
+        None => page.push_str(
+            "<p>Not logged in</p>\n<form method=\"post\" action=\"/login\"><input id=\"username\" name=\"username\"><button id=\"login\">Log in</button></form>\n",
+        ),
+    }
+    page.push_str("<ul id=\"cart\">");
+    for item in &cart {
+        page.push_str(&format!("<li>{}</li>", escape(item)));
+    }
+    page.push_str(
+        "</ul>\n<form method=\"post\" action=\"/cart\"><input id=\"item\" name=\"item\"><button id=\"add\">Add to cart</button></form>\n<form method=\"post\" action=\"/flash\"><input id=\"message\" name=\"message\"><button id=\"flash-set\">Flash</button></form>\n</body></html>\n",
+    );
+    Ok(Html(page))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+}
+
+async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Redirect, Failure> {
+    let Some(name) = clean(&form.username, 64) else {
+        session.flash("message", "Please enter a user name (up to 64 characters).")?;
+        return Ok(Redirect::to("/"));
+    };
+    session.regenerate();
+    Visitor::view(&session).set_user(Some(name.clone()))?;
+    session.set_owner(Some(name.clone()));
+    session.flash("message", format!("Welcome, {name}!"))?;
+    Ok(Redirect::to("/"))
+}
+
+async fn logout(session: Session) -> Redirect {
+    session.destroy();
+    Redirect::to("/")
+}
+
+async fn logout_everywhere(
+    State(manager): AppState,
+    session: Session,
+) -> Result<Redirect, Failure> {
+    if let Some(user) = Visitor::view(&session).user()? {
+        let ended = manager.revoke_owner(&user).await?;
+        tracing::info!(ended, "logged out everywhere");
+    }
+    session.destroy();
+    Ok(Redirect::to("/"))
+}
+
+#[derive(Deserialize)]
+struct CartForm {
+    item: String,
+}
+
+async fn add_to_cart(session: Session, Form(form): Form<CartForm>) -> Result<Redirect, Failure> {
+    if let Some(item) = clean(&form.item, 100) {
+        let view = Visitor::view(&session);
+        let mut cart = view.cart()?;
+        if cart.len() < 100 {
+            cart.push(item);
+            view.set_cart(cart)?;
+        }
+    }
+    Ok(Redirect::to("/"))
+}
+
+#[derive(Deserialize)]
+struct FlashForm {
+    message: String,
+}
+
+async fn set_flash(session: Session, Form(form): Form<FlashForm>) -> Result<Redirect, Failure> {
+    if let Some(message) = clean(&form.message, 200) {
+        session.flash("message", message)?;
+    }
+    Ok(Redirect::to("/"))
+}
+
+/// The JSON of `GET /api/session`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionJson {
+    /// Visits so far.
+    pub visits: u64,
+    /// The logged-in user.
+    pub user: Option<String>,
+    /// The cart.
+    pub cart: Vec<String>,
+}
+
+async fn api_session(visitor: Typed<Visitor>) -> Result<Json<SessionJson>, Failure> {
+    let view = Visitor::view(visitor.session());
+    Ok(Json(SessionJson {
+        visits: view.visits()?,
+        user: view.user()?,
+        cart: view.cart()?,
+    }))
+}

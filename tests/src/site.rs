@@ -1,0 +1,196 @@
+//! Starts the example site in-process on a free loopback port, on any store setup, with a
+//! manual clock, and drives it with an HTTP client that keeps its cookie by hand (so tests
+//! can replay, forge and drop cookies at will).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sessionkit::store::Store;
+use sessionkit::{ManualClock, SessionConfig, SessionManager};
+use sessionkit_examples::site::{SessionJson, StoreKind, open_store, router_behind_proxies};
+
+use crate::counting::CountingStore;
+use crate::failing::FailingStore;
+use crate::redis_server::RedisServer;
+
+/// The store stack under the site: counting, then failing on command, then the real store.
+pub type SiteStore = CountingStore<FailingStore<Arc<dyn Store>>>;
+
+/// A running example site.
+pub struct Site {
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// The manager's clock.
+    pub clock: ManualClock,
+    /// The store, to count calls and to fail on command.
+    pub store: Arc<SiteStore>,
+    /// The manager the site runs.
+    pub manager: SessionManager<Arc<dyn Store>>,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+    _redis: Option<RedisServer>,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Site {
+    /// Starts the site on `kind`, with the site's defaults adjusted by `tweak`.
+    pub async fn start(
+        kind: StoreKind,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
+        Self::start_behind_proxies(kind, 0, tweak).await
+    }
+
+    /// As [`Site::start`], trusting `hops` proxies' `X-Forwarded-For`.
+    pub async fn start_behind_proxies(
+        kind: StoreKind,
+        hops: usize,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let needs_redis = matches!(
+            kind,
+            StoreKind::Redis | StoreKind::MemoryRedis | StoreKind::RedisFile
+        );
+        let redis = needs_redis.then(RedisServer::start);
+        let url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
+        let inner = open_store(kind, dir.path(), &url)
+            .await
+            .expect("store opens");
+        let store = Arc::new(CountingStore::new(FailingStore::new(inner)));
+        let clock = ManualClock::new();
+        let config = tweak(
+            SessionConfig::default()
+                .with_secure(false)
+                .with_cleanup_probability(0.0)
+                .with_clock(clock.clone()),
+        );
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let manager = SessionManager::new(dyn_store, config).expect("valid config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = router_behind_proxies(manager.clone(), hops)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Site {
+            base: format!("http://{addr}"),
+            clock,
+            store,
+            manager,
+            server,
+            _dir: dir,
+            _redis: redis,
+        }
+    }
+
+    /// A new visitor with no cookie.
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            cookie: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// One response, with what the tests look at.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Every `Set-Cookie` header.
+    pub set_cookies: Vec<String>,
+    /// `Cache-Control`, if any.
+    pub cache_control: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+/// A visitor: sends its cookie (if any) and keeps what the site sets.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    /// The `id` cookie's value, as the browser would hold it.
+    pub cookie: Option<String>,
+    /// Extra headers sent with every request (User-Agent, X-Forwarded-For, raw Cookie).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Client {
+    /// Sends one request and updates the cookie from `Set-Cookie`.
+    pub async fn send(&mut self, method: &str, path: &str, form: &[(&str, &str)]) -> Reply {
+        let url = format!("{}{}", self.base, path);
+        let mut req = match method {
+            "POST" => self.http.post(url).form(form),
+            _ => self.http.get(url),
+        };
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", format!("id={c}"));
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let set_cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let cache_control = res
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        for sc in &set_cookies {
+            let first = sc.split(';').next().unwrap_or_default();
+            if let Some(value) = first.strip_prefix("id=") {
+                let removal = value.is_empty() || sc.to_ascii_lowercase().contains("max-age=0");
+                self.cookie = if removal {
+                    None
+                } else {
+                    Some(value.to_owned())
+                };
+            }
+        }
+        let body = res.text().await.unwrap_or_default();
+        Reply {
+            status,
+            set_cookies,
+            cache_control,
+            body,
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, &[]).await
+    }
+
+    /// `POST path` with a form.
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.send("POST", path, form).await
+    }
+
+    /// `GET /api/session`, parsed.
+    pub async fn state(&mut self) -> SessionJson {
+        let reply = self.get("/api/session").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        serde_json::from_str(&reply.body).expect("json")
+    }
+}

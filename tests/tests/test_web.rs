@@ -1,0 +1,348 @@
+//! Acceptance tests: the example site, driven over real HTTP, on every store setup.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sessionkit::{IpBinding, SessionId};
+use sessionkit_examples::site::{SessionJson, StoreKind};
+use sessionkit_tests::site::Site;
+
+fn json(visits: u64, user: Option<&str>, cart: &[&str]) -> SessionJson {
+    SessionJson {
+        visits,
+        user: user.map(str::to_owned),
+        cart: cart.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+pub async fn counting_visits(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut c = site.client();
+    let first = c.get("/").await;
+    assert_eq!(first.status, 200);
+    let cookie = first
+        .set_cookies
+        .first()
+        .expect("a new session sets its cookie");
+    assert!(cookie.starts_with("id="), "{cookie}");
+    let lower = cookie.to_ascii_lowercase();
+    assert!(lower.contains("httponly"), "{cookie}");
+    assert!(lower.contains("samesite=lax"), "{cookie}");
+    assert!(lower.contains("path=/"), "{cookie}");
+    assert!(!lower.contains("domain="), "{cookie}");
+    assert!(
+        !lower.contains("max-age") && !lower.contains("expires"),
+        "{cookie}"
+    );
+    assert_eq!(first.cache_control.as_deref(), Some("no-store"));
+    assert!(
+        !first.body.contains(c.cookie.as_deref().unwrap_or("?")),
+        "id leaked into the body"
+    );
+    c.get("/").await;
+    c.get("/").await;
+    assert_eq!(c.state().await, json(3, None, &[]));
+}
+
+pub async fn read_only_requests_write_nothing(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut anon = site.client();
+    for _ in 0..20 {
+        let r = anon.get("/api/session").await;
+        assert!(r.set_cookies.is_empty());
+    }
+    assert_eq!(
+        site.store.counts().total(),
+        0,
+        "anonymous reads touched the store"
+    );
+    let mut c = site.client();
+    c.get("/").await;
+    let before = site.store.counts();
+    for _ in 0..10 {
+        let r = c.get("/api/session").await;
+        assert!(r.set_cookies.is_empty(), "{r:?}");
+    }
+    let after = site.store.counts();
+    assert_eq!(after.writes(), before.writes(), "{before:?} -> {after:?}");
+}
+
+pub async fn login_regenerates_the_id(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut c = site.client();
+    c.get("/").await;
+    let before = c.cookie.clone().expect("cookie");
+    let r = c.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let after = c.cookie.clone().expect("cookie");
+    assert_ne!(before, after);
+    assert_eq!(c.state().await.user.as_deref(), Some("alice"));
+    let mut old = site.client();
+    old.cookie = Some(before);
+    assert_eq!(
+        old.state().await,
+        json(0, None, &[]),
+        "the pre-login id must be dead"
+    );
+}
+
+pub async fn logout_destroys(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut c = site.client();
+    c.post("/login", &[("username", "alice")]).await;
+    let id = c.cookie.clone().expect("cookie");
+    let r = c.post("/logout", &[]).await;
+    let removal = r
+        .set_cookies
+        .first()
+        .expect("a removal cookie")
+        .to_ascii_lowercase();
+    assert!(
+        removal.starts_with("id=;") || removal.contains("max-age=0"),
+        "{removal}"
+    );
+    assert_eq!(r.cache_control.as_deref(), Some("no-store"));
+    let mut replay = site.client();
+    replay.cookie = Some(id);
+    assert_eq!(replay.state().await, json(0, None, &[]));
+}
+
+pub async fn logout_everywhere_ends_every_session_of_the_user(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let (mut a1, mut a2, mut b) = (site.client(), site.client(), site.client());
+    a1.post("/login", &[("username", "alice")]).await;
+    a2.post("/login", &[("username", "alice")]).await;
+    b.post("/login", &[("username", "bob")]).await;
+    assert_eq!(a2.state().await.user.as_deref(), Some("alice"));
+    a1.post("/logout-everywhere", &[]).await;
+    assert_eq!(a1.state().await.user, None);
+    assert_eq!(a2.state().await.user, None);
+    assert_eq!(b.state().await.user.as_deref(), Some("bob"));
+}
+
+pub async fn flash_is_shown_once(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut c = site.client();
+    c.post("/flash", &[("message", "saved <b>ok</b>")]).await;
+    let page = c.get("/").await.body;
+    assert!(page.contains("saved &lt;b&gt;ok&lt;/b&gt;"), "{page}");
+    let page = c.get("/").await.body;
+    assert!(!page.contains("saved"), "{page}");
+}
+
+pub async fn cart_accumulates(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut c = site.client();
+    c.post("/cart", &[("item", "tea")]).await;
+    c.post("/cart", &[("item", "cake")]).await;
+    assert_eq!(c.state().await.cart, vec!["tea", "cake"]);
+}
+
+pub async fn idle_expiry(kind: StoreKind) {
+    let site = Site::start(kind, |c| c.with_idle_timeout(Duration::from_secs(60))).await;
+    let mut c = site.client();
+    c.post("/login", &[("username", "alice")]).await;
+    site.clock.advance(Duration::from_secs(50));
+    assert_eq!(c.state().await.user.as_deref(), Some("alice"));
+    site.clock.advance(Duration::from_secs(61));
+    assert_eq!(c.state().await, json(0, None, &[]));
+}
+
+pub async fn absolute_expiry(kind: StoreKind) {
+    let site = Site::start(kind, |c| {
+        c.with_idle_timeout(Duration::from_secs(60))
+            .with_absolute_timeout(Some(Duration::from_secs(300)))
+            .with_rotate_after(None)
+    })
+    .await;
+    let mut c = site.client();
+    c.post("/login", &[("username", "alice")]).await;
+    for _ in 0..5 {
+        site.clock.advance(Duration::from_secs(50));
+        assert_eq!(c.get("/").await.status, 200);
+        assert_eq!(c.state().await.user.as_deref(), Some("alice"));
+    }
+    site.clock.advance(Duration::from_secs(51));
+    assert_eq!(
+        c.state().await.user,
+        None,
+        "busy sessions still end at the absolute timeout"
+    );
+}
+
+pub async fn rotation_with_grace(kind: StoreKind) {
+    let site = Site::start(kind, |c| {
+        c.with_idle_timeout(Duration::from_secs(3600))
+            .with_rotate_after(Some(Duration::from_secs(60)))
+            .with_rotation_grace(Duration::from_secs(5))
+    })
+    .await;
+    let mut c = site.client();
+    c.get("/").await;
+    let old = c.cookie.clone().expect("cookie");
+    site.clock.advance(Duration::from_secs(61));
+    c.get("/").await;
+    let new = c.cookie.clone().expect("cookie");
+    assert_ne!(old, new, "the id rotates after rotate_after");
+    // A request in flight with the old id still reaches the session and learns the new id.
+    let mut laggard = site.client();
+    laggard.cookie = Some(old.clone());
+    let r = laggard.get("/").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(laggard.cookie.as_deref(), Some(new.as_str()), "{r:?}");
+    assert_eq!(c.state().await.visits, 3);
+    site.clock.advance(Duration::from_secs(6));
+    let mut late = site.client();
+    late.cookie = Some(old);
+    assert_eq!(
+        late.state().await,
+        json(0, None, &[]),
+        "after the grace window the old id is dead"
+    );
+    assert_eq!(c.state().await.visits, 3);
+}
+
+pub async fn ip_binding(kind: StoreKind) {
+    let site = Site::start_behind_proxies(kind, 1, |c| c.with_ip_binding(IpBinding::Exact)).await;
+    let mut owner = site.client();
+    owner
+        .headers
+        .push(("x-forwarded-for".into(), "203.0.113.7".into()));
+    owner.post("/login", &[("username", "alice")]).await;
+    let mut thief = site.client();
+    thief.cookie = owner.cookie.clone();
+    thief
+        .headers
+        .push(("x-forwarded-for".into(), "198.51.100.9".into()));
+    assert_eq!(thief.state().await.user, None);
+    assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
+}
+
+pub async fn user_agent_binding(kind: StoreKind) {
+    let site = Site::start(kind, |c| c.with_check_user_agent(true)).await;
+    let mut owner = site.client();
+    owner
+        .headers
+        .push(("user-agent".into(), "Firefox/1".into()));
+    owner.post("/login", &[("username", "alice")]).await;
+    let mut thief = site.client();
+    thief.cookie = owner.cookie.clone();
+    thief.headers.push(("user-agent".into(), "curl/8".into()));
+    assert_eq!(thief.state().await.user, None);
+    assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
+}
+
+pub async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let forged = SessionId::generate().expect("rng");
+    let mut victim = site.client();
+    victim.cookie = Some(forged.expose());
+    let r = victim.get("/").await;
+    assert_eq!(r.status, 200);
+    let issued = victim.cookie.clone().expect("a session was started");
+    assert_ne!(issued, forged.expose());
+    assert!(
+        site.store
+            .inner()
+            .inner()
+            .load(&forged.key())
+            .await
+            .expect("load")
+            .is_none()
+    );
+    victim.post("/login", &[("username", "alice")]).await;
+    let mut attacker = site.client();
+    attacker.cookie = Some(forged.expose());
+    assert_eq!(attacker.state().await.user, None);
+}
+
+pub async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let valid = SessionId::generate().expect("rng").expose();
+    let long = "a".repeat(5000);
+    let cases: Vec<String> = vec![
+        String::new(),
+        "id=".into(),
+        "id".into(),
+        "=;=;".into(),
+        format!("id={}", &valid[..42]),
+        format!("id={valid}A"),
+        format!("id=../../{}", &valid[..37]),
+        format!("id={}%00", &valid[..40]),
+        format!("id={valid}; id={valid}"),
+        format!("id={long}"),
+        format!("id=\"{valid}\""),
+        "id=*".into(),
+        "id={}".into(),
+    ];
+    for raw in cases {
+        let mut c = site.client();
+        c.headers.push(("cookie".into(), raw.clone()));
+        let before = site.store.counts();
+        let r = c.get("/api/session").await;
+        assert_eq!(r.status, 200, "{raw:?}: {r:?}");
+        assert_eq!(
+            serde_json::from_str::<SessionJson>(&r.body).expect("json"),
+            json(0, None, &[]),
+            "{raw:?}"
+        );
+        assert_eq!(
+            site.store.counts().load,
+            before.load,
+            "{raw:?} reached the store"
+        );
+    }
+}
+
+pub async fn store_failure_mid_run(kind: StoreKind) {
+    let site = Site::start(kind, |c| c).await;
+    let mut c = site.client();
+    c.post("/login", &[("username", "alice")]).await;
+    site.store.inner().set_all(true);
+    assert_eq!(c.get("/api/session").await.status, 503);
+    let r = c.post("/cart", &[("item", "tea")]).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    site.store.inner().set_all(false);
+    let state = c.state().await;
+    assert_eq!(
+        state.user.as_deref(),
+        Some("alice"),
+        "the session survives the outage"
+    );
+    // A save that fails after a successful load is a 503, and the session is not lost.
+    c.get("/").await;
+    site.store.inner().fail.apply.store(true, Ordering::SeqCst);
+    site.store.inner().fail.create.store(true, Ordering::SeqCst);
+    assert_eq!(c.post("/cart", &[("item", "cake")]).await.status, 503);
+    site.store.inner().set_all(false);
+    assert_eq!(c.state().await.user.as_deref(), Some("alice"));
+}
+
+macro_rules! web_tests {
+    ($($module:ident => $kind:expr),* $(,)?) => {$(
+        mod $module {
+            use super::*;
+            web_tests!(@cases $kind; counting_visits, read_only_requests_write_nothing,
+                login_regenerates_the_id, logout_destroys,
+                logout_everywhere_ends_every_session_of_the_user, flash_is_shown_once,
+                cart_accumulates, idle_expiry, absolute_expiry, rotation_with_grace, ip_binding,
+                user_agent_binding, fixation_attempt_gets_a_new_id,
+                malformed_cookies_get_a_fresh_session, store_failure_mid_run);
+        }
+    )*};
+    (@cases $kind:expr; $($case:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            super::$case($kind).await;
+        }
+    )*};
+}
+
+web_tests! {
+    memory => StoreKind::Memory,
+    file => StoreKind::File,
+    redis => StoreKind::Redis,
+    memory_file => StoreKind::MemoryFile,
+    memory_redis => StoreKind::MemoryRedis,
+    redis_file => StoreKind::RedisFile,
+}
