@@ -381,11 +381,12 @@ impl RedisServer {
 
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("the server is running").id();
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(pid.to_string())
+        // The shell's builtin `kill`: minimal images may lack a `kill` binary.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill {signal} {pid}"))
             .status()
-            .expect("run kill");
+            .expect("run sh -c kill");
         assert!(status.success(), "kill {signal} {pid} failed");
     }
 
