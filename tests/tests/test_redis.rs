@@ -598,14 +598,19 @@ async fn cluster_owner_index_spans_slots() {
         .await
         .unwrap();
     store.delete(&keys[2]).await.unwrap();
+    // And a member whose key now holds something that is not a session.
+    let node = &cluster.nodes()[0];
+    let client = redis::cluster::ClusterClient::new(vec![node.url()]).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let _: () = conn.set(store.redis_key(&keys[3]), "junk").await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(store.owned_by("carol").await.unwrap(), keys[3..].to_vec());
+    assert_eq!(store.owned_by("carol").await.unwrap(), keys[4..].to_vec());
 
     // The index outlives nothing it lists: extending a session extends the set.
     let later = in_ms(9_000_000);
     store
         .apply(
-            &keys[3],
+            &keys[4],
             &ChangeSet {
                 expires_at: Some(later),
                 ..ChangeSet::default()
@@ -613,9 +618,6 @@ async fn cluster_owner_index_spans_slots() {
         )
         .await
         .unwrap();
-    let node = &cluster.nodes()[0];
-    let client = redis::cluster::ClusterClient::new(vec![node.url()]).unwrap();
-    let mut conn = client.get_async_connection().await.unwrap();
     let expire: i64 = redis::cmd("PEXPIRETIME")
         .arg(store.owner_key("carol"))
         .query_async(&mut conn)
