@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
+use dashmap::DashMap;
 use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
@@ -14,10 +15,19 @@ use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
 ///
-/// Built on [`moka`]: lookups and merges lock one shard of a concurrent map, never the whole
-/// store; each entry expires at its record's own `expires_at`; and an optional capacity bounds
-/// it, evicting the least useful entries (TinyLFU) so it can sit in front of a durable store.
-/// Records are shared behind `Arc`s, so a load copies no value bytes.
+/// Lookups and merges lock one shard of a concurrent map, never the whole store, and every
+/// entry expires at its record's own `expires_at` (it reads as absent from then on).
+///
+/// - [`MemoryStore::new`] is unbounded and built on [`dashmap`]: a save merges its change set
+///   into the stored record in place, so it costs what the change costs, not a copy of the
+///   session. Expired entries are dropped when touched and by [`cleanup`](Store::cleanup),
+///   which reports exactly how many it removed; run it now and then (the manager does).
+/// - [`MemoryStore::with_capacity`] is bounded and built on [`moka`]: beyond the capacity it
+///   evicts the least useful entries (TinyLFU) and it drops expired entries by itself, so it
+///   can sit in front of a durable store as the cache tier. Records are shared behind `Arc`s
+///   and a save copies the record it changes.
+///
+/// Value bytes are reference-counted ([`bytes::Bytes`]), so a load copies no value bytes.
 ///
 /// Data lives as long as the process: use it alone for development and single-process apps
 /// that can afford to lose sessions on restart, or as the cache of a [`TieredStore`].
@@ -38,14 +48,32 @@ use crate::id::SessionKey;
 /// [`TieredStore`]: super::TieredStore
 #[derive(Clone)]
 pub struct MemoryStore {
-    entries: moka::sync::Cache<SessionKey, Arc<Entry>>,
+    backing: Backing,
     owners: Arc<Mutex<HashMap<String, HashSet<SessionKey>>>>,
+}
+
+#[derive(Clone)]
+enum Backing {
+    Map(Arc<DashMap<SessionKey, Slot>>),
+    Cache(moka::sync::Cache<SessionKey, Arc<Entry>>),
+}
+
+/// An entry of the unbounded map, with a counter of the saves merged into it so a move can
+/// tell whether the record changed under it.
+struct Slot {
+    entry: Entry,
+    version: u64,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, entries) = match &self.backing {
+            Backing::Map(map) => ("unbounded", map.len() as u64),
+            Backing::Cache(cache) => ("bounded", cache.entry_count()),
+        };
         f.debug_struct("MemoryStore")
-            .field("entries", &self.entries.entry_count())
+            .field("kind", &kind)
+            .field("entries", &entries)
             .finish()
     }
 }
@@ -103,12 +131,17 @@ impl MemoryStore {
     }
 
     fn build(max_entries: Option<u64>) -> Self {
-        let mut builder = moka::sync::Cache::builder().expire_after(EntryExpiry);
-        if let Some(max) = max_entries {
-            builder = builder.max_capacity(max);
-        }
+        let backing = match max_entries {
+            Some(max) => Backing::Cache(
+                moka::sync::Cache::builder()
+                    .expire_after(EntryExpiry)
+                    .max_capacity(max)
+                    .build(),
+            ),
+            None => Backing::Map(Arc::new(DashMap::new())),
+        };
         MemoryStore {
-            entries: builder.build(),
+            backing,
             owners: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -116,8 +149,13 @@ impl MemoryStore {
     /// How many entries (sessions and aliases) the store holds, including expired ones not
     /// yet reclaimed. Approximate while other tasks write.
     pub fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        match &self.backing {
+            Backing::Map(map) => map.len() as u64,
+            Backing::Cache(cache) => {
+                cache.run_pending_tasks();
+                cache.entry_count()
+            }
+        }
     }
 
     /// Whether [`len`](Self::len) is zero.
@@ -125,10 +163,12 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn live_record(&self, key: &SessionKey, now: SystemTime) -> Option<Arc<Entry>> {
-        self.entries
-            .get(key)
-            .filter(|e| live(e, now) && matches!(**e, Entry::Record(_)))
+    fn owner_matches(&self, key: &SessionKey, owner: &str, now: SystemTime) -> bool {
+        let matches = |e: &Entry| matches!(e, Entry::Record(r) if r.expires_at > now && r.owner.as_deref() == Some(owner));
+        match &self.backing {
+            Backing::Map(map) => map.get(key).is_some_and(|slot| matches(&slot.entry)),
+            Backing::Cache(cache) => cache.get(key).is_some_and(|e| matches(&e)),
+        }
     }
 
     fn index_owner(&self, key: &SessionKey, owner: Option<&str>) {
@@ -142,53 +182,200 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
-impl Store for MemoryStore {
-    async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
-        let now = SystemTime::now();
-        let fresh = Arc::new(Entry::Record(record.clone()));
-        let result = self
-            .entries
+/// The unbounded map: merges in place under the shard's write lock.
+mod map {
+    use super::*;
+    use dashmap::mapref::entry::Entry as MapEntry;
+
+    pub(super) fn create(
+        map: &DashMap<SessionKey, Slot>,
+        key: &SessionKey,
+        entry: Entry,
+        now: SystemTime,
+    ) -> bool {
+        match map.entry(*key) {
+            MapEntry::Occupied(mut o) => {
+                if live(&o.get().entry, now) {
+                    return false;
+                }
+                o.insert(Slot { entry, version: 0 });
+                true
+            }
+            MapEntry::Vacant(v) => {
+                v.insert(Slot { entry, version: 0 });
+                true
+            }
+        }
+    }
+
+    pub(super) fn load(
+        map: &DashMap<SessionKey, Slot>,
+        key: &SessionKey,
+        now: SystemTime,
+    ) -> Option<Loaded> {
+        let alias = {
+            let slot = map.get(key)?;
+            if !live(&slot.entry, now) {
+                drop(slot);
+                map.remove_if(key, |_, s| !live(&s.entry, now));
+                return None;
+            }
+            match &slot.entry {
+                Entry::Record(r) => return Some(Loaded::from(r.clone())),
+                Entry::Alias { to, token, .. } => (*to, token.clone()),
+            }
+        };
+        // The alias's guard is dropped first: its target may live in the same shard.
+        let (to, token) = alias;
+        let target = map.get(&to)?;
+        match &target.entry {
+            Entry::Record(r) if r.expires_at > now => Some(Loaded {
+                record: r.clone(),
+                moved: Some(Moved { to, token }),
+            }),
+            _ => None,
+        }
+    }
+
+    pub(super) fn apply(
+        map: &DashMap<SessionKey, Slot>,
+        key: &SessionKey,
+        changes: &ChangeSet,
+        now: SystemTime,
+    ) -> bool {
+        match map.get_mut(key) {
+            Some(mut slot) => match &mut slot.entry {
+                Entry::Record(r) if r.expires_at > now => {
+                    r.apply(changes);
+                    slot.version += 1;
+                    true
+                }
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    /// Copies the record to `to`, then swaps `from` for its alias only if no save landed on
+    /// `from` since the copy (its version is unchanged); otherwise copies again. Each save the
+    /// store accepted is therefore in the moved record, and no save lands on an alias.
+    pub(super) fn rename(
+        map: &DashMap<SessionKey, Slot>,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+        now: SystemTime,
+    ) -> Result<Option<String>> {
+        let mut first = true;
+        loop {
+            let snapshot = map.get(from).and_then(|slot| match &slot.entry {
+                Entry::Record(r) if r.expires_at > now => Some((r.clone(), slot.version)),
+                _ => None,
+            });
+            let Some((record, version)) = snapshot else {
+                if !first {
+                    map.remove(to);
+                }
+                return Err(Error::Gone);
+            };
+            let copy = Entry::Record(record.clone());
+            if first {
+                if !create(map, to, copy, now) {
+                    return Err(Error::AlreadyExists);
+                }
+                first = false;
+            } else {
+                map.insert(
+                    *to,
+                    Slot {
+                        entry: copy,
+                        version: 0,
+                    },
+                );
+            }
+            if let Some(mut slot) = map.get_mut(from)
+                && slot.version == version
+                && matches!(slot.entry, Entry::Record(_))
+            {
+                match grace {
+                    Some(g) => {
+                        slot.entry = Entry::Alias {
+                            to: *to,
+                            until: g.until.min(record.expires_at),
+                            token: g.token.clone(),
+                        };
+                        slot.version += 1;
+                    }
+                    None => {
+                        drop(slot);
+                        map.remove(from);
+                    }
+                }
+                return Ok(record.owner);
+            }
+        }
+    }
+
+    pub(super) fn cleanup(map: &DashMap<SessionKey, Slot>, now: SystemTime) -> u64 {
+        let mut removed = 0;
+        map.retain(|_, slot| {
+            let keep = live(&slot.entry, now);
+            if !keep {
+                removed += 1;
+            }
+            keep
+        });
+        removed
+    }
+}
+
+/// The bounded cache: moka's atomic compute on one key at a time.
+mod cache {
+    use super::*;
+
+    type Cache = moka::sync::Cache<SessionKey, Arc<Entry>>;
+
+    pub(super) fn create(cache: &Cache, key: &SessionKey, entry: Entry, now: SystemTime) -> bool {
+        let fresh = Arc::new(entry);
+        let result = cache
             .entry(*key)
             .and_compute_with(|existing| match existing {
                 Some(e) if live(e.value(), now) => Op::Nop,
                 _ => Op::Put(fresh),
             });
-        match result {
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_) => {
-                self.index_owner(key, record.owner.as_deref());
-                Ok(())
-            }
-            _ => Err(Error::AlreadyExists),
-        }
+        matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
     }
 
-    async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let now = SystemTime::now();
-        let Some(entry) = self.entries.get(key).filter(|e| live(e, now)) else {
-            return Ok(None);
-        };
+    pub(super) fn load(cache: &Cache, key: &SessionKey, now: SystemTime) -> Option<Loaded> {
+        let entry = cache.get(key).filter(|e| live(e, now))?;
         match &*entry {
-            Entry::Record(r) => Ok(Some(Loaded::from(r.clone()))),
+            Entry::Record(r) => Some(Loaded::from(r.clone())),
             Entry::Alias { to, token, .. } => {
-                Ok(self.live_record(to, now).and_then(|target| match &*target {
-                    Entry::Record(r) => Some(Loaded {
+                let target = cache.get(to)?;
+                match &*target {
+                    Entry::Record(r) if r.expires_at > now => Some(Loaded {
                         record: r.clone(),
                         moved: Some(Moved {
                             to: *to,
                             token: token.clone(),
                         }),
                     }),
-                    Entry::Alias { .. } => None,
-                }))
+                    _ => None,
+                }
             }
         }
     }
 
-    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
-        let now = SystemTime::now();
-        let result = self
-            .entries
+    pub(super) fn apply(
+        cache: &Cache,
+        key: &SessionKey,
+        changes: &ChangeSet,
+        now: SystemTime,
+    ) -> bool {
+        let result = cache
             .entry(*key)
             .and_compute_with(|existing| match existing {
                 Some(e) if live(e.value(), now) => match &**e.value() {
@@ -201,63 +388,40 @@ impl Store for MemoryStore {
                 },
                 _ => Op::Nop,
             });
-        match result {
-            CompResult::ReplacedWith(_) => {
-                if let Some(Some(owner)) = &changes.owner {
-                    self.index_owner(key, Some(owner));
-                }
-                Ok(())
-            }
-            _ => Err(Error::Gone),
-        }
+        matches!(result, CompResult::ReplacedWith(_))
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
-        self.entries.invalidate(key);
-        Ok(())
-    }
-
-    async fn rename(
-        &self,
+    /// As the map's `rename`, with `Arc` identity standing in for the version counter.
+    pub(super) fn rename(
+        cache: &Cache,
         from: &SessionKey,
         to: &SessionKey,
         grace: Option<&Grace>,
-    ) -> Result<()> {
-        // Optimistic move: copy the record to `to`, then swap `from` for its alias only if
-        // `from` still holds the very record copied. A save that lands in between makes the
-        // swap fail and the copy is redone, so no change is lost and no save goes to an
-        // alias.
+        now: SystemTime,
+    ) -> Result<Option<String>> {
         let mut first = true;
         loop {
-            let now = SystemTime::now();
-            let Some(current) = self.live_record(from, now) else {
+            let current = cache
+                .get(from)
+                .filter(|e| live(e, now) && matches!(**e, Entry::Record(_)));
+            let Some(current) = current else {
                 if !first {
-                    self.entries.invalidate(to);
+                    cache.invalidate(to);
                 }
                 return Err(Error::Gone);
             };
             let Entry::Record(record) = &*current else {
-                // live_record only returns records.
+                // Filtered to records just above.
                 return Err(Error::Gone);
             };
-            let copy = Arc::new(Entry::Record(record.clone()));
+            let copy = Entry::Record(record.clone());
             if first {
-                let placed = self
-                    .entries
-                    .entry(*to)
-                    .and_compute_with(|existing| match existing {
-                        Some(e) if live(e.value(), now) => Op::Nop,
-                        _ => Op::Put(copy),
-                    });
-                if !matches!(
-                    placed,
-                    CompResult::Inserted(_) | CompResult::ReplacedWith(_)
-                ) {
+                if !create(cache, to, copy, now) {
                     return Err(Error::AlreadyExists);
                 }
                 first = false;
             } else {
-                self.entries.insert(*to, copy);
+                cache.insert(*to, Arc::new(copy));
             }
             let replacement = grace.map(|g| {
                 Arc::new(Entry::Alias {
@@ -266,8 +430,7 @@ impl Store for MemoryStore {
                     token: g.token.clone(),
                 })
             });
-            let swapped = self
-                .entries
+            let swapped = cache
                 .entry(*from)
                 .and_compute_with(|existing| match existing {
                     Some(e) if Arc::ptr_eq(e.value(), &current) => match replacement {
@@ -280,34 +443,101 @@ impl Store for MemoryStore {
                 swapped,
                 CompResult::ReplacedWith(_) | CompResult::Removed(_)
             ) {
-                self.index_owner(to, record.owner.as_deref());
-                return Ok(());
+                return Ok(record.owner.clone());
             }
         }
     }
 
-    async fn cleanup(&self) -> Result<u64> {
-        let now = SystemTime::now();
-        let mut removed = 0;
-        let expired: Vec<SessionKey> = self
-            .entries
+    pub(super) fn cleanup(cache: &Cache, now: SystemTime) -> u64 {
+        let expired: Vec<SessionKey> = cache
             .iter()
             .filter(|(_, e)| !live(e, now))
             .map(|(k, _)| *k)
             .collect();
+        let mut removed = 0;
         for key in expired {
-            if self.entries.remove(&key).is_some() {
+            if cache.remove(&key).is_some() {
                 removed += 1;
             }
         }
-        self.entries.run_pending_tasks();
+        cache.run_pending_tasks();
+        removed
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
+        let now = SystemTime::now();
+        let entry = Entry::Record(record.clone());
+        let created = match &self.backing {
+            Backing::Map(map) => map::create(map, key, entry, now),
+            Backing::Cache(cache) => cache::create(cache, key, entry, now),
+        };
+        if !created {
+            return Err(Error::AlreadyExists);
+        }
+        self.index_owner(key, record.owner.as_deref());
+        Ok(())
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
+        let now = SystemTime::now();
+        Ok(match &self.backing {
+            Backing::Map(map) => map::load(map, key, now),
+            Backing::Cache(cache) => cache::load(cache, key, now),
+        })
+    }
+
+    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
+        let now = SystemTime::now();
+        let applied = match &self.backing {
+            Backing::Map(map) => map::apply(map, key, changes, now),
+            Backing::Cache(cache) => cache::apply(cache, key, changes, now),
+        };
+        if !applied {
+            return Err(Error::Gone);
+        }
+        if let Some(Some(owner)) = &changes.owner {
+            self.index_owner(key, Some(owner));
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<()> {
+        match &self.backing {
+            Backing::Map(map) => {
+                map.remove(key);
+            }
+            Backing::Cache(cache) => cache.invalidate(key),
+        }
+        Ok(())
+    }
+
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
+        let now = SystemTime::now();
+        let owner = match &self.backing {
+            Backing::Map(map) => map::rename(map, from, to, grace, now)?,
+            Backing::Cache(cache) => cache::rename(cache, from, to, grace, now)?,
+        };
+        self.index_owner(to, owner.as_deref());
+        Ok(())
+    }
+
+    async fn cleanup(&self) -> Result<u64> {
+        let now = SystemTime::now();
+        let removed = match &self.backing {
+            Backing::Map(map) => map::cleanup(map, now),
+            Backing::Cache(cache) => cache::cleanup(cache, now),
+        };
         let mut owners = self.owners.lock();
         owners.retain(|owner, keys| {
-            keys.retain(|k| {
-                self.live_record(k, now).is_some_and(
-                    |e| matches!(&*e, Entry::Record(r) if r.owner.as_deref() == Some(owner)),
-                )
-            });
+            keys.retain(|k| self.owner_matches(k, owner, now));
             !keys.is_empty()
         });
         Ok(removed)
@@ -319,11 +549,7 @@ impl Store for MemoryStore {
         let Some(keys) = owners.get_mut(owner) else {
             return Ok(Vec::new());
         };
-        keys.retain(|k| {
-            self.live_record(k, now).is_some_and(
-                |e| matches!(&*e, Entry::Record(r) if r.owner.as_deref() == Some(owner)),
-            )
-        });
+        keys.retain(|k| self.owner_matches(k, owner, now));
         let mut out: Vec<SessionKey> = keys.iter().copied().collect();
         if keys.is_empty() {
             owners.remove(owner);

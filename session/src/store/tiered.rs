@@ -1,7 +1,7 @@
 //! A cache tier in front of a durable tier.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -64,6 +64,8 @@ pub struct TieredStore<C, D> {
     max_cache_ttl: Duration,
     strict_invalidation: bool,
     bypass: Mutex<HashMap<SessionKey, SystemTime>>,
+    /// Whether `bypass` may hold anything: keeps its lock off the hot path while it is empty.
+    bypassing: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
     cache_errors: AtomicU64,
@@ -92,6 +94,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
             max_cache_ttl: DEFAULT_MAX_CACHE_TTL,
             strict_invalidation: false,
             bypass: Mutex::new(HashMap::new()),
+            bypassing: AtomicBool::new(false),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             cache_errors: AtomicU64::new(0),
@@ -151,6 +154,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
                 self.bypass
                     .lock()
                     .insert(*key, SystemTime::now() + self.max_cache_ttl);
+                self.bypassing.store(true, Ordering::Release);
                 if self.strict_invalidation {
                     Err(err)
                 } else {
@@ -160,7 +164,19 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         }
     }
 
+    fn prune_bypass(&self) {
+        let now = SystemTime::now();
+        let mut bypass = self.bypass.lock();
+        bypass.retain(|_, until| *until > now);
+        if bypass.is_empty() {
+            self.bypassing.store(false, Ordering::Release);
+        }
+    }
+
     fn bypassed(&self, key: &SessionKey) -> bool {
+        if !self.bypassing.load(Ordering::Acquire) {
+            return false;
+        }
         let mut bypass = self.bypass.lock();
         match bypass.get(key) {
             Some(until) if *until > SystemTime::now() => true,
@@ -268,8 +284,7 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
             self.cache_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %err, "session cache cleanup failed");
         }
-        let now = SystemTime::now();
-        self.bypass.lock().retain(|_, until| *until > now);
+        self.prune_bypass();
         self.durable.cleanup().await
     }
 
