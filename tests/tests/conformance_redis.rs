@@ -1,12 +1,16 @@
-//! The conformance suite on `RedisStore`: alone, against a three-master Redis Cluster, and as
-//! either tier of a `TieredStore`. Every test starts its own redis-server(s) on free loopback
+//! The conformance suite on `RedisStore`: alone, against a three-master Redis Cluster, as
+//! either tier of a `TieredStore`, and as a dead cache tier over `FileStore`. Every test starts its own redis-server(s) on free loopback
 //! ports (see `sessionkit_tests::redis_server`); none touches the shared Redis on 6379.
 
 use sessionkit::store::{MemoryStore, TieredStore};
-use sessionkit_backends::{RedisConfig, RedisStore};
+use std::time::Duration;
+
+use sessionkit_backends::file::{Durability, FileConfig};
+use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::Caps;
 use sessionkit_tests::conformance_suite;
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
+use tempfile::TempDir;
 
 /// Redis expires keys by itself: `cleanup` has nothing left to remove and reports 0.
 const REDIS_CAPS: Caps = Caps {
@@ -69,4 +73,58 @@ mod tiered_redis_memory {
         (TieredStore::new(redis, MemoryStore::new()), server)
     }
     conformance_suite!(make, REDIS_CAPS);
+}
+
+async fn file_store() -> (FileStore, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileConfig::new(dir.path().join("sessions"))
+        .with_durability(Durability::Sync)
+        .open()
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+/// With `FileStore` durable, `cleanup` reports the durable tier's exact count; each synced
+/// write costs two fsyncs, so fewer sessions (as in `conformance_file.rs`).
+const OVER_FILE_CAPS: Caps = Caps {
+    exact_cleanup: true,
+    many_sessions: 10_000,
+};
+
+/// Redis as the shared cache in front of files.
+mod tiered_redis_file {
+    use super::*;
+    async fn make() -> (TieredStore<RedisStore, FileStore>, (RedisServer, TempDir)) {
+        let (redis, server) = standalone().await;
+        let (file, dir) = file_store().await;
+        (TieredStore::new(redis, file), (server, dir))
+    }
+    conformance_suite!(make, OVER_FILE_CAPS);
+}
+
+/// Every request pays a refused connection to the dead cache, and the cases run their
+/// requests concurrently against it: fewer sessions keep this case's run time reasonable.
+const DEAD_CACHE_CAPS: Caps = Caps {
+    exact_cleanup: true,
+    many_sessions: 2_000,
+};
+
+/// A dead Redis cache tier is invisible to the contract: the files answer everything.
+mod tiered_dead_redis_file {
+    use super::*;
+    async fn make() -> (TieredStore<RedisStore, FileStore>, (RedisServer, TempDir)) {
+        let mut server = RedisServer::start();
+        let redis = RedisStore::connect(
+            RedisConfig::new(server.url())
+                .with_connect_timeout(Duration::from_millis(200))
+                .with_response_timeout(Duration::from_millis(200)),
+        )
+        .await
+        .expect("connect");
+        server.stop();
+        let (file, dir) = file_store().await;
+        (TieredStore::new(redis, file), (server, dir))
+    }
+    conformance_suite!(make, DEAD_CACHE_CAPS);
 }

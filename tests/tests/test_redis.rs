@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
-use sessionkit::store::{ChangeSet, Error, Grace, MemoryStore, Record, Store, TieredStore};
-use sessionkit::{SessionKey, to_millis};
-use sessionkit_backends::{RedisConfig, RedisStore};
+use sessionkit::store::{ChangeSet, Error, Grace, Record, Store, TieredStore};
+use sessionkit::{SessionId, SessionKey, to_millis};
+use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
 
@@ -232,14 +232,17 @@ async fn keys_are_prefixed_hashes_and_app_keys_do_not_interfere() {
     let store = RedisStore::open(&server.url()).await.unwrap();
     let mut admin = admin(&server).await;
 
-    let key = fresh_key();
+    let id = SessionId::generate().unwrap();
+    let key = id.key();
     let hex = key.to_hex();
     let mut r = record(&[("a", enc(1))]);
     r.owner = Some("alice@example.com".into());
     store.create(&key, &r).await.unwrap();
 
-    // The application's own keys, named like ours without (or with another) prefix.
+    // The application's own keys, named like the cookie value, or like ours without (or with
+    // another) prefix.
     for name in [
+        id.expose(),
         hex.clone(),
         format!("{{{hex}}}"),
         format!("other:{{{hex}}}"),
@@ -503,7 +506,8 @@ async fn connecting_to_nothing_is_unavailable() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
 }
 
-/// With Redis as the cache tier, a dead Redis costs speed, never a failed request.
+/// With Redis as the cache tier over files, a dead Redis costs speed, never a failed request,
+/// and the store uses Redis again once it is back.
 #[tokio::test]
 async fn dead_redis_cache_tier_is_invisible_to_requests() {
     let mut server = RedisServer::start();
@@ -514,7 +518,9 @@ async fn dead_redis_cache_tier_is_invisible_to_requests() {
     )
     .await
     .unwrap();
-    let store = TieredStore::new(redis, MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileStore::open(dir.path().join("sessions")).await.unwrap();
+    let store = TieredStore::new(redis, files);
     let key = fresh_key();
     let mut r = record(&[("a", enc(1))]);
     r.owner = Some("alice".into());
@@ -536,6 +542,21 @@ async fn dead_redis_cache_tier_is_invisible_to_requests() {
     server.restart();
     let loaded = store.load(&moved).await.unwrap().unwrap();
     assert_eq!(loaded.record.fields.len(), 2);
+    // Back in use: new sessions are written through to Redis again.
+    let mut cached = false;
+    for _ in 0..300 {
+        let fresh = fresh_key();
+        store.create(&fresh, &record(&[])).await.unwrap();
+        if matches!(store.cache().load(&fresh).await, Ok(Some(_))) {
+            cached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        cached,
+        "the cache tier was not used again after Redis came back"
+    );
 }
 
 /// In a cluster the owner set and the sessions it lists live in different slots (and nodes);
@@ -577,14 +598,19 @@ async fn cluster_owner_index_spans_slots() {
         .await
         .unwrap();
     store.delete(&keys[2]).await.unwrap();
+    // And a member whose key now holds something that is not a session.
+    let node = &cluster.nodes()[0];
+    let client = redis::cluster::ClusterClient::new(vec![node.url()]).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let _: () = conn.set(store.redis_key(&keys[3]), "junk").await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(store.owned_by("carol").await.unwrap(), keys[3..].to_vec());
+    assert_eq!(store.owned_by("carol").await.unwrap(), keys[4..].to_vec());
 
     // The index outlives nothing it lists: extending a session extends the set.
     let later = in_ms(9_000_000);
     store
         .apply(
-            &keys[3],
+            &keys[4],
             &ChangeSet {
                 expires_at: Some(later),
                 ..ChangeSet::default()
@@ -592,9 +618,6 @@ async fn cluster_owner_index_spans_slots() {
         )
         .await
         .unwrap();
-    let node = &cluster.nodes()[0];
-    let client = redis::cluster::ClusterClient::new(vec![node.url()]).unwrap();
-    let mut conn = client.get_async_connection().await.unwrap();
     let expire: i64 = redis::cmd("PEXPIRETIME")
         .arg(store.owner_key("carol"))
         .query_async(&mut conn)
@@ -763,4 +786,129 @@ async fn tls_with_a_private_ca() {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+/// Every task and every clone of the store shares one connection: requests open none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_shared_by_all_tasks() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+    let connections_before = info_field(&mut admin, "stats", "total_connections_received").await;
+
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = fresh_key();
+                store.create(&key, &record(&[("i", enc(i))])).await.unwrap();
+                for round in 0..10 {
+                    store
+                        .apply(&key, &set_one("round", enc(round)))
+                        .await
+                        .unwrap();
+                    assert!(store.load(&key).await.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let connections_after = info_field(&mut admin, "stats", "total_connections_received").await;
+    assert_eq!(connections_after, connections_before);
+    // The store's connection and the admin's.
+    assert_eq!(
+        info_field(&mut admin, "clients", "connected_clients").await,
+        2
+    );
+}
+
+/// A wrong password is a failure retrying does not fix, and the password never shows in
+/// errors or in the configuration's `Debug`.
+#[tokio::test]
+async fn passwords_are_used_and_never_shown() {
+    let server = RedisServer::start_with_args(&["--requirepass", "s3cret-pw"]);
+    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}/", server.port());
+
+    let err = RedisStore::open(&url("wrong-pw")).await.unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert!(!format!("{err:?} {err}").contains("wrong-pw"));
+
+    let config = RedisConfig::new(url("s3cret-pw"));
+    assert!(!format!("{config:?}").contains("s3cret-pw"));
+    let store = RedisStore::connect(config).await.unwrap();
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_some());
+}
+
+/// In a cluster the common operations stay at one round trip; the documented exceptions take
+/// exactly the extra trips the module docs give.
+#[tokio::test]
+async fn cluster_round_trips() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(RedisConfig::cluster(cluster.urls()))
+        .await
+        .unwrap();
+    let mut admins = Vec::new();
+    for node in cluster.nodes() {
+        let mut conn = admin(node).await;
+        log_every_command(&mut conn).await;
+        admins.push(conn);
+    }
+    let mut sent = async || {
+        let mut all = Vec::new();
+        for conn in &mut admins {
+            all.extend(sent_commands(conn).await);
+        }
+        // The cluster client's own housekeeping (topology refreshes) is not the store's doing.
+        all.retain(|c| {
+            !matches!(
+                c.as_str(),
+                "CLUSTER" | "PING" | "READONLY" | "CLIENT" | "HELLO"
+            )
+        });
+        all.len()
+    };
+
+    let (key, to) = (fresh_key(), fresh_key());
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert_eq!(sent().await, 1, "create");
+    store.load(&key).await.unwrap().unwrap();
+    assert_eq!(sent().await, 1, "load");
+    store.apply(&key, &set_one("b", enc(2))).await.unwrap();
+    assert_eq!(sent().await, 1, "save");
+    let grace = Grace {
+        until: in_ms(60_000),
+        token: vec![],
+    };
+    store.rename(&key, &to, Some(&grace)).await.unwrap();
+    // Read, copy, swap.
+    assert_eq!(sent().await, 3, "move");
+    store.load(&key).await.unwrap().unwrap();
+    // The alias, then its target in another slot.
+    assert_eq!(sent().await, 2, "load through an alias");
+
+    let owned = fresh_key();
+    let mut r = record(&[]);
+    r.owner = Some("erin".into());
+    store.create(&owned, &r).await.unwrap();
+    // The owner index first, then the session.
+    assert_eq!(sent().await, 2, "create with an owner");
+    store.apply(&owned, &set_one("c", enc(3))).await.unwrap();
+    assert_eq!(sent().await, 1, "save without expiry change");
+    let c = ChangeSet {
+        expires_at: Some(in_ms(7_200_000)),
+        ..ChangeSet::default()
+    };
+    store.apply(&owned, &c).await.unwrap();
+    // The save, then the owner index's expiry.
+    assert_eq!(
+        sent().await,
+        2,
+        "save moving the expiry of an owned session"
+    );
 }

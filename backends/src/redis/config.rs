@@ -92,6 +92,9 @@ impl RedisConfig {
 
     /// Bounds how long one command may wait for its answer (default
     /// [`DEFAULT_RESPONSE_TIMEOUT`]).
+    ///
+    /// Every store operation as a whole gives up after twice the connect timeout plus the
+    /// response timeout (room for a reconnection and a retry), with [`Error::Unavailable`].
     #[must_use]
     pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
@@ -127,7 +130,7 @@ impl RedisConfig {
     }
 
     /// The longest one store operation may take before it fails with
-    /// [`Error::Unavailable`]: one reconnection attempt plus one answer.
+    /// [`Error::Unavailable`]: two connection attempts plus one answer.
     pub(crate) fn operation_timeout(&self) -> Duration {
         self.connect_timeout
             .saturating_add(self.response_timeout)

@@ -40,8 +40,9 @@
 //! - **The owner index** lives in the owner's slot. It is written *before* the session (one
 //!   extra trip for a create with an owner or a save that sets the owner), so it always lists
 //!   at least every session of the owner; [`owned_by`](Store::owned_by) checks each member
-//!   (one trip per member) and prunes the stale ones. A save that moves the expiry of a
-//!   session with an owner, or sets its owner, then extends the set's expiry in one more trip.
+//!   (one request per member, sent concurrently) and prunes the stale ones. A save that moves
+//!   the expiry of a session with an owner, or sets its owner, then extends the set's expiry
+//!   in one more trip.
 //! - **A move** copies the session to the new key (only if that key is free), then swaps the
 //!   old key for its alias only if no save landed in between (the `m:rev` counter), copying
 //!   again when one did. So no save is lost and every load sees a whole session. It is not
@@ -82,6 +83,9 @@ use sessionkit::{SessionKey, from_millis, to_millis};
 use sha2::{Digest as _, Sha256};
 
 use config::{Mode, redact};
+
+/// How many owner-set members a cluster `owned_by` checks at once.
+const OWNER_CHECK_BATCH: usize = 64;
 
 /// How many times a cluster move re-copies a session that keeps being saved meanwhile.
 const MAX_MOVE_ATTEMPTS: usize = 32;
@@ -291,7 +295,13 @@ fn map_error(op: &'static str, err: RedisError) -> Error {
                 | ServerErrorKind::Ask
                 | ServerErrorKind::ReadOnly
         ),
-        _ => err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal(),
+        // BUSY: a script runs past the server's time limit; it ends or gets killed.
+        _ => {
+            err.code() == Some("BUSY")
+                || err.is_timeout()
+                || err.is_connection_dropped()
+                || err.is_connection_refusal()
+        }
     };
     if unavailable {
         Error::unavailable_from(format!("redis {op}: cannot reach the server"), err)
@@ -592,7 +602,8 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Cluster owner listing: the set, then each member's meta fields, then one `SREM`.
+    /// Cluster owner listing: the set, then each member's meta fields (concurrently), then one
+    /// `SREM` for the stale members.
     async fn owned_across_slots(&self, owner: &str) -> Result<Vec<SessionKey>> {
         let set = self.owner_key(owner);
         let mut conn = self.conn.clone();
@@ -605,36 +616,54 @@ impl RedisStore {
         let now = to_millis(SystemTime::now());
         let mut keep = Vec::new();
         let mut stale = Vec::new();
-        for member in members {
-            let Some(key) = SessionKey::from_hex(&member) else {
-                stale.push(member);
-                continue;
-            };
-            let meta: RedisResult<OwnerMeta> = redis::cmd("HMGET")
-                .arg(self.redis_key(&key))
-                .arg("m:own")
-                .arg("m:exp")
-                .arg("m:to")
-                .query_async(&mut conn)
-                .await;
-            let live = match meta {
-                Ok((own, exp, alias)) => {
-                    own.as_deref() == Some(owner)
-                        && alias.is_none()
-                        && exp
-                            .and_then(|e| e.parse::<u64>().ok())
-                            .is_some_and(|e| e > now)
+        let mut members = members.into_iter().peekable();
+        // The members live in many slots: check them concurrently, a bounded batch at a time.
+        while members.peek().is_some() {
+            let mut checks = tokio::task::JoinSet::new();
+            for member in members.by_ref().take(OWNER_CHECK_BATCH) {
+                let Some(key) = SessionKey::from_hex(&member) else {
+                    stale.push(member);
+                    continue;
+                };
+                let (mut conn, limit) = (self.conn.clone(), self.op_timeout);
+                let hmget = redis::cmd("HMGET")
+                    .arg(self.redis_key(&key))
+                    .arg("m:own")
+                    .arg("m:exp")
+                    .arg("m:to")
+                    .to_owned();
+                checks.spawn(async move {
+                    let meta =
+                        tokio::time::timeout(limit, hmget.query_async::<OwnerMeta>(&mut conn));
+                    (member, key, meta.await)
+                });
+            }
+            while let Some(joined) = checks.join_next().await {
+                let (member, key, meta) =
+                    joined.map_err(|e| Error::storage("redis owned_by: a check failed", e))?;
+                let live = match meta {
+                    Ok(Ok((own, exp, alias))) => {
+                        own.as_deref() == Some(owner)
+                            && alias.is_none()
+                            && exp
+                                .and_then(|e| e.parse::<u64>().ok())
+                                .is_some_and(|e| e > now)
+                    }
+                    // A member whose key now holds something else is stale too.
+                    Ok(Err(err)) if err.code() == Some("WRONGTYPE") => false,
+                    Ok(Err(err)) => return Err(map_error("owned_by", err)),
+                    Err(elapsed) => {
+                        return Err(Error::unavailable_from(
+                            "redis owned_by: no answer in time",
+                            elapsed,
+                        ));
+                    }
+                };
+                if live {
+                    keep.push(key);
+                } else {
+                    stale.push(member);
                 }
-                // A member whose key now holds something else is stale too.
-                Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
-                    false
-                }
-                Err(err) => return Err(map_error("owned_by", err)),
-            };
-            if live {
-                keep.push(key);
-            } else {
-                stale.push(member);
             }
         }
         if !stale.is_empty() {
