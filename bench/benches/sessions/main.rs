@@ -164,6 +164,8 @@ impl Harness {
         // stores and the floors run at every size of their medium.
         let cap = match (kind, name.contains("Tiered<"), medium) {
             (Kind::Floor | Kind::Peer, _, Medium::File) | (_, true, Medium::File) => 10_000,
+            // The bounded (cache) form is here to explain the tiers' cache hits.
+            _ if name.contains("with_capacity") => 10_000,
             (Kind::Peer, _, _) | (_, true, _) => 100_000,
             _ => u64::MAX,
         };
@@ -272,6 +274,14 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
             "sessionkit MemoryStore",
             Medium::Memory,
             MemoryStore::new(),
+        ))
+    })
+    .await?;
+    h.bench("sessionkit MemoryStore::with_capacity", || async {
+        Ok(ours::Ours::new(
+            "sessionkit MemoryStore::with_capacity",
+            Medium::Memory,
+            cache_tier(),
         ))
     })
     .await?;
