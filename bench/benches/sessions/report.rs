@@ -347,7 +347,7 @@ fn medium_label(m: Medium) -> &'static str {
     match m {
         Medium::Memory => "In memory",
         Medium::Redis => "Redis (private redis-server on loopback)",
-        Medium::File => "Files (tmpfs or disk under the system temp dir)",
+        Medium::File => "Files (on disk, under the system temp dir)",
     }
 }
 
