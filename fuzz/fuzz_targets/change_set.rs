@@ -49,7 +49,9 @@ async fn run(store: &dyn Store, ops: &[Op], now_ms: u64, cached: bool) {
     let mut model: BTreeMap<u8, Record> = BTreeMap::new();
     let same = |got: Option<Record>, want: Option<&Record>| match (got, want) {
         (None, None) => true,
-        (Some(g), Some(w)) if cached => g.fields == w.fields && g.owner == w.owner && g.expires_at <= w.expires_at,
+        (Some(g), Some(w)) if cached => {
+            g.fields == w.fields && g.owner == w.owner && g.expires_at <= w.expires_at
+        }
         (Some(g), Some(w)) => g == *w,
         _ => false,
     };
@@ -93,7 +95,11 @@ async fn run(store: &dyn Store, ops: &[Op], now_ms: u64, cached: bool) {
                 model.remove(&(k % 4));
             }
             Op::Load(k) => {
-                let got = store.load(&key(k % 4)).await.expect("load").map(|l| l.record);
+                let got = store
+                    .load(&key(k % 4))
+                    .await
+                    .expect("load")
+                    .map(|l| l.record);
                 assert!(same(got, model.get(&(k % 4))));
             }
             Op::Rename(a, b) => {
@@ -113,7 +119,12 @@ async fn run(store: &dyn Store, ops: &[Op], now_ms: u64, cached: bool) {
                 }
             }
             Op::OwnedBy(o) => {
-                let got: BTreeSet<SessionKey> = store.owned_by(o).await.expect("owned_by").into_iter().collect();
+                let got: BTreeSet<SessionKey> = store
+                    .owned_by(o)
+                    .await
+                    .expect("owned_by")
+                    .into_iter()
+                    .collect();
                 let want: BTreeSet<SessionKey> = model
                     .iter()
                     .filter(|(_, r)| r.owner.as_deref() == Some(o.as_str()))
@@ -136,6 +147,12 @@ fuzz_target!(|ops: Vec<Op>| {
     let now_ms = to_millis(SystemTime::now() + Duration::ZERO);
     rt.block_on(async {
         run(&MemoryStore::new(), &ops, now_ms, false).await;
-        run(&TieredStore::new(MemoryStore::new(), MemoryStore::new()), &ops, now_ms, true).await;
+        run(
+            &TieredStore::new(MemoryStore::new(), MemoryStore::new()),
+            &ops,
+            now_ms,
+            true,
+        )
+        .await;
     });
 });

@@ -35,7 +35,12 @@ impl Store for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(key).await
     }
-    async fn rename(&self, from: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.rename(from, to, grace).await
     }
@@ -63,14 +68,21 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .expect("runtime");
     let store = Arc::new(Counting::default());
-    let manager = SessionManager::new(Arc::clone(&store), SessionConfig::default()).expect("config");
+    let manager =
+        SessionManager::new(Arc::clone(&store), SessionConfig::default()).expect("config");
     let mut request = RequestInfo::new();
     for header in data.split(|&b| b == b'\n').take(4) {
         request = request.with_cookie_header(header.to_vec());
     }
-    let active = rt.block_on(manager.load(&request)).expect("load never fails on input");
+    let active = rt
+        .block_on(manager.load(&request))
+        .expect("load never fails on input");
     assert!(active.is_new());
     if !holds_id(data) {
-        assert_eq!(store.calls.load(Ordering::SeqCst), 0, "a malformed cookie reached the store");
+        assert_eq!(
+            store.calls.load(Ordering::SeqCst),
+            0,
+            "a malformed cookie reached the store"
+        );
     }
 });

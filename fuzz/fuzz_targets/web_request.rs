@@ -29,19 +29,27 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let mut kv = line.splitn(2, |&b| b == b':');
-        let (Some(name), Some(value)) = (kv.next(), kv.next()) else { continue };
+        let (Some(name), Some(value)) = (kv.next(), kv.next()) else {
+            continue;
+        };
         let value = value.strip_prefix(b" ").unwrap_or(value);
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
             builder = builder.header(n, v);
         }
     }
-    let body = data.get(consumed.min(data.len())..).unwrap_or_default().to_vec();
-    let Ok(request) = builder.body(Body::from(body)) else { return };
+    let body = data
+        .get(consumed.min(data.len())..)
+        .unwrap_or_default()
+        .to_vec();
+    let Ok(request) = builder.body(Body::from(body)) else {
+        return;
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let manager = SessionManager::new(store, SessionConfig::default().with_secure(false)).expect("config");
+    let manager =
+        SessionManager::new(store, SessionConfig::default().with_secure(false)).expect("config");
     let router = sessionkit_examples::site::router(manager);
     let response = rt.block_on(router.oneshot(request)).expect("infallible");
     assert!(response.status().as_u16() < 500, "{}", response.status());
