@@ -27,8 +27,9 @@ pub struct SoakConfig {
     pub concurrency: usize,
     /// Stop early after this long, whatever the count.
     pub max_time: Duration,
-    /// Seconds of the site's manual clock that pass per 1000 requests (drives rotation).
-    pub clock_step: Duration,
+    /// The site's `rotate_after` (on the wall clock: the soak runs on the system clock so
+    /// that every store expires entries at the times the manager set).
+    pub rotate_after: Duration,
 }
 
 impl SoakConfig {
@@ -40,7 +41,7 @@ impl SoakConfig {
             sessions: 2_000,
             concurrency: 16,
             max_time: Duration::from_secs(600),
-            clock_step: Duration::from_secs(5),
+            rotate_after: Duration::from_secs(3),
         }
     }
 
@@ -51,7 +52,7 @@ impl SoakConfig {
             sessions: 100_000,
             concurrency: 32,
             max_time: Duration::from_secs(3600),
-            clock_step: Duration::from_secs(1),
+            rotate_after: Duration::from_secs(30),
             ..Self::quick(store)
         }
     }
@@ -164,9 +165,10 @@ struct Counters {
 /// Runs the soak and reports. Panics only on harness failures (bind, Redis start).
 pub async fn run(config: SoakConfig) -> SoakReport {
     let site = Site::start(config.store, |c| {
-        c.with_idle_timeout(Duration::from_secs(7 * 24 * 3600))
-            .with_rotate_after(Some(Duration::from_secs(300)))
-            .with_rotation_grace(Duration::from_secs(30))
+        c.with_clock(sessionkit::SystemClock)
+            .with_idle_timeout(Duration::from_secs(7 * 24 * 3600))
+            .with_rotate_after(Some(config.rotate_after))
+            .with_rotation_grace(Duration::from_secs(2))
     })
     .await;
     let http = reqwest::Client::builder()
@@ -215,9 +217,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         let next = Arc::clone(&next);
         let counters = Arc::clone(&counters);
         let samples = Arc::clone(&samples);
-        let clock = site.clock.clone();
         let total = config.requests;
-        let step = config.clock_step;
         workers.push(tokio::spawn(async move {
             let mut rng =
                 Mix(0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
@@ -226,9 +226,6 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total || Instant::now() > deadline {
                     break;
-                }
-                if n > 0 && n.is_multiple_of(1000) {
-                    clock.advance(step);
                 }
                 let who = (rng.next() % slots.len() as u64) as usize;
                 let mut slot = slots[who].lock().await;
