@@ -8,4 +8,5 @@ pub mod file_crash;
 pub mod lifecycle;
 pub mod redis_server;
 pub mod site;
+pub mod soak;
 pub mod webdriver;

@@ -92,6 +92,16 @@ impl Site {
         }
     }
 
+    /// The temp directory the site's file tier (if any) lives in.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The site's own redis-server, when its store uses Redis.
+    pub fn redis(&self) -> Option<&RedisServer> {
+        self._redis.as_ref()
+    }
+
     /// A new visitor with no cookie.
     pub fn client(&self) -> Client {
         Client {

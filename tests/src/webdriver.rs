@@ -139,6 +139,41 @@ impl Browser {
             .await;
     }
 
+    /// Clicks the element matching `css` (a submit button) and waits until the browser has
+    /// left the current document and finished loading the next one.
+    pub async fn click_and_wait(&self, css: &str) {
+        let old_root = self.find("html").await;
+        self.click(css).await;
+        for _ in 0..400 {
+            let url = format!(
+                "{}/session/{}/element/{}/name",
+                self.base, self.session, old_root
+            );
+            let res: Value = match self.http.get(url).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if res["value"]["error"] == "stale element reference" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for _ in 0..400 {
+            let state = self
+                .call(
+                    "POST",
+                    "/execute/sync",
+                    json!({"script": "return document.readyState", "args": []}),
+                )
+                .await;
+            if state == "complete" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the page did not finish loading after clicking {css}");
+    }
+
     /// The text of the element matching `css`, or `None` when there is none.
     pub async fn text(&self, css: &str) -> Option<String> {
         let url = format!("{}/session/{}/element", self.base, self.session);

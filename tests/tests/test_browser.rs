@@ -34,7 +34,7 @@ async fn a_browser_clicks_through_the_site() {
     let first_id = id["value"].clone();
 
     browser.type_into("#username", "alice").await;
-    browser.click("#login").await;
+    browser.click_and_wait("#login").await;
     assert_eq!(browser.text("#user").await.as_deref(), Some("alice"));
     assert_eq!(
         browser.text("#flash").await.as_deref(),
@@ -45,7 +45,7 @@ async fn a_browser_clicks_through_the_site() {
     assert_ne!(id["value"], first_id, "login regenerates the id");
 
     browser.type_into("#item", "tea").await;
-    browser.click("#add").await;
+    browser.click_and_wait("#add").await;
     assert_eq!(browser.text("#cart").await.as_deref(), Some("tea"));
     assert_eq!(
         browser.text("#flash").await,
@@ -54,12 +54,12 @@ async fn a_browser_clicks_through_the_site() {
     );
 
     browser.type_into("#message", "hello there").await;
-    browser.click("#flash-set").await;
+    browser.click_and_wait("#flash-set").await;
     assert_eq!(browser.text("#flash").await.as_deref(), Some("hello there"));
     browser.goto(&format!("{}/", site.base)).await;
     assert_eq!(browser.text("#flash").await, None);
 
-    browser.click("#logout").await;
+    browser.click_and_wait("#logout").await;
     assert_eq!(browser.text("#user").await, None);
     assert!(
         browser.text("#username").await.is_some(),

@@ -1,0 +1,75 @@
+//! The load soak against the example site (see `sessionkit_tests::soak`).
+//!
+//! ```text
+//! cargo run --release -p sessionkit-tests --bin soak -- [--full] [--store memory+file]
+//!     [--requests N] [--sessions N] [--concurrency N] [--max-secs N]
+//! ```
+//!
+//! Without `--store` it runs every setup: memory, memory+file, memory+redis, redis+file.
+//! Exits non-zero when any request failed.
+
+use std::time::Duration;
+
+use sessionkit_examples::site::StoreKind;
+use sessionkit_tests::soak::{SoakConfig, run};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let number = |name: &str| value(name).map(|v| v.parse::<u64>().expect("a number"));
+    if args.iter().any(|a| a == "--help") {
+        eprintln!(
+            "soak [--full] [--store memory|memory+file|memory+redis|redis+file] [--requests N] [--sessions N] [--concurrency N] [--max-secs N]"
+        );
+        return;
+    }
+    let full = args.iter().any(|a| a == "--full")
+        || std::env::var("SESSIONKIT_SOAK").as_deref() == Ok("full");
+    let stores = match value("--store") {
+        Some(s) => vec![StoreKind::parse(&s).expect("a store setup")],
+        None => vec![
+            StoreKind::Memory,
+            StoreKind::MemoryFile,
+            StoreKind::MemoryRedis,
+            StoreKind::RedisFile,
+        ],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut failed = false;
+    for store in stores {
+        let mut config = if full {
+            SoakConfig::full(store)
+        } else {
+            SoakConfig::quick(store)
+        };
+        if let Some(n) = number("--requests") {
+            config.requests = n;
+        }
+        if let Some(n) = number("--sessions") {
+            config.sessions = usize::try_from(n).expect("sessions");
+        }
+        if let Some(n) = number("--concurrency") {
+            config.concurrency = usize::try_from(n).expect("concurrency");
+        }
+        if let Some(n) = number("--max-secs") {
+            config.max_time = Duration::from_secs(n);
+        }
+        let report = rt.block_on(run(config));
+        println!("{}", report.summary());
+        for e in &report.error_samples {
+            println!("  error: {e}");
+        }
+        failed |= report.errors > 0;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
