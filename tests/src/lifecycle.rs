@@ -85,17 +85,9 @@ macro_rules! lifecycle_suite {
 
 // ---- the probe: a store wrapper that counts calls and injects faults ----
 
-/// Calls per [`Store`] method.
-#[derive(Debug, Default)]
-pub struct Counts {
-    pub create: AtomicU64,
-    pub load: AtomicU64,
-    pub apply: AtomicU64,
-    pub delete: AtomicU64,
-    pub rename: AtomicU64,
-    pub cleanup: AtomicU64,
-    pub owned_by: AtomicU64,
-}
+/// Calls per [`Store`] method: the same counters [`CountingStore`](crate::counting::CountingStore)
+/// keeps.
+pub use crate::counting::Calls as Counts;
 
 /// Faults to inject; each counter fails that many of the next calls.
 #[derive(Debug, Default)]
