@@ -18,7 +18,15 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends ChromeDriver and every browser process it started: they share its process group,
+    /// and Chromium's helpers would otherwise outlive the test.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -103,6 +111,12 @@ impl Browser {
             panic!("webdriver {method} {path}: {res}");
         }
         res["value"].clone()
+    }
+
+    /// Closes the browser session (ChromeDriver closes Chromium).
+    pub async fn quit(&self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = self.http.delete(url).send().await;
     }
 
     /// Opens `url`.

@@ -67,4 +67,5 @@ async fn a_browser_clicks_through_the_site() {
     );
     // After logout, the page is a fresh session: count restarted.
     assert_eq!(browser.text("#visits").await.as_deref(), Some("1"));
+    browser.quit().await;
 }
