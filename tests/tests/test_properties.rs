@@ -597,7 +597,7 @@ fn web_layer_answers_any_request_without_a_5xx_other_than_503() {
     let strategy = (
         prop_oneof![Just("GET"), Just("POST"), Just("HEAD"), Just("PUT")],
         path(),
-        proptest::collection::vec((header_name(), header_value(live)), 0..6),
+        proptest::collection::vec((header_name(), header_value(live.clone())), 0..6),
         body(),
         any::<u8>(),
     );
@@ -643,6 +643,18 @@ fn web_layer_answers_any_request_without_a_5xx_other_than_503() {
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    // Random inputs may never reach the store while it fails (most carry no live cookie):
+    // make sure the failure path was taken at least once, with a request that must reach it.
+    store.set_all(true);
+    let req = Request::get("/api/session")
+        .header("cookie", format!("id={}", live[0]))
+        .body(Body::empty())
+        .expect("request");
+    let res = rt
+        .block_on(router.clone().oneshot(req))
+        .expect("infallible");
+    store.set_all(false);
+    assert_eq!(res.status().as_u16(), 503);
     assert!(
         store.failures.load(Ordering::SeqCst) > 0,
         "the failing store was never hit"
