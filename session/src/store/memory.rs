@@ -11,7 +11,7 @@ use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result, Store};
+use super::{ChangeSet, Entry, Error, Flush, Grace, Loaded, Moved, Record, Removed, Result, Store};
 use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
@@ -495,6 +495,18 @@ mod cache {
         }
         cache.run_pending_tasks();
         removed
+    }
+}
+
+/// Drops every session and alias (what a coherent [`TieredStore`](super::TieredStore) does
+/// when its invalidation channel is lost or comes back).
+impl Flush for MemoryStore {
+    fn flush(&self) {
+        match &self.backing {
+            Backing::Map(map) => map.clear(),
+            Backing::Cache(cache) => cache.invalidate_all(),
+        }
+        self.owners.lock().clear();
     }
 }
 

@@ -1,9 +1,11 @@
 //! The [`Store`] trait every backend implements, its conveniences in [`StoreExt`], and the
 //! two stores of the core crate: [`MemoryStore`] and the [`TieredStore`] combinator.
 
+mod coherence;
 mod memory;
 mod tiered;
 
+pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
