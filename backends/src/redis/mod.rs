@@ -57,6 +57,7 @@
 //! reconnect, so the store recovers by itself when Redis is back.
 
 mod config;
+mod invalidation;
 mod scripts;
 
 pub use config::{
@@ -78,7 +79,10 @@ use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ScriptInvocation,
     ServerErrorKind, TlsCertificates, Value,
 };
-use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Moved, Record, Removed, Result, Store};
+use sessionkit::store::{
+    ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, Moved, Record, Removed,
+    Result, Store,
+};
 use sessionkit::{SessionKey, from_millis, to_millis};
 use sha2::{Digest as _, Sha256};
 
@@ -117,6 +121,9 @@ pub struct RedisStore {
     conn: Conn,
     prefix: Arc<str>,
     op_timeout: Duration,
+    /// The invalidation channel (see [`InvalidationSource`]); its listener stops with the
+    /// last clone.
+    channel: Arc<invalidation::Channel>,
 }
 
 /// The shared connection: a reconnecting multiplexed connection, or a cluster connection.
@@ -372,6 +379,7 @@ impl RedisStore {
             let urls: Vec<String> = config.urls().into_iter().map(redact).collect();
             Error::Config(format!("invalid Redis URL in {urls:?}: {e}"))
         };
+        let mut targets = Vec::new();
         let conn = match &config.mode {
             Mode::Standalone(url) => {
                 let client = match tls_certs(&config) {
@@ -379,6 +387,7 @@ impl RedisStore {
                     None => redis::Client::open(url.as_str()),
                 }
                 .map_err(bad_url)?;
+                targets.push(client.get_connection_info().clone());
                 // One reconnection attempt per failed request, not a long backoff: requests
                 // fail fast while Redis is down, and the next one tries again.
                 let manager = ConnectionManagerConfig::new()
@@ -399,6 +408,14 @@ impl RedisStore {
                 })
             }
             Mode::Cluster(nodes) => {
+                for url in nodes {
+                    let seed = match tls_certs(&config) {
+                        Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+                        None => redis::Client::open(url.as_str()),
+                    }
+                    .map_err(bad_url)?;
+                    targets.push(seed.get_connection_info().clone());
+                }
                 let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str));
                 if let Some(certs) = tls_certs(&config) {
                     builder = builder.certs(certs);
@@ -422,10 +439,22 @@ impl RedisStore {
                 })
             }
         };
+        let prefix: Arc<str> = Arc::from(config.prefix.as_str());
+        let target = match (&config.mode, targets.pop()) {
+            (Mode::Standalone(_), Some(info)) => invalidation::Target::Standalone(Box::new(info)),
+            (_, last) => invalidation::Target::Cluster(targets.into_iter().chain(last).collect()),
+        };
+        let channel = Arc::new(invalidation::Channel::new(invalidation::Settings {
+            target,
+            prefix: Arc::clone(&prefix),
+            connect_timeout: config.connect_timeout,
+            response_timeout: config.response_timeout,
+        }));
         let store = RedisStore {
             conn,
-            prefix: Arc::from(config.prefix.as_str()),
+            prefix,
             op_timeout,
+            channel,
         };
         if !config.lazy {
             for script in scripts::all() {
@@ -678,6 +707,15 @@ impl RedisStore {
                 .await?;
         }
         Ok(keep)
+    }
+}
+
+/// Redis announces every change to a session key to the processes that listen: see
+/// [`TieredStore::coherent`](sessionkit::store::TieredStore::coherent) and the
+/// [module docs](self#invalidations).
+impl InvalidationSource for RedisStore {
+    fn invalidations(&self) -> InvalidationFeed {
+        self.channel.subscribe()
     }
 }
 
