@@ -209,13 +209,20 @@ fn parse_ms(value: &[u8]) -> Result<u64> {
         .ok_or_else(|| corrupt("session hash has a malformed expiry"))
 }
 
-/// Reads a session hash (`HGETALL` order: name, value, name, value, …).
+/// How long the old key of a move without grace keeps its tombstone, in milliseconds.
+fn tombstone_ms() -> u64 {
+    u64::try_from(sessionkit::store::MOVE_TOMBSTONE.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a session hash (`HGETALL` order: name, value, name, value, …). A tombstone (the old
+/// key of a move without grace) reads as absent.
 fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
     if flat.is_empty() {
         return Ok(None);
     }
     let mut fields = BTreeMap::new();
     let (mut version, mut expires, mut owner, mut to, mut token) = (None, None, None, None, None);
+    let mut tombstone = false;
     let mut rev = Vec::new();
     let mut items = flat.into_iter();
     while let Some(name) = items.next() {
@@ -245,6 +252,7 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
             }
             b"m:tok" => token = Some(value),
             b"m:rev" => rev = value,
+            b"m:dead" => tombstone = true,
             // `m:oh` and meta fields of later layouts.
             _ => {}
         }
@@ -253,6 +261,10 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
         return Err(corrupt("session hash has no known layout version"));
     }
     let expires_at = from_millis(expires.ok_or_else(|| corrupt("session hash has no expiry"))?);
+    if tombstone {
+        // The old key of a move without grace: it resolves to nothing.
+        return Ok(None);
+    }
     Ok(Some(match to {
         Some(to) => Stored::Alias {
             to,
@@ -603,7 +615,8 @@ impl RedisStore {
                         .arg(flag(grace.is_some()))
                         .arg(&until)
                         .arg(&to_hex)
-                        .arg(token),
+                        .arg(token)
+                        .arg(tombstone_ms()),
                 )
                 .await?;
             match status("move", &swapped)? {
@@ -614,6 +627,10 @@ impl RedisStore {
                     return Err(Error::Gone);
                 }
             }
+        }
+        // The copy under `to` is nobody's: the session stays whole under `from`.
+        if !first {
+            self.del(&to_key).await?;
         }
         Err(Error::unavailable(
             "redis move: the session kept changing while it was being moved",
@@ -895,7 +912,8 @@ impl Store for RedisStore {
                     .arg(to.to_hex())
                     .arg(flag(grace.is_some()))
                     .arg(until)
-                    .arg(token),
+                    .arg(token)
+                    .arg(tombstone_ms()),
             )
             .await?;
         match status("move", &moved)? {
