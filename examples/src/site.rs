@@ -53,7 +53,7 @@ pub enum StoreKind {
     Redis,
     /// `memory+file`, the default
     MemoryFile,
-    /// `memory+redis`
+    /// `memory+redis`: a memory tier per process, coherent through Redis's invalidations
     MemoryRedis,
     /// `redis+file`
     RedisFile,
@@ -179,10 +179,12 @@ pub async fn open_store(
         StoreKind::File => Arc::new(FileStore::open(dir).await?),
         StoreKind::Redis => Arc::new(RedisStore::open(redis_url).await?),
         StoreKind::MemoryFile => Arc::new(TieredStore::new(cache(), FileStore::open(dir).await?)),
-        StoreKind::MemoryRedis => Arc::new(TieredStore::new(
+        // Every app server keeps its own memory tier: it follows Redis's invalidations, so
+        // it never serves a session another server changed or ended.
+        StoreKind::MemoryRedis => Arc::new(TieredStore::coherent(
             cache(),
             RedisStore::open(redis_url).await?,
-        )),
+        )?),
         StoreKind::RedisFile => Arc::new(TieredStore::new(
             RedisStore::open(redis_url).await?,
             FileStore::open(dir).await?,

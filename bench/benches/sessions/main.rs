@@ -18,6 +18,7 @@
     reason = "throughput figures are floating point"
 )]
 
+mod coherence;
 mod extras;
 mod floors;
 mod ours;
@@ -439,6 +440,9 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
     })
     .await?;
 
+    if coherence::wanted(h.config.filter.as_deref()) {
+        coherence::run(&h.config).await?;
+    }
     eprintln!("subjects done in {:.0}s", started.elapsed().as_secs_f64());
     // The removal of 10⁵-session directories takes minutes on a busy disk: overlap it with
     // the resident-memory children, which measure memory, not time.
