@@ -55,6 +55,25 @@
 //! clone of the store and every task. When Redis goes away, operations fail within the
 //! configured timeouts with [`Error::Unavailable`]; each failure lets the connection try to
 //! reconnect, so the store recovers by itself when Redis is back.
+//!
+//! # Invalidations
+//!
+//! `RedisStore` is an [`InvalidationSource`]: a memory tier in each app server built with
+//! [`TieredStore::coherent`](sessionkit::store::TieredStore::coherent) drops a cached session
+//! as soon as any process writes, moves, deletes or revokes it, or Redis expires or evicts it.
+//! The first subscription starts one listener task per store (shared by its clones, stopped
+//! with the last one). It opens a dedicated RESP3 connection to the server, or to every
+//! master of a cluster, and turns on `CLIENT TRACKING ON BCAST PREFIX <prefix>`: Redis then
+//! pushes the name of every changed key under the prefix, at no extra command per write;
+//! session keys among them are announced, owner sets are skipped, and a flushed database
+//! empties every cache.
+//!
+//! Delivery is at most once, so the channel fails safe: it is reported listening only after
+//! every node confirmed the tracking, and lost as soon as a connection drops, a `PING` on it
+//! (every second) goes unanswered within the response timeout, or a cluster's masters change.
+//! While it is lost the coherent tier flushes and bypasses its cache; the listener reconnects
+//! with a backoff (50 ms doubling to 2 s), rediscovering the cluster, and the tier flushes
+//! again before it trusts its cache. Without a Tokio runtime the channel never listens.
 
 mod config;
 mod invalidation;
@@ -100,13 +119,21 @@ const MAX_MOVE_ATTEMPTS: usize = 32;
 /// Works against one server or a Redis Cluster; see the [module docs](self) for the data
 /// layout and what Redis Cluster changes. Cloning is cheap: clones share the connection.
 ///
+/// **A memory tier per app server** goes in front with
+/// [`TieredStore::coherent`](sessionkit::store::TieredStore::coherent): it follows Redis's
+/// invalidations ([module docs](self#invalidations)), so no server serves a session another
+/// one changed or ended, nor anything cached across an outage of the channel.
+/// `TieredStore::new` over a store several processes share has bounded staleness instead
+/// (up to its `max_cache_ttl`): use it for a single process, or with Redis as the shared
+/// cache in front of files.
+///
 /// ```no_run
 /// use sessionkit::store::{MemoryStore, TieredStore};
 /// use sessionkit_backends::{RedisConfig, RedisStore};
 /// # async fn run() -> sessionkit::Result<()> {
-/// // A per-process cache in front of Redis.
+/// // A per-process cache in front of Redis, coherent across processes.
 /// let redis = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6380/")).await?;
-/// let store = TieredStore::new(MemoryStore::with_capacity(10_000), redis);
+/// let store = TieredStore::coherent(MemoryStore::with_capacity(10_000), redis)?;
 ///
 /// // Redis Cluster: name some of the nodes, the rest is discovered.
 /// let cluster = RedisStore::connect(RedisConfig::cluster([
