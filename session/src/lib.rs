@@ -148,6 +148,7 @@
 mod error;
 mod id;
 pub mod manager;
+mod op;
 mod record;
 mod session;
 pub mod store;

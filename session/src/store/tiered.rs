@@ -21,6 +21,8 @@ use crate::id::SessionKey;
 /// - **Loads read the cache**; on a miss they read the durable tier and fill the cache with
 ///   an expiry no later than the record's own, nor than [`with_max_cache_ttl`] from now.
 /// - **Deletes and moves reach both tiers.**
+/// - **Operations** ([`ChangeSet::ops`]) run in the durable tier only; a save that carries
+///   any drops the cache entry, so the cache never holds a value the durable tier does not.
 /// - **A failing cache never fails a request.** Each cache error is logged with `tracing`,
 ///   counted in [`stats`](Self::stats), and the durable tier answers. When the cache could not
 ///   be told that a session was deleted, changed or moved, this process stops reading that
@@ -246,6 +248,11 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
             // Whatever the durable tier did or did not do, the cache must not disagree.
             self.invalidate("apply", key).await?;
             return Err(err);
+        }
+        if !changes.ops.is_empty() {
+            // Operations ran against the durable tier's value, which the cache may not hold:
+            // applying them to the cached copy could leave it ahead or behind. Drop it instead.
+            return self.invalidate("apply", key).await;
         }
         let mut cached = changes.clone();
         if let Some(expires_at) = cached.expires_at {
