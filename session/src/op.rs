@@ -204,6 +204,17 @@ pub(crate) fn value_len(b: &[u8]) -> Option<usize> {
     Some(pos)
 }
 
+/// The element count in the header of the array `b`, without checking the elements.
+pub(crate) fn array_len(b: &[u8]) -> Option<usize> {
+    let count = match *b.first()? {
+        m @ 0x90..=0x9f => u64::from(m & 0x0f),
+        0xdc => be(b, 1, 2)?,
+        0xdd => be(b, 1, 4)?,
+        _ => return None,
+    };
+    usize::try_from(count).ok()
+}
+
 /// The elements of `b`, which must be exactly one well-formed MessagePack array.
 fn array_items(b: &[u8]) -> Option<Vec<&[u8]>> {
     let (count, mut pos) = match *b.first()? {
