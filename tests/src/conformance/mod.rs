@@ -12,6 +12,8 @@ use bytes::Bytes;
 use sessionkit::store::{ChangeSet, Error, Grace, Record, Store, StoreExt};
 use sessionkit::{SessionId, SessionKey};
 
+pub mod ops;
+
 /// How a backend differs from the strictest reading of the contract. Each difference is a
 /// parameter the invocation states, never a silent skip.
 #[derive(Debug, Clone, Copy)]
@@ -593,6 +595,7 @@ macro_rules! conformance_suite {
             grace_never_outlives_record, move_conflicts, saves_racing_move_are_kept,
             large_values, unicode_and_empty_keys, empty_map, owner_index, hostile_owner_names;
             cleanup_removes_expired, many_sessions);
+        $crate::ops_suite!($factory);
     };
     (@cases $factory:path, $caps:expr; $($case:ident),*; $($capcase:ident),*) => {
         $(
