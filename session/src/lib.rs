@@ -192,7 +192,7 @@ pub mod __private {
     pub use crate::session::{RESERVED_PREFIX, Session};
     pub use crate::typed::{
         FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
-        get_required, remove, set_option, set_value, write_fields,
+        get_required, increment, push, remove, set_op, set_option, set_value, write_fields,
     };
     pub use bytes::Bytes;
     pub use rmp_serde;
