@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use libfuzzer_sys::fuzz_target;
-use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Result, Store};
+use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Removed, Result, Store};
 use sessionkit::{MemoryStore, RequestInfo, SessionConfig, SessionId, SessionKey, SessionManager};
 
 #[derive(Default)]
@@ -31,7 +31,7 @@ impl Store for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.apply(key, changes).await
     }
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(key).await
     }

@@ -51,6 +51,21 @@ pub enum Error {
     /// not applied, so a concurrent logout is never undone.
     #[error("the session is gone (deleted or expired)")]
     Gone,
+    /// The durable tier **committed** the operation, but a cache tier in front of it could
+    /// not drop its copy ([`TieredStore`](crate::TieredStore) with strict invalidation).
+    ///
+    /// Unlike every other variant, this one means the write happened: a caller must act as
+    /// if the operation succeeded (the session was saved, moved or deleted) and must not
+    /// undo or repeat it; only the cache may be stale. See [`Error::committed`].
+    #[error("the change was committed, but a cache tier could not drop its copy: {source}")]
+    CacheNotInvalidated {
+        /// The cache tier's error.
+        #[source]
+        source: Box<Error>,
+        /// For a [`delete`](crate::Store::delete): what the durable tier removed, so a caller
+        /// ending a session can still follow an alias.
+        removed: Option<crate::record::Removed>,
+    },
     /// A key or name was refused before it reached a store.
     #[error("invalid key: {reason}")]
     InvalidKey {
@@ -118,6 +133,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the operation that returned this error was carried out nonetheless: the
+    /// durable store holds its result and only a cache tier may lag
+    /// ([`Error::CacheNotInvalidated`]). Every other error means "not written", or, for a
+    /// transient one, "not known to be written".
+    ///
+    /// ```
+    /// use sessionkit::Error;
+    /// let err = Error::CacheNotInvalidated {
+    ///     source: Box::new(Error::unavailable("cache down")),
+    ///     removed: None,
+    /// };
+    /// assert!(err.committed());
+    /// assert!(!Error::Gone.committed());
+    /// ```
+    pub fn committed(&self) -> bool {
+        matches!(self, Error::CacheNotInvalidated { .. })
+    }
+
     /// Whether retrying the same operation later can succeed.
     ///
     /// `TieredStore` and the manager use this to decide between "fall through" and "fail".
@@ -134,6 +167,7 @@ impl Error {
             | Error::Corrupt { .. }
             | Error::AlreadyExists
             | Error::Gone
+            | Error::CacheNotInvalidated { .. }
             | Error::InvalidKey { .. }
             | Error::ReservedKey { .. }
             | Error::Encode { .. }

@@ -251,6 +251,37 @@ pub struct Moved {
     pub token: Vec<u8>,
 }
 
+/// What [`Store::delete`](crate::Store::delete) found under the key it removed.
+///
+/// A caller that means to end a session wherever it lives now follows
+/// [`Removed::Alias`] to the key the session moved to (see
+/// [`StoreExt::end_session`](crate::StoreExt::end_session)): an alias is removed alone, and the
+/// record it points to stays until it is removed in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// The key held nothing live (absent, expired, or an alias past its grace window).
+    Nothing,
+    /// The key held a live record, now removed.
+    Record,
+    /// The key was the grace-window alias of a session that moved to `to`; the alias is
+    /// removed, the record under `to` is not.
+    Alias {
+        /// The key the alias pointed to.
+        to: SessionKey,
+    },
+}
+
+impl Removed {
+    /// What removing `entry` (if any) at `now` removed.
+    pub fn of(entry: Option<&Entry>, now: SystemTime) -> Self {
+        match entry {
+            Some(Entry::Record(r)) if r.expires_at > now => Removed::Record,
+            Some(Entry::Alias { to, until, .. }) if *until > now => Removed::Alias { to: *to },
+            _ => Removed::Nothing,
+        }
+    }
+}
+
 impl From<Record> for Loaded {
     fn from(record: Record) -> Self {
         Loaded {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Result, Store};
+use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Removed, Result, Store};
 
 /// Calls per operation, since the wrapper was built.
 #[derive(Debug, Default)]
@@ -101,7 +101,7 @@ impl<S: Store> Store for CountingStore<S> {
         self.calls.apply.fetch_add(1, Ordering::SeqCst);
         self.inner.apply(key, changes).await
     }
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         self.calls.delete.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(key).await
     }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Result, Store};
+use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 
 /// Which operations fail.
 #[derive(Debug, Default)]
@@ -97,7 +97,7 @@ impl<S: Store> Store for FailingStore<S> {
         self.check(&self.fail.apply, "apply")?;
         self.inner.apply(key, changes).await
     }
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         self.check(&self.fail.delete, "delete")?;
         self.inner.delete(key).await
     }

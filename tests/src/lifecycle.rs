@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use cookie::Cookie;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use sessionkit::store::{ChangeSet, Grace, Loaded, Record};
+use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Removed};
 use sessionkit::{
     Error, IpBinding, ManualClock, Outcome, RequestInfo, Result, Session, SessionConfig,
     SessionEvent, SessionId, SessionKey, SessionManager, Store, StoreExt,
@@ -51,7 +51,7 @@ macro_rules! lifecycle_suite {
             rotation_disabled_keeps_the_id,
             regenerate_moves_data_and_kills_old_id_at_once,
             rotated_away_id_does_not_follow_a_login,
-            failed_regeneration_leaves_session_intact,
+            failed_regeneration_fails_closed,
             destroy_deletes_and_clears_cookie,
             data_stored_after_logout_starts_a_new_session,
             unknown_id_is_never_adopted,
@@ -93,6 +93,8 @@ pub use crate::counting::Calls as Counts;
 #[derive(Debug, Default)]
 pub struct Faults {
     pub fail_apply: AtomicU32,
+    /// Applies, then reports a failure (a reply lost after the write).
+    pub fail_apply_after_write: AtomicU32,
     pub fail_rename: AtomicU32,
     pub exists_on_create: AtomicU32,
     pub corrupt_load: AtomicBool,
@@ -196,9 +198,13 @@ impl<S: Store> Store for Probe<S> {
         if take(&self.faults.fail_apply) {
             return Err(Error::unavailable("injected apply failure"));
         }
-        self.inner.apply(key, changes).await
+        let applied = self.inner.apply(key, changes).await;
+        if applied.is_ok() && take(&self.faults.fail_apply_after_write) {
+            return Err(Error::unavailable("injected: reply lost after the apply"));
+        }
+        applied
     }
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         self.counts.delete.fetch_add(1, Ordering::AcqRel);
         self.inner.delete(key).await
     }
@@ -461,8 +467,9 @@ pub async fn idle_timeout_ends_session<S: Store + 'static>(store: S) {
     assert!(active.is_new());
     assert!(active.session().is_empty());
     let outcome = h.manager.finish(active).await.unwrap();
-    client.absorb(&outcome);
-    assert!(client.cookie.is_none(), "the dead cookie is cleared");
+    // No removal cookie for a well-formed id: a concurrent request may have just signed in
+    // and set a fresh cookie, which a late removal would wipe. The dead id leads nowhere.
+    assert_eq!(outcome.set_cookie, None);
     assert_eq!(h.count("expired_idle"), 1);
     assert!(
         !is_live(h.probe().inner(), &key).await,
@@ -669,17 +676,27 @@ pub async fn rotated_away_id_does_not_follow_a_login<S: Store + 'static>(store: 
     assert_ne!(replay.cookie, client.cookie);
 }
 
-/// A regeneration that fails leaves the session whole under its old id.
-pub async fn failed_regeneration_leaves_session_intact<S: Store + 'static>(store: S) {
+/// SEC-07: a login whose regeneration fails fails closed. A failed move writes nothing: the
+/// pre-login session stays as it was, without the login. A failure after the move — the login
+/// changes not applied, or applied but the reply lost — ends the session: the pre-login id
+/// (which an attacker may have planted) holds nothing, and the login is kept nowhere.
+pub async fn failed_regeneration_fails_closed<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
-    let client = h.signed_in().await;
-    for fault in [&h.probe().faults.fail_rename, &h.probe().faults.fail_apply] {
+    let faults = &h.probe().faults;
+    for (fault, moved) in [
+        (&faults.fail_rename, false),
+        (&faults.fail_apply, true),
+        (&faults.fail_apply_after_write, true),
+    ] {
+        let client = h.signed_in().await;
         fault.store(1, Ordering::Release);
         let active = h.manager.load(&client.request()).await.unwrap();
         active.session().insert("user_id", 42u64).unwrap();
+        active.session().set_owner(Some("victim".into()));
         active.session().regenerate();
         let err = h.manager.finish(active).await.unwrap_err();
         assert!(err.is_transient(), "{err}");
+        assert_eq!(fault.load(Ordering::Acquire), 0, "the fault was hit");
         let mut again = client.clone();
         let mut user = Some(0);
         let mut n = None;
@@ -688,12 +705,17 @@ pub async fn failed_regeneration_leaves_session_intact<S: Store + 'static>(store
             n = s.get::<u32>("n").unwrap();
         })
         .await;
-        assert_eq!(
-            (n, user),
-            (Some(1), None),
-            "intact, without the failed login's data"
+        assert_eq!(user, None, "no login on the pre-login id");
+        if moved {
+            assert_eq!(n, None, "the pre-login id is dead: a fresh session");
+        } else {
+            assert_eq!(n, Some(1), "a move that failed left the session as it was");
+            assert_eq!(again.cookie, client.cookie, "under the same id");
+        }
+        assert!(
+            h.manager.sessions_of("victim").await.unwrap().is_empty(),
+            "the login is kept nowhere"
         );
-        assert_eq!(again.cookie, client.cookie, "under the same id");
     }
     assert_eq!(h.count("regenerated"), 0);
 }
@@ -763,10 +785,10 @@ pub async fn unknown_id_is_never_adopted<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
     let planted = SessionId::generate().unwrap();
     let mut victim = Client::with_cookie(planted.expose());
-    // Without data: nothing stored, and the unknown cookie is cleared.
+    // Without data: nothing stored and no cookie sent (not even a removal: a concurrent
+    // login of this visitor may have just replaced it).
     let outcome = h.visit(&mut victim, |_| {}).await;
-    assert!(victim.cookie.is_none());
-    assert!(outcome.cache_control_no_store);
+    assert_eq!(outcome.set_cookie, None);
     assert_eq!(h.probe().writes(), 0);
     // With data: a new id, never the planted one.
     let mut victim = Client::with_cookie(planted.expose());
@@ -1007,9 +1029,9 @@ pub async fn save_racing_logout_does_not_resurrect<S: Store + 'static>(store: S)
     slow.session().insert("n", 99u32).unwrap();
     let outcome = h.manager.finish(slow).await.unwrap();
     assert!(outcome.gone);
-    let mut jar = client.clone();
-    jar.absorb(&outcome);
-    assert!(jar.cookie.is_none(), "the cookie is cleared");
+    // The request that lost the race sends no cookie at all: a removal cookie could reach the
+    // browser after, and wipe, the cookie of a request that won (a fresh login, say).
+    assert_eq!(outcome.set_cookie, None);
     assert!(!is_live(h.probe().inner(), &client.key()).await);
     assert_eq!(h.count("gone"), 1);
 }
@@ -1079,7 +1101,8 @@ pub async fn cleanup_now_runs_the_store_cleanup<S: Store + 'static>(store: S) {
     assert_eq!(h.probe().cleanups_started(), 1);
 }
 
-/// Bad cookies: never a panic, never a store access, a fresh session, the cookie cleared.
+/// Bad cookies: never a panic, never a store access, a fresh session; a malformed cookie is
+/// cleared, a duplicated one is not (one copy may be the visitor's real session).
 pub async fn bad_cookies_never_reach_the_store<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
     let v = SessionId::generate().unwrap().expose();
@@ -1106,6 +1129,8 @@ pub async fn bad_cookies_never_reach_the_store<S: Store + 'static>(store: S) {
     cases.push(vec![non_utf8]);
     let total = cases.len();
     for headers in cases {
+        let duplicated =
+            headers.len() > 1 || headers[0].windows(3).filter(|w| w == b"id=").count() > 1;
         let mut request = RequestInfo::new();
         for header in &headers {
             request = request.with_cookie_header(header.clone());
@@ -1113,9 +1138,16 @@ pub async fn bad_cookies_never_reach_the_store<S: Store + 'static>(store: S) {
         let active = h.manager.load(&request).await.unwrap();
         assert!(active.is_new());
         let outcome = h.manager.finish(active).await.unwrap();
-        let mut jar = Client::with_cookie("x");
-        jar.absorb(&outcome);
-        assert!(jar.cookie.is_none(), "the bad cookie is cleared");
+        if duplicated {
+            assert_eq!(
+                outcome.set_cookie, None,
+                "a duplicate is refused, not cleared"
+            );
+        } else {
+            let mut jar = Client::with_cookie("x");
+            jar.absorb(&outcome);
+            assert!(jar.cookie.is_none(), "the bad cookie is cleared");
+        }
     }
     // Missing: nothing sent, nothing cleared.
     let outcome = h.visit(&mut Client::new(), |_| {}).await;

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sessionkit::store::{ChangeSet, Error, MemoryStore, Store, TieredStore};
+use sessionkit::store::{ChangeSet, Error, MemoryStore, Removed, Store, TieredStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::failing::FailingStore;
 
@@ -94,7 +94,14 @@ async fn strict_invalidation_reports_a_failed_cache_delete() {
         .unwrap();
     store.cache().fail.delete.store(true, Ordering::SeqCst);
     let err = store.delete(&key).await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    // The error says the delete happened (so a logout is not retried as if it had not), what
+    // it removed, and why the cache is stale.
+    assert!(err.committed(), "{err:?}");
+    let Error::CacheNotInvalidated { source, removed } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(**source, Error::Unavailable { .. }), "{err:?}");
+    assert_eq!(*removed, Some(Removed::Record));
     assert!(store.durable().inner().load(&key).await.unwrap().is_none());
     assert!(store.load(&key).await.unwrap().is_none());
 }
@@ -151,6 +158,10 @@ async fn a_cache_fill_never_shadows_a_newer_write() {
     store.durable().apply(&key, &set("v", 3)).await.unwrap();
     let loaded = store.load(&key).await.unwrap().unwrap();
     assert_eq!(loaded.record.fields.get("v"), Some(&enc(2)));
+    // Told of that write (what a cross-process invalidation does), the cache drops its copy.
+    store.invalidate(&key).await.unwrap();
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.get("v"), Some(&enc(3)));
     // A save through the tiered store merges in the durable tier: nothing is lost.
     store.apply(&key, &set("w", 4)).await.unwrap();
     let durable = store.durable().load(&key).await.unwrap().unwrap();

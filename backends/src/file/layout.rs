@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Result};
+use sessionkit::store::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result};
 use sha2::{Digest as _, Sha256};
 
 use super::config::{Durability, FileConfig};
@@ -410,20 +410,24 @@ impl Layout {
         Ok(())
     }
 
-    pub(crate) fn delete(&self, key: &SessionKey) -> Result<()> {
+    pub(crate) fn delete(&self, key: &SessionKey) -> Result<Removed> {
         let (dir, path) = self.paths(key);
         let Some(_lock) = self.lock_existing(&dir)? else {
-            return Ok(());
+            return Ok(Removed::Nothing);
         };
-        let owner = match self.read_slot(&path, key)? {
-            Slot::Entry(Entry::Record(r)) => r.owner,
-            _ => None,
+        let slot = self.read_slot(&path, key)?;
+        let removed = match &slot {
+            Slot::Entry(entry) => Removed::of(Some(entry), SystemTime::now()),
+            Slot::Absent | Slot::Corrupt(_) => Removed::Nothing,
         };
         self.remove_file(&dir, &path)?;
-        if let Some(owner) = owner {
-            self.remove_marker(&self.owner_dir(&owner), key);
+        if let Slot::Entry(Entry::Record(Record {
+            owner: Some(owner), ..
+        })) = &slot
+        {
+            self.remove_marker(&self.owner_dir(owner), key);
         }
-        Ok(())
+        Ok(removed)
     }
 
     pub(crate) fn rename(

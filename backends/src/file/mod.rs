@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Result, Store};
+use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 
 pub use config::{DEFAULT_CLEANUP_BATCH, DEFAULT_CORRUPT_RETENTION, Durability, FileConfig};
 use layout::Layout;
@@ -155,7 +155,7 @@ impl Store for FileStore {
         self.run(move |l| l.apply(&key, &changes)).await
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         let key = *key;
         self.run(move |l| l.delete(&key)).await
     }

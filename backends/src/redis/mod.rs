@@ -84,7 +84,9 @@ use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ScriptInvocation,
     ServerErrorKind, TlsCertificates, Value,
 };
-use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Moved, Op, Record, Result, Store};
+use sessionkit::store::{
+    ChangeSet, Error, Grace, Loaded, Moved, Op, Record, Removed, Result, Store,
+};
 use sessionkit::{SessionKey, from_millis, to_millis};
 use sha2::{Digest as _, Sha256};
 
@@ -882,8 +884,28 @@ impl Store for RedisStore {
         }
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
-        self.del(&self.redis_key(key)).await
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let reply: Value = self
+            .eval(
+                "delete",
+                scripts::DELETE
+                    .key(self.redis_key(key))
+                    .arg(to_millis(SystemTime::now())),
+            )
+            .await?;
+        match reply {
+            Value::Int(0) => Ok(Removed::Nothing),
+            Value::Int(1) => Ok(Removed::Record),
+            Value::BulkString(hex) => std::str::from_utf8(&hex)
+                .ok()
+                .and_then(SessionKey::from_hex)
+                .map(|to| Removed::Alias { to })
+                .ok_or_else(|| corrupt("an alias names no valid target")),
+            other => Err(Error::Storage {
+                message: format!("redis delete: unexpected script reply {other:?}"),
+                source: None,
+            }),
+        }
     }
 
     async fn rename(

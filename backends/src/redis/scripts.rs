@@ -25,10 +25,11 @@ script!(PUT, "put.lua");
 script!(SWAP, "swap.lua");
 script!(INDEX, "index.lua");
 script!(OWNERS, "owners.lua");
+script!(DELETE, "delete.lua");
 
 /// Every script, for loading them all when the store connects.
-pub(super) fn all() -> [&'static Script; 8] {
+pub(super) fn all() -> [&'static Script; 9] {
     [
-        &CREATE, &LOAD, &APPLY, &RENAME, &PUT, &SWAP, &INDEX, &OWNERS,
+        &CREATE, &LOAD, &APPLY, &RENAME, &PUT, &SWAP, &INDEX, &OWNERS, &DELETE,
     ]
 }

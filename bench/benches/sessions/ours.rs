@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Store};
+use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Removed, Store};
 use sessionkit::{RequestInfo, SessionConfig, SessionKey, SessionManager};
 
 use crate::subject::{Kind, Medium, Op, Subject};
@@ -195,7 +195,7 @@ impl<S: Store> Store for CountWrites<S> {
         self.wrote();
         self.inner.apply(key, changes).await
     }
-    async fn delete(&self, key: &SessionKey) -> sessionkit::Result<()> {
+    async fn delete(&self, key: &SessionKey) -> sessionkit::Result<Removed> {
         self.wrote();
         self.inner.delete(key).await
     }

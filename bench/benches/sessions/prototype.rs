@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Result, Store};
+use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 
 /// Session keys are SHA-256 outputs: their first bytes already are a uniform hash.
 #[derive(Default)]
@@ -85,9 +85,13 @@ impl Store for ShardedStore {
         }
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
-        self.shard(key).write().remove(key);
-        Ok(())
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let removed = self.shard(key).write().remove(key);
+        Ok(if removed.is_some() {
+            Removed::Record
+        } else {
+            Removed::Nothing
+        })
     }
 
     async fn rename(&self, _: &SessionKey, _: &SessionKey, _: Option<&Grace>) -> Result<()> {
@@ -166,9 +170,13 @@ impl Store for MokaLazyExpiry {
         }
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
-        self.entries.invalidate(key);
-        Ok(())
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let removed = self.entries.remove(key);
+        Ok(if removed.is_some() {
+            Removed::Record
+        } else {
+            Removed::Nothing
+        })
     }
 
     async fn rename(&self, _: &SessionKey, _: &SessionKey, _: Option<&Grace>) -> Result<()> {
@@ -240,7 +248,7 @@ impl Store for RedisPlainLoad {
         self.store.apply(key, changes).await
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         self.store.delete(key).await
     }
 

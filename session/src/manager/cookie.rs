@@ -13,6 +13,9 @@ use cookie::time::{Duration as CookieDuration, OffsetDateTime};
 use super::config::{MAX_COOKIE_LEN, SameSite, SessionConfig};
 use crate::id::{ID_LEN, SessionId};
 
+/// The reason given for a request carrying our cookie more than once.
+const DUPLICATED: &str = "duplicated";
+
 /// What the request presented as its session cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Presented {
@@ -25,9 +28,11 @@ pub(crate) enum Presented {
 }
 
 impl Presented {
-    /// Whether the client sent a cookie of our name at all.
-    pub(crate) fn was_sent(&self) -> bool {
-        !matches!(self, Presented::Missing)
+    /// Whether the client sent one cookie of our name whose value no version of sessionkit
+    /// could have issued. A duplicated cookie is not: one of the copies may be the visitor's
+    /// real session, and a removal cookie could delete that one instead of a tossed one.
+    pub(crate) fn is_malformed(&self) -> bool {
+        matches!(self, Presented::Invalid(reason) if *reason != DUPLICATED)
     }
 }
 
@@ -55,7 +60,7 @@ pub(crate) fn find(headers: &[Vec<u8>], name: &str) -> Presented {
                 Err(_) => continue,
             };
             if found.is_some() {
-                return Presented::Invalid("duplicated");
+                return Presented::Invalid(DUPLICATED);
             }
             found = Some(value.and_then(|v| {
                 if !utf8 && v.contains(char::REPLACEMENT_CHARACTER) {
@@ -186,7 +191,7 @@ mod tests {
         assert_eq!(find(&h(""), "id"), Presented::Missing);
         assert_eq!(find(&h("other=1; ; ;"), "id"), Presented::Missing);
         assert_eq!(find(&h("ID=1"), "id"), Presented::Missing);
-        assert!(!Presented::Missing.was_sent());
+        assert!(!Presented::Missing.is_malformed());
     }
 
     #[test]
@@ -212,7 +217,8 @@ mod tests {
         for (header, reason) in cases {
             let got = find(&h(&header), "id");
             assert_eq!(got, Presented::Invalid(reason), "{header:?}");
-            assert!(got.was_sent());
+            // Only a duplicate is not cleared: one copy may be the visitor's real session.
+            assert_eq!(got.is_malformed(), reason != "duplicated", "{header:?}");
         }
         // Duplicates across two Cookie headers count too.
         let two = vec![

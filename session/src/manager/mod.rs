@@ -88,8 +88,10 @@ impl RequestInfo {
 pub struct ActiveSession {
     session: Session,
     origin: Origin,
-    /// Whether the request carried a cookie of our name at all.
-    presented: bool,
+    /// Whether the request carried a malformed cookie of our name, which the response clears
+    /// (never a well-formed id: a concurrent request may have just replaced it with a fresh
+    /// login, and clearing it could arrive after, and wipe, that login's cookie).
+    clear_malformed: bool,
     ip_tag: Option<String>,
     ua_tag: Option<String>,
 }
@@ -146,8 +148,10 @@ pub struct Outcome {
     pub cache_control_no_store: bool,
     /// Whether the response depended on the session cookie (add `Vary: Cookie`).
     pub vary_cookie: bool,
-    /// The session vanished before its save (a concurrent logout or revocation). Its changes
-    /// were dropped, not written back, and `set_cookie` clears the cookie.
+    /// The session vanished before its save (a concurrent logout, revocation or login on
+    /// another request). Its changes were dropped, not written back. No cookie is sent: this
+    /// request lost a race, and a removal cookie could arrive after, and wipe, the cookie of
+    /// the request that won it.
     pub gone: bool,
 }
 
@@ -278,7 +282,7 @@ impl<S: Store + 'static> SessionManager<S> {
             .check_user_agent
             .then(|| meta::ua_tag(request.user_agent.as_deref()));
         let presented = cookie::find(&request.cookie_headers, &config.cookie_name);
-        let sent = presented.was_sent();
+        let clear_malformed = presented.is_malformed();
         let found = match presented {
             Presented::Missing => None,
             Presented::Invalid(reason) => {
@@ -304,7 +308,7 @@ impl<S: Store + 'static> SessionManager<S> {
         Ok(ActiveSession {
             session,
             origin,
-            presented: sent,
+            clear_malformed,
             ip_tag,
             ua_tag,
         })
@@ -439,9 +443,38 @@ impl<S: Store + 'static> SessionManager<S> {
             Origin::New => self.finish_new(&active).await,
             Origin::Existing(existing) if intent.destroy => self.destroy(&active, existing).await,
             Origin::Existing(existing) if intent.regenerate => {
-                self.regenerate(&active, existing, &intent).await
+                self.regenerate(&active, existing, &intent, true).await
             }
             Origin::Existing(existing) => self.save(&active, existing, &intent).await,
+        }
+    }
+
+    /// Finishes a request whose handler failed (a 5xx response): nothing the handler stored
+    /// is saved, but what it ended stays ended.
+    ///
+    /// - After [`Session::destroy`] the session is ended and the cookie cleared, as
+    ///   [`finish`](Self::finish) would (data stored after the call is dropped).
+    /// - After [`Session::regenerate`] the session moves to a fresh id with none of the
+    ///   request's changes, and the pre-login id is dead, as after a successful
+    ///   regeneration.
+    /// - Otherwise nothing is written and no cookie is sent.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn finish_failed(&self, active: ActiveSession) -> Result<Outcome> {
+        let intent = active.session.intent();
+        match &active.origin {
+            Origin::Existing(existing) if intent.destroy => {
+                self.end(existing).await?;
+                Ok(self.removal(false))
+            }
+            Origin::Existing(existing) if intent.regenerate => {
+                self.regenerate(&active, existing, &intent, false).await
+            }
+            Origin::New | Origin::Existing(_) => Ok(Outcome {
+                vary_cookie: true,
+                ..Outcome::default()
+            }),
         }
     }
 
@@ -511,9 +544,9 @@ impl<S: Store + 'static> SessionManager<S> {
     async fn finish_new(&self, active: &ActiveSession) -> Result<Outcome> {
         let session = &active.session;
         if !session.has_user_data() {
-            // Nothing to keep (SEC-26). A cookie that led nowhere is cleared, so the client
-            // stops presenting it.
-            return Ok(if active.presented {
+            // Nothing to keep (SEC-26). A malformed cookie is cleared, so the client stops
+            // presenting it; a well-formed id that led nowhere is left alone (see `Outcome`).
+            return Ok(if active.clear_malformed {
                 self.removal(false)
             } else {
                 Outcome::default()
@@ -548,15 +581,22 @@ impl<S: Store + 'static> SessionManager<S> {
         Ok(self.cookie_for(session, &id, now, expires_at))
     }
 
-    async fn destroy(&self, active: &ActiveSession, existing: &Existing) -> Result<Outcome> {
+    /// Ends the session wherever it lives now: under the key it was loaded from, or under the
+    /// key a concurrent rotation moved it to (followed through the grace alias).
+    async fn end(&self, existing: &Existing) -> Result<()> {
         let store = &self.inner.store;
-        store.delete(&existing.key).await?;
+        store.end_session(&existing.key).await?;
         if let Some(alias) = &existing.alias {
             store.delete(alias).await?;
         }
         self.emit(SessionEvent::Destroyed {
             session: existing.id.fingerprint(),
         });
+        Ok(())
+    }
+
+    async fn destroy(&self, active: &ActiveSession, existing: &Existing) -> Result<Outcome> {
+        self.end(existing).await?;
         if active.session.has_user_data() {
             // Data stored after the logout belongs to a new session, under a new id.
             self.finish_new(active).await
@@ -602,35 +642,68 @@ impl<S: Store + 'static> SessionManager<S> {
     }
 
     /// Login / privilege change: move to a fresh id with no grace, then apply the changes
-    /// there. If applying fails the session is moved back, so it stays whole under one id.
+    /// there. It fails closed: when the move or the changes fail, the fresh key is removed
+    /// (the login is not kept anywhere) and the pre-login data is never moved back under the
+    /// pre-login id, which an attacker may have planted. The visitor logs in again.
+    ///
+    /// With `keep_changes` false (the request failed), only the move is carried out.
     async fn regenerate(
         &self,
         active: &ActiveSession,
         existing: &Existing,
         intent: &Intent,
+        keep_changes: bool,
     ) -> Result<Outcome> {
         let store = &self.inner.store;
         let now = self.now();
-        let mut changes = self.changes(active, existing, intent)?;
+        let mut changes = if keep_changes {
+            self.changes(active, existing, intent)?
+        } else {
+            ChangeSet::default()
+        };
         let expires_at = self.stamp(&mut changes, &existing.meta, now, true)?;
+        let mut from = existing.id.clone();
         let mut attempt = 0;
         let new_id = loop {
             let new_id = SessionId::generate()?;
-            match store.rename(&existing.key, &new_id.key(), None).await {
+            match store.rename(&from.key(), &new_id.key(), None).await {
                 Ok(()) => break new_id,
+                Err(err) if err.committed() => break new_id,
                 Err(Error::AlreadyExists) if attempt + 1 < ID_ATTEMPTS => attempt += 1,
+                // A concurrent request rotated the id: regenerate from where the session
+                // lives now (once; a second rotation in between is a lost race).
+                Err(Error::Gone) if from == existing.id => match self.follow(&from).await? {
+                    Some(moved) => from = moved,
+                    None => return Ok(self.gone(existing)),
+                },
                 Err(Error::Gone) => return Ok(self.gone(existing)),
-                Err(err) => return Err(err),
+                Err(err) => {
+                    // The move may have happened (a reply lost after a write): the fresh key
+                    // is nobody's either way.
+                    self.forget(&new_id.key(), "fresh key of a failed regeneration")
+                        .await;
+                    return Err(err);
+                }
             }
         };
-        if let Err(err) = store.apply(&new_id.key(), &changes).await {
-            if let Err(back) = store.rename(&new_id.key(), &existing.key, None).await {
-                tracing::error!(target: "sessionkit", session = %existing.id.fingerprint(), error = %back, "could not move a session back after a failed regeneration");
+        match store.apply(&new_id.key(), &changes).await {
+            Ok(()) => {}
+            Err(err) if err.committed() => {
+                tracing::warn!(target: "sessionkit", session = %new_id.fingerprint(), error = %err, "regenerated session saved; a cache tier is stale");
             }
-            return Err(err);
+            Err(err) => {
+                tracing::warn!(target: "sessionkit", session = %existing.id.fingerprint(), error = %err, "regeneration failed after the move; ending the session");
+                self.forget(&new_id.key(), "regenerated session whose changes failed")
+                    .await;
+                return Err(err);
+            }
         }
         if let Some(alias) = &existing.alias {
             self.forget(alias, "regenerated session's old alias").await;
+        }
+        if from != existing.id {
+            self.forget(&existing.key, "regenerated session's old id")
+                .await;
         }
         self.emit(SessionEvent::Regenerated {
             from: existing.id.fingerprint(),
@@ -643,7 +716,12 @@ impl<S: Store + 'static> SessionManager<S> {
         self.emit(SessionEvent::Gone {
             session: existing.id.fingerprint(),
         });
-        self.removal(true)
+        Outcome {
+            set_cookie: None,
+            cache_control_no_store: false,
+            vary_cookie: true,
+            gone: true,
+        }
     }
 
     /// After `key` answered "gone": if a concurrent request rotated it and the grace window
@@ -689,12 +767,14 @@ impl<S: Store + 'static> SessionManager<S> {
         if write {
             match store.apply(&existing.key, &changes).await {
                 Ok(()) => {}
+                Err(err) if err.committed() => self.stale_cache(&existing.id, &err),
                 Err(Error::Gone) => match self.follow(&existing.id).await? {
                     // A concurrent request rotated the id: save there, send the new cookie.
                     Some(moved) => {
                         changes.set.remove(meta::ROTATED);
                         match store.apply(&moved.key(), &changes).await {
                             Ok(()) => {}
+                            Err(err) if err.committed() => self.stale_cache(&moved, &err),
                             Err(Error::Gone) => return Ok(self.gone(existing)),
                             Err(err) => return Err(err),
                         }
@@ -728,6 +808,12 @@ impl<S: Store + 'static> SessionManager<S> {
         }
     }
 
+    /// A write the store committed although a cache tier could not be told: the lifecycle
+    /// goes on as written (the cache tier already stopped trusting its copy, or reported it).
+    fn stale_cache(&self, id: &SessionId, err: &Error) {
+        tracing::warn!(target: "sessionkit", session = %id.fingerprint(), error = %err, "session written; a cache tier could not drop its copy");
+    }
+
     /// Replaces `id` with a fresh one, leaving the old id resolving for the grace window.
     async fn rotate(
         &self,
@@ -744,7 +830,14 @@ impl<S: Store + 'static> SessionManager<S> {
                 until,
                 token: meta::grace_token(id, &new_id, until),
             });
-            match store.rename(&id.key(), &new_id.key(), grace.as_ref()).await {
+            let moved = match store.rename(&id.key(), &new_id.key(), grace.as_ref()).await {
+                Err(err) if err.committed() => {
+                    self.stale_cache(id, &err);
+                    Ok(())
+                }
+                other => other,
+            };
+            match moved {
                 Ok(()) => {
                     self.emit(SessionEvent::Rotated {
                         from: id.fingerprint(),

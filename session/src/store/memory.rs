@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Result, Store};
+use super::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result, Store};
 use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
@@ -50,7 +51,13 @@ use crate::id::SessionKey;
 pub struct MemoryStore {
     backing: Backing,
     owners: Arc<Mutex<HashMap<String, HashSet<SessionKey>>>>,
+    move_retries: Arc<AtomicU64>,
 }
+
+/// How many times a [`rename`](Store::rename) copies the record again because a save landed
+/// on it meanwhile, before it gives up with [`Error::Unavailable`] (the session stays whole
+/// under its old key; the manager keeps the id and rotates on a later request).
+pub const MAX_MOVE_ATTEMPTS: usize = 32;
 
 #[derive(Clone)]
 enum Backing {
@@ -143,7 +150,14 @@ impl MemoryStore {
         MemoryStore {
             backing,
             owners: Arc::new(Mutex::new(HashMap::new())),
+            move_retries: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many times a move had to copy a record again because a concurrent save changed it
+    /// (see [`MAX_MOVE_ATTEMPTS`]), since the store was built. For tests and metrics.
+    pub fn move_retries(&self) -> u64 {
+        self.move_retries.load(Ordering::Relaxed)
     }
 
     /// How many entries (sessions and aliases) the store holds, including expired ones not
@@ -180,6 +194,11 @@ impl MemoryStore {
                 .insert(*key);
         }
     }
+}
+
+/// A move that lost [`MAX_MOVE_ATTEMPTS`] races in a row to saves of the same session.
+fn contended() -> Error {
+    Error::unavailable("memory store: the session kept changing while it was being moved")
 }
 
 /// The unbounded map: merges in place under the shard's write lock.
@@ -257,17 +276,22 @@ mod map {
     }
 
     /// Copies the record to `to`, then swaps `from` for its alias only if no save landed on
-    /// `from` since the copy (its version is unchanged); otherwise copies again. Each save the
-    /// store accepted is therefore in the moved record, and no save lands on an alias.
+    /// `from` since the copy (its version is unchanged); otherwise copies again, at most
+    /// [`MAX_MOVE_ATTEMPTS`] times. Each save the store accepted is therefore in the moved
+    /// record, and no save lands on an alias.
     pub(super) fn rename(
         map: &DashMap<SessionKey, Slot>,
         from: &SessionKey,
         to: &SessionKey,
         grace: Option<&Grace>,
         now: SystemTime,
+        retries: &AtomicU64,
     ) -> Result<Option<String>> {
         let mut first = true;
-        loop {
+        for attempt in 0..MAX_MOVE_ATTEMPTS {
+            if attempt > 0 {
+                retries.fetch_add(1, Ordering::Relaxed);
+            }
             let snapshot = map.get(from).and_then(|slot| match &slot.entry {
                 Entry::Record(r) if r.expires_at > now => Some((r.clone(), slot.version)),
                 _ => None,
@@ -314,6 +338,9 @@ mod map {
                 return Ok(record.owner);
             }
         }
+        // The copy under `to` is nobody's: the session stays whole under `from`.
+        map.remove(to);
+        Err(contended())
     }
 
     pub(super) fn cleanup(map: &DashMap<SessionKey, Slot>, now: SystemTime) -> u64 {
@@ -407,9 +434,13 @@ mod cache {
         to: &SessionKey,
         grace: Option<&Grace>,
         now: SystemTime,
+        retries: &AtomicU64,
     ) -> Result<Option<String>> {
         let mut first = true;
-        loop {
+        for attempt in 0..MAX_MOVE_ATTEMPTS {
+            if attempt > 0 {
+                retries.fetch_add(1, Ordering::Relaxed);
+            }
             let current = cache
                 .get(from)
                 .filter(|e| live(e, now) && matches!(**e, Entry::Record(_)));
@@ -455,6 +486,8 @@ mod cache {
                 return Ok(record.owner.clone());
             }
         }
+        cache.invalidate(to);
+        Err(contended())
     }
 
     pub(super) fn cleanup(cache: &Cache, now: SystemTime) -> u64 {
@@ -513,14 +546,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
-        match &self.backing {
-            Backing::Map(map) => {
-                map.remove(key);
-            }
-            Backing::Cache(cache) => cache.invalidate(key),
-        }
-        Ok(())
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let now = SystemTime::now();
+        Ok(match &self.backing {
+            Backing::Map(map) => Removed::of(map.remove(key).map(|(_, s)| s.entry).as_ref(), now),
+            Backing::Cache(cache) => Removed::of(cache.remove(key).as_deref(), now),
+        })
     }
 
     async fn rename(
@@ -531,8 +562,10 @@ impl Store for MemoryStore {
     ) -> Result<()> {
         let now = SystemTime::now();
         let owner = match &self.backing {
-            Backing::Map(map) => map::rename(map, from, to, grace, now)?,
-            Backing::Cache(cache) => cache::rename(cache, from, to, grace, now)?,
+            Backing::Map(map) => map::rename(map, from, to, grace, now, &self.move_retries)?,
+            Backing::Cache(cache) => {
+                cache::rename(cache, from, to, grace, now, &self.move_retries)?
+            }
         };
         self.index_owner(to, owner.as_deref());
         Ok(())

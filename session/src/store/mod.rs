@@ -4,7 +4,7 @@
 mod memory;
 mod tiered;
 
-pub use memory::MemoryStore;
+pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 pub use crate::error::{Error, Result};
 use crate::id::SessionKey;
 pub use crate::op::Op;
-pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record};
+pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record, Removed};
 
 /// Where sessions live.
 ///
@@ -48,6 +48,12 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record};
 ///   [`Loaded::moved`] set — until `grace.until` or the record's own expiry, whichever comes
 ///   first; without one the old key is dead at once. An alias never accepts
 ///   [`apply`](Store::apply) (it fails with [`Error::Gone`]): saves go to the new key.
+/// - **Delete says what it removed.** [`delete`](Store::delete) removes whatever the key
+///   holds and reports it as a [`Removed`]: a live record, a live alias with the key it points
+///   to, or nothing. Removing an alias leaves its target alone; a caller that ends a session
+///   follows the alias ([`StoreExt::end_session`]). Because a move needs a live record at its
+///   source, a record removed here can no longer move away, so following the report ends the
+///   session even while another request rotates its id.
 /// - **Owner index.** [`owned_by`](Store::owned_by) lists the live records whose owner tag is
 ///   the given owner (set by [`create`](Store::create) or [`apply`](Store::apply)).
 /// - **Errors** are [`Error`] variants; a record that cannot be decoded is reported as
@@ -58,7 +64,7 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record};
 /// ```
 /// use std::collections::HashMap;
 /// use std::time::SystemTime;
-/// use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Result, Store};
+/// use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 /// use sessionkit::SessionKey;
 ///
 /// /// A toy store: one mutex around a map, no grace aliases.
@@ -91,9 +97,12 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record};
 ///             _ => Err(Error::Gone),
 ///         }
 ///     }
-///     async fn delete(&self, key: &SessionKey) -> Result<()> {
-///         self.map()?.remove(key);
-///         Ok(())
+///     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+///         let removed = self.map()?.remove(key);
+///         Ok(match removed {
+///             Some(r) if !r.is_expired_at(SystemTime::now()) => Removed::Record,
+///             _ => Removed::Nothing,
+///         })
 ///     }
 ///     async fn rename(&self, from: &SessionKey, to: &SessionKey, _grace: Option<&Grace>) -> Result<()> {
 ///         let mut map = self.map()?;
@@ -135,11 +144,13 @@ pub trait Store: Send + Sync {
     /// [`Error::Overflow`] naming the key of a failing operation. Nothing is written then.
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()>;
 
-    /// Removes whatever `key` holds. Removing an absent key succeeds.
+    /// Removes whatever `key` holds and says what that was, atomically. Removing an absent
+    /// key succeeds with [`Removed::Nothing`]. An alias is removed alone: its report names
+    /// the key it pointed to.
     ///
     /// # Errors
     /// Backend errors only.
-    async fn delete(&self, key: &SessionKey) -> Result<()>;
+    async fn delete(&self, key: &SessionKey) -> Result<Removed>;
 
     /// Moves the record under `from` to `to`, atomically, leaving `from` as an alias until
     /// the grace window ends, or removing it at once when `grace` is `None`.
@@ -163,20 +174,102 @@ pub trait Store: Send + Sync {
     async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>>;
 }
 
+/// How many moves [`StoreExt::end_session`] follows before it gives up. Each move leaves an
+/// alias for at most the grace window, so a longer chain means the session is being rotated
+/// faster than it can be ended.
+pub const MAX_ALIAS_HOPS: usize = 16;
+
+/// How many rounds of listing and ending [`StoreExt::delete_owned_by`] runs before it gives up.
+pub const MAX_REVOKE_ROUNDS: usize = 8;
+
 /// Conveniences over any [`Store`].
 #[async_trait]
 pub trait StoreExt: Store {
-    /// Deletes every live session tagged with `owner` ("log out everywhere") and returns how
-    /// many it deleted.
+    /// Ends the session `key` leads to, wherever it lives now: removes `key` and, when `key`
+    /// was the grace alias of a session that moved (a concurrent rotation), the record it
+    /// moved to, following further moves. Returns whether a session record was removed.
+    ///
+    /// This is what a logout needs: a request that loaded the session under `key` may race
+    /// another request rotating it to a new key, and deleting `key` alone would then leave
+    /// the session alive under the new one.
+    ///
+    /// ```
+    /// use sessionkit::store::{Grace, MemoryStore, Record, Store, StoreExt};
+    /// use sessionkit::SessionId;
+    /// use std::time::{Duration, SystemTime};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let (old, new) = (SessionId::generate()?.key(), SessionId::generate()?.key());
+    /// let soon = SystemTime::now() + Duration::from_secs(60);
+    /// store.create(&old, &Record::new(soon)).await?;
+    /// // Another request rotates the id, leaving `old` as an alias for a while.
+    /// store.rename(&old, &new, Some(&Grace { until: soon, token: vec![] })).await?;
+    /// // Ending the session through the old key ends it under the new key too.
+    /// assert!(store.end_session(&old).await?);
+    /// assert!(store.load(&new).await?.is_none());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
-    /// The first backend error; sessions deleted before it stay deleted.
-    async fn delete_owned_by(&self, owner: &str) -> Result<usize> {
-        let keys = self.owned_by(owner).await?;
-        for key in &keys {
-            self.delete(key).await?;
+    /// Backend errors; [`Error::Unavailable`] when the session moved more than
+    /// [`MAX_ALIAS_HOPS`] times while being ended. [`Error::CacheNotInvalidated`] is not an
+    /// error here: the durable tier removed the key, so the chain is followed on.
+    async fn end_session(&self, key: &SessionKey) -> Result<bool> {
+        let mut key = *key;
+        let mut stale_cache = None;
+        for _ in 0..MAX_ALIAS_HOPS {
+            let removed = match self.delete(&key).await {
+                Ok(removed) => removed,
+                // Removed from the durable tier: follow on, report the stale cache at the end.
+                Err(Error::CacheNotInvalidated { source, removed }) => {
+                    stale_cache = Some(Error::CacheNotInvalidated {
+                        source,
+                        removed: None,
+                    });
+                    removed.unwrap_or(Removed::Nothing)
+                }
+                Err(err) => return Err(err),
+            };
+            match removed {
+                Removed::Alias { to } => key = to,
+                Removed::Record => return stale_cache.map_or(Ok(true), Err),
+                Removed::Nothing => return stale_cache.map_or(Ok(false), Err),
+            }
         }
-        Ok(keys.len())
+        Err(Error::unavailable(
+            "the session kept moving to new ids while it was being ended",
+        ))
+    }
+
+    /// Ends every live session tagged with `owner` ("log out everywhere") and returns how
+    /// many it ended.
+    ///
+    /// Complete under concurrency: each listed session is ended wherever it moved
+    /// ([`end_session`](Self::end_session)), and the owner is listed again until the listing
+    /// comes back empty, so a session that moved to a new key without a grace alias between
+    /// the listing and its deletion is found under its new key.
+    ///
+    /// # Errors
+    /// The first backend error (sessions ended before it stay ended);
+    /// [`Error::Unavailable`] when the owner still had live sessions after
+    /// [`MAX_REVOKE_ROUNDS`] rounds (new sessions kept appearing).
+    async fn delete_owned_by(&self, owner: &str) -> Result<usize> {
+        let mut ended = 0;
+        for _ in 0..MAX_REVOKE_ROUNDS {
+            let keys = self.owned_by(owner).await?;
+            if keys.is_empty() {
+                return Ok(ended);
+            }
+            for key in &keys {
+                if self.end_session(key).await? {
+                    ended += 1;
+                }
+            }
+        }
+        Err(Error::unavailable(
+            "the owner's sessions kept changing while they were being revoked",
+        ))
     }
 
     /// Whether a live record (or alias) holds `key`.
@@ -203,7 +296,7 @@ macro_rules! forward_store {
             async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
                 (**self).apply(key, changes).await
             }
-            async fn delete(&self, key: &SessionKey) -> Result<()> {
+            async fn delete(&self, key: &SessionKey) -> Result<Removed> {
                 (**self).delete(key).await
             }
             async fn rename(

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{ChangeSet, Error, Grace, Loaded, Record, Result, Store};
+use super::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 use crate::id::SessionKey;
 
 /// A fast cache `C` in front of a durable store `D`, itself a [`Store`], so tiers nest:
@@ -15,33 +15,41 @@ use crate::id::SessionKey;
 ///
 /// # The rules
 ///
-/// - **Writes go to the durable tier first**, then to the cache. When the durable write fails
-///   the operation fails, and the cache entry is dropped rather than left ahead of or behind
-///   the durable store.
+/// - **Writes go to the durable tier first**, then drop the key from the cache: a save, a
+///   delete or a move never leaves the cache ahead of or behind the durable store, whatever
+///   order concurrent writes reach the two tiers in. (The next load refills the cache.)
 /// - **Loads read the cache**; on a miss they read the durable tier and fill the cache with
 ///   an expiry no later than the record's own, nor than [`with_max_cache_ttl`] from now.
-/// - **Deletes and moves reach both tiers.**
-/// - **Operations** ([`ChangeSet::ops`]) run in the durable tier only; a save that carries
-///   any drops the cache entry, so the cache never holds a value the durable tier does not.
+/// - **A fill never lands over an invalidation.** Every invalidation of a key (this
+///   process's writes, or another process's fed in through [`invalidate`](Self::invalidate))
+///   advances a generation counter first; a fill compares the counter from before its durable
+///   read with the one after it wrote the cache, and removes what it wrote when they differ.
+///   So a load that read the durable record just before a logout cannot put the logged-out
+///   session back into the cache.
+/// - **Operations** ([`ChangeSet::ops`]) run in the durable tier only, against the value it
+///   holds; the cache entry is dropped as for every save, so the cache never holds a value
+///   the durable tier does not.
 /// - **A failing cache never fails a request.** Each cache error is logged with `tracing`,
 ///   counted in [`stats`](Self::stats), and the durable tier answers. When the cache could not
 ///   be told that a session was deleted, changed or moved, this process stops reading that
 ///   key from the cache until [`with_max_cache_ttl`] has passed (so a logged-out session
 ///   cannot come back from a stale cache entry here); with [`with_strict_invalidation`] such an
-///   operation fails instead, which is what you want with a cache shared by several processes.
+///   operation fails instead with [`Error::CacheNotInvalidated`] — the durable write *did*
+///   happen — which is what you want with a cache shared by several processes.
 ///
 /// # Consistency
 ///
 /// With a **per-process cache** (a `MemoryStore` in each app server) a write made by another
-/// process is seen here once this process's cache entry expires: reads may be stale by up to
-/// `max_cache_ttl`, writes never are, because change sets are merged in the durable tier, not
-/// computed from the cached copy. Keep `max_cache_ttl` short, or route a visitor to one
+/// process is seen here once this process's cache entry expires, unless that process's
+/// invalidations are delivered to [`invalidate`](Self::invalidate): reads may be stale by up
+/// to `max_cache_ttl`, writes never are, because change sets are merged in the durable tier,
+/// not computed from the cached copy. Keep `max_cache_ttl` short, or route a visitor to one
 /// process (sticky sessions), when that matters.
 ///
-/// With a **shared cache** (Redis in front of files, say) every process sees every write. One
-/// race remains, as in any read-through cache: a miss that reads the durable record just
-/// before another request's write, and fills the cache just after that write invalidated it,
-/// leaves the older copy in the cache until it expires. `max_cache_ttl` bounds it.
+/// With a **shared cache** (Redis in front of files, say) every process sees every write; the
+/// fill guard above covers the fills of this process only, so a fill by another process that
+/// read the durable record just before this process's write can leave an older copy in the
+/// shared cache until `max_cache_ttl`.
 ///
 /// ```
 /// use sessionkit::store::{MemoryStore, Record, Store, TieredStore};
@@ -68,13 +76,21 @@ pub struct TieredStore<C, D> {
     bypass: Mutex<HashMap<SessionKey, SystemTime>>,
     /// Whether `bypass` may hold anything: keeps its lock off the hot path while it is empty.
     bypassing: AtomicBool,
+    /// Invalidation generations, one counter per stripe of keys. Two keys sharing a stripe
+    /// only cost each other a dropped fill, never a stale one.
+    generations: Box<[AtomicU64]>,
     hits: AtomicU64,
     misses: AtomicU64,
     cache_errors: AtomicU64,
+    fills_dropped: AtomicU64,
 }
+
+/// How many generation counters a [`TieredStore`] keeps (32 KiB).
+const GENERATION_STRIPES: usize = 4096;
 
 /// Counters of a [`TieredStore`], since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TierStats {
     /// Loads the cache answered.
     pub hits: u64,
@@ -82,6 +98,9 @@ pub struct TierStats {
     pub misses: u64,
     /// Cache operations that failed and were worked around.
     pub cache_errors: u64,
+    /// Cache fills removed again because the key was invalidated while they read the durable
+    /// tier.
+    pub fills_dropped: u64,
 }
 
 /// The default bound on how long the cache may keep a record.
@@ -97,9 +116,11 @@ impl<C: Store, D: Store> TieredStore<C, D> {
             strict_invalidation: false,
             bypass: Mutex::new(HashMap::new()),
             bypassing: AtomicBool::new(false),
+            generations: (0..GENERATION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             cache_errors: AtomicU64::new(0),
+            fills_dropped: AtomicU64::new(0),
         }
     }
 
@@ -111,8 +132,9 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         self
     }
 
-    /// When `true`, a delete, save or move whose cache invalidation fails returns the cache's
-    /// error (after the durable tier was updated) instead of succeeding. Default `false`.
+    /// When `true`, a delete, save or move whose cache invalidation fails returns
+    /// [`Error::CacheNotInvalidated`] (after the durable tier was updated) instead of
+    /// succeeding. Default `false`.
     #[must_use]
     pub fn with_strict_invalidation(mut self, strict: bool) -> Self {
         self.strict_invalidation = strict;
@@ -129,13 +151,32 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         &self.durable
     }
 
-    /// Hits, misses and cache errors so far.
+    /// Hits, misses, cache errors and dropped fills so far.
     pub fn stats(&self) -> TierStats {
         TierStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             cache_errors: self.cache_errors.load(Ordering::Relaxed),
+            fills_dropped: self.fills_dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Drops `key` from the cache because the session changed elsewhere — the entry point for
+    /// invalidations another process sends (a write it made to the shared durable tier).
+    /// A fill racing it cannot put the old copy back. When the cache fails, this process
+    /// stops reading `key` from it until `max_cache_ttl` has passed, and the error is
+    /// returned.
+    ///
+    /// # Errors
+    /// The cache tier's error.
+    pub async fn invalidate(&self, key: &SessionKey) -> Result<()> {
+        self.drop_cached("invalidate", key).await
+    }
+
+    fn generation(&self, key: &SessionKey) -> &AtomicU64 {
+        let b = key.as_bytes();
+        let index = usize::from(u16::from_le_bytes([b[0], b[1]])) % self.generations.len();
+        &self.generations[index]
     }
 
     fn cache_cap(&self, expires_at: SystemTime) -> SystemTime {
@@ -147,22 +188,37 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         tracing::warn!(op, session = %key.fingerprint(), error = %err, "session cache tier failed");
     }
 
-    /// Drops `key` from the cache. When that fails, stop trusting the cache for it here.
-    async fn invalidate(&self, op: &'static str, key: &SessionKey) -> Result<()> {
+    fn stop_trusting(&self, key: &SessionKey) {
+        self.bypass
+            .lock()
+            .insert(*key, SystemTime::now() + self.max_cache_ttl);
+        self.bypassing.store(true, Ordering::Release);
+    }
+
+    /// Advances `key`'s generation, then drops it from the cache. When the cache fails, stop
+    /// trusting it for `key` here, and return its error.
+    async fn drop_cached(&self, op: &'static str, key: &SessionKey) -> Result<()> {
+        // First the generation, then the delete: a fill that began before this point sees
+        // the new generation after its write and removes the write itself.
+        self.generation(key).fetch_add(1, Ordering::SeqCst);
         match self.cache.delete(key).await {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(err) => {
                 self.cache_failed(op, key, &err);
-                self.bypass
-                    .lock()
-                    .insert(*key, SystemTime::now() + self.max_cache_ttl);
-                self.bypassing.store(true, Ordering::Release);
-                if self.strict_invalidation {
-                    Err(err)
-                } else {
-                    Ok(())
-                }
+                self.stop_trusting(key);
+                Err(err)
             }
+        }
+    }
+
+    /// What a write whose durable part succeeded returns, given how its invalidation went.
+    fn committed<T>(&self, value: T, invalidated: Result<()>) -> Result<T> {
+        match invalidated {
+            Err(err) if self.strict_invalidation => Err(Error::CacheNotInvalidated {
+                source: Box::new(err),
+                removed: None,
+            }),
+            _ => Ok(value),
         }
     }
 
@@ -190,12 +246,34 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         }
     }
 
-    async fn fill(&self, key: &SessionKey, record: &Record) {
+    /// Puts `record` into the cache, unless `key` was invalidated since `generation` was read
+    /// (before the durable read that produced `record`): then whatever this wrote is removed.
+    async fn fill(&self, key: &SessionKey, record: &Record, generation: u64) {
+        let counter = self.generation(key);
+        if counter.load(Ordering::SeqCst) != generation || self.bypassed(key) {
+            self.fills_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let mut cached = record.clone();
         cached.expires_at = self.cache_cap(record.expires_at);
-        match self.cache.create(key, &cached).await {
-            Ok(()) | Err(Error::AlreadyExists) => {}
-            Err(err) => self.cache_failed("fill", key, &err),
+        let wrote = match self.cache.create(key, &cached).await {
+            Ok(()) => true,
+            // Something is there already: a fill of a concurrent load, or a stale copy.
+            // Drop it rather than guess which.
+            Err(Error::AlreadyExists) => false,
+            Err(err) => {
+                self.cache_failed("fill", key, &err);
+                return;
+            }
+        };
+        if !wrote || counter.load(Ordering::SeqCst) != generation {
+            if wrote {
+                self.fills_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Err(err) = self.cache.delete(key).await {
+                self.cache_failed("fill", key, &err);
+                self.stop_trusting(key);
+            }
         }
     }
 }
@@ -204,19 +282,10 @@ impl<C: Store, D: Store> TieredStore<C, D> {
 #[deny(clippy::missing_trait_methods)]
 impl<C: Store, D: Store> Store for TieredStore<C, D> {
     async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
+        let generation = self.generation(key).load(Ordering::SeqCst);
         self.durable.create(key, record).await?;
-        let mut cached = record.clone();
-        cached.expires_at = self.cache_cap(record.expires_at);
-        match self.cache.create(key, &cached).await {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                // A stale entry (or a failing cache) must not shadow the new record.
-                if !matches!(err, Error::AlreadyExists) {
-                    self.cache_failed("create", key, &err);
-                }
-                self.invalidate("create", key).await
-            }
-        }
+        self.fill(key, record, generation).await;
+        Ok(())
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
@@ -231,45 +300,40 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
+        let generation = self.generation(key).load(Ordering::SeqCst);
         let loaded = self.durable.load(key).await?;
         if let Some(Loaded {
             record,
             moved: None,
         }) = &loaded
-            && !self.bypassed(key)
         {
-            self.fill(key, record).await;
+            self.fill(key, record, generation).await;
         }
         Ok(loaded)
     }
 
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
-        if let Err(err) = self.durable.apply(key, changes).await {
-            // Whatever the durable tier did or did not do, the cache must not disagree.
-            self.invalidate("apply", key).await?;
-            return Err(err);
-        }
-        if !changes.ops.is_empty() {
-            // Operations ran against the durable tier's value, which the cache may not hold:
-            // applying them to the cached copy could leave it ahead or behind. Drop it instead.
-            return self.invalidate("apply", key).await;
-        }
-        let mut cached = changes.clone();
-        if let Some(expires_at) = cached.expires_at {
-            cached.expires_at = Some(self.cache_cap(expires_at));
-        }
-        match self.cache.apply(key, &cached).await {
-            Ok(()) | Err(Error::Gone) => Ok(()),
-            Err(err) => {
-                self.cache_failed("apply", key, &err);
-                self.invalidate("apply", key).await
-            }
-        }
+        let applied = self.durable.apply(key, changes).await;
+        // Whatever the durable tier did or did not do, the cache must not disagree: drop the
+        // key (applying the change set to the cached copy could reorder two saves of one
+        // key, leaving the older value in the cache).
+        let invalidated = self.drop_cached("apply", key).await;
+        applied?;
+        self.committed((), invalidated)
     }
 
-    async fn delete(&self, key: &SessionKey) -> Result<()> {
-        self.durable.delete(key).await?;
-        self.invalidate("delete", key).await
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let removed = self.durable.delete(key).await;
+        let invalidated = self.drop_cached("delete", key).await;
+        let removed = removed?;
+        self.committed(removed, invalidated)
+            .map_err(|err| match err {
+                Error::CacheNotInvalidated { source, .. } => Error::CacheNotInvalidated {
+                    source,
+                    removed: Some(removed),
+                },
+                other => other,
+            })
     }
 
     async fn rename(
@@ -279,11 +343,10 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         grace: Option<&Grace>,
     ) -> Result<()> {
         let moved = self.durable.rename(from, to, grace).await;
-        let old = self.invalidate("rename", from).await;
-        let new = self.invalidate("rename", to).await;
+        let old = self.drop_cached("rename", from).await;
+        let new = self.drop_cached("rename", to).await;
         moved?;
-        old?;
-        new
+        self.committed((), old.and(new))
     }
 
     async fn cleanup(&self) -> Result<u64> {

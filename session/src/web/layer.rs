@@ -56,7 +56,9 @@ impl SessionLayer {
     }
 
     /// Whether a response with a 5xx status still saves the session (default `false`: a
-    /// handler that failed half-way does not persist half its changes).
+    /// handler that failed half-way does not persist half its changes). Either way a logout
+    /// ([`Session::destroy`](crate::Session::destroy)) or an id regeneration the handler asked
+    /// for is carried out (see [`SessionManager::finish_failed`]).
     #[must_use]
     pub fn with_save_on_server_error(mut self, save: bool) -> Self {
         self.save_on_server_error = save;
@@ -171,6 +173,18 @@ where
                 return Ok(res);
             };
             if res.status().is_server_error() && !save_on_server_error {
+                // Nothing the handler stored is saved, but a logout or a login's id change it
+                // asked for is still carried out.
+                match lifecycle.finish_failed(active).await {
+                    Ok(outcome) => {
+                        if let Err(err) = apply_outcome(res.headers_mut(), &outcome) {
+                            tracing::error!(error = %err, "session cookie could not be sent");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "a failed request's session could not be finished");
+                    }
+                }
                 return Ok(res);
             }
             match lifecycle.finish(active).await {

@@ -59,6 +59,7 @@ use crate::store::Store;
 trait Lifecycle: Send + Sync {
     async fn load(&self, request: &RequestInfo) -> Result<ActiveSession>;
     async fn finish(&self, active: ActiveSession) -> Result<Outcome>;
+    async fn finish_failed(&self, active: ActiveSession) -> Result<Outcome>;
 }
 
 #[async_trait]
@@ -68,6 +69,9 @@ impl<S: Store + 'static> Lifecycle for SessionManager<S> {
     }
     async fn finish(&self, active: ActiveSession) -> Result<Outcome> {
         SessionManager::finish(self, active).await
+    }
+    async fn finish_failed(&self, active: ActiveSession) -> Result<Outcome> {
+        SessionManager::finish_failed(self, active).await
     }
 }
 
