@@ -263,8 +263,9 @@ pub enum Removed {
     Nothing,
     /// The key held a live record, now removed.
     Record,
-    /// The key was the grace-window alias of a session that moved to `to`; the alias is
-    /// removed, the record under `to` is not.
+    /// The key was the grace-window alias (or the [tombstone](Entry::Tombstone) of a move
+    /// without grace) of a session that moved to `to`; it is removed, the record under `to`
+    /// is not.
     Alias {
         /// The key the alias pointed to.
         to: SessionKey,
@@ -276,7 +277,11 @@ impl Removed {
     pub fn of(entry: Option<&Entry>, now: SystemTime) -> Self {
         match entry {
             Some(Entry::Record(r)) if r.expires_at > now => Removed::Record,
-            Some(Entry::Alias { to, until, .. }) if *until > now => Removed::Alias { to: *to },
+            Some(Entry::Alias { to, until, .. } | Entry::Tombstone { to, until })
+                if *until > now =>
+            {
+                Removed::Alias { to: *to }
+            }
             _ => Removed::Nothing,
         }
     }
@@ -300,6 +305,19 @@ struct AliasWire {
     token: Vec<u8>,
 }
 
+/// How long the old key of a move *without* grace keeps a [tombstone](Entry::Tombstone):
+/// long enough for a request that loaded the session before the move to end it through the
+/// old key (a logout racing an id change), never resolving for anyone.
+pub const MOVE_TOMBSTONE: Duration = Duration::from_secs(60);
+
+/// An old key that resolves to nothing but remembers where its session went.
+#[derive(Serialize, Deserialize)]
+struct TombstoneWire {
+    v: u32,
+    to: [u8; 32],
+    until_ms: u64,
+}
+
 /// What a blob store (file, memory) keeps under a key: a record, or a forward from an old key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -314,12 +332,22 @@ pub enum Entry {
         /// The move's token.
         token: Vec<u8>,
     },
+    /// The old key of a move without grace: it loads as absent, refuses saves and does not
+    /// hold its key against a `create`, but a `delete` through it reports where the session
+    /// went ([`Removed::Alias`]), until `until` ([`MOVE_TOMBSTONE`] after the move).
+    Tombstone {
+        /// The key the session moved to.
+        to: SessionKey,
+        /// Until when the tombstone is kept.
+        until: SystemTime,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
 enum EntryWire {
     R(RecordWire),
     A(AliasWire),
+    T(TombstoneWire),
 }
 
 impl Entry {
@@ -327,7 +355,16 @@ impl Entry {
     pub fn expires_at(&self) -> SystemTime {
         match self {
             Entry::Record(r) => r.expires_at,
-            Entry::Alias { until, .. } => *until,
+            Entry::Alias { until, .. } | Entry::Tombstone { until, .. } => *until,
+        }
+    }
+
+    /// Whether the entry makes its key resolve at `now` (a live record or grace alias), so a
+    /// `create` must not take the key. A tombstone never does.
+    pub fn resolves_at(&self, now: SystemTime) -> bool {
+        match self {
+            Entry::Record(_) | Entry::Alias { .. } => self.expires_at() > now,
+            Entry::Tombstone { .. } => false,
         }
     }
 
@@ -349,6 +386,11 @@ impl Entry {
                 until_ms: to_millis(*until),
                 token: token.clone(),
             }),
+            Entry::Tombstone { to, until } => EntryWire::T(TombstoneWire {
+                v: RECORD_VERSION,
+                to: *to.as_bytes(),
+                until_ms: to_millis(*until),
+            }),
         };
         rmp_serde::to_vec_named(&wire).map_err(|e| Error::Encode {
             key: String::new(),
@@ -366,6 +408,7 @@ impl Entry {
         let v = match &wire {
             EntryWire::R(r) => r.v,
             EntryWire::A(a) => a.v,
+            EntryWire::T(t) => t.v,
         };
         if v == 0 || v > RECORD_VERSION {
             return Err(Error::Corrupt {
@@ -383,6 +426,10 @@ impl Entry {
                 to: SessionKey::from_bytes(a.to),
                 until: from_millis(a.until_ms),
                 token: a.token,
+            },
+            EntryWire::T(t) => Entry::Tombstone {
+                to: SessionKey::from_bytes(t.to),
+                until: from_millis(t.until_ms),
             },
         })
     }

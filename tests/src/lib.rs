@@ -6,6 +6,7 @@ pub mod counting;
 pub mod failing;
 pub mod file_crash;
 pub mod lifecycle;
+pub mod pausing;
 pub mod redis_server;
 pub mod site;
 pub mod soak;

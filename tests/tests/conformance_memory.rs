@@ -95,3 +95,68 @@ mod tiered_nested {
     }
     conformance_suite!(make, MEMORY_CAPS);
 }
+
+/// The racing-move behaviour reaches MemoryStore's retry branches: a save lands on the record
+/// between the move's copy and its swap, and the move copies again. Each form runs the race
+/// (on a clone sharing the store's data and counters) until a retry is counted, at most
+/// `ROUNDS` times, and prints how many it took.
+mod move_retries {
+    use super::*;
+    use sessionkit::store::MAX_MOVE_ATTEMPTS;
+    use sessionkit_tests::conformance::{MoveRace, race_saves_against_move};
+
+    const ROUNDS: usize = 200;
+
+    /// Races `store` (through `wrap`) until `counter` counts a retry; returns the count.
+    async fn race_until_retry<S: Store + 'static>(
+        form: &str,
+        counter: &MemoryStore,
+        store: S,
+    ) -> u64 {
+        let store = Arc::new(store);
+        let mut total = MoveRace::default();
+        let mut rounds = 0;
+        while rounds < ROUNDS && counter.move_retries() == 0 {
+            let race = race_saves_against_move(Arc::clone(&store)).await;
+            total.moved += race.moved;
+            total.contended += race.contended;
+            total.saves += race.saves;
+            rounds += 1;
+        }
+        let retries = counter.move_retries();
+        eprintln!(
+            "{form}: move_retries = {retries} after {rounds} race round(s) ({} moves done, {} gave up after {MAX_MOVE_ATTEMPTS} attempts, {} saves accepted)",
+            total.moved, total.contended, total.saves
+        );
+        assert!(
+            retries > 0,
+            "{form}: no move was retried in {ROUNDS} rounds of saves racing moves"
+        );
+        retries
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn unbounded_memory_retries_moves() {
+        let store = MemoryStore::new();
+        race_until_retry("MemoryStore::new", &store, store.clone()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn bounded_memory_retries_moves() {
+        let store = MemoryStore::with_capacity(1_000_000);
+        race_until_retry("MemoryStore::with_capacity", &store, store.clone()).await;
+    }
+
+    /// In a tiered store the move happens in the durable tier.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn tiered_memory_memory_retries_moves() {
+        let durable = MemoryStore::new();
+        let tiered = TieredStore::new(MemoryStore::with_capacity(10_000), durable.clone());
+        race_until_retry(
+            "TieredStore<Memory, Memory> (durable tier)",
+            &durable,
+            tiered,
+        )
+        .await;
+    }
+}

@@ -3,7 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sessionkit::store::{ChangeSet, Error, MemoryStore, Removed, Store, TieredStore};
+use sessionkit::SessionKey;
+use sessionkit::store::{
+    ChangeSet, Error, Grace, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource,
+    Loaded, MemoryStore, Record, Removed, Store, TieredStore,
+};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::failing::FailingStore;
 
@@ -167,4 +171,132 @@ async fn a_cache_fill_never_shadows_a_newer_write() {
     let durable = store.durable().load(&key).await.unwrap().unwrap();
     assert_eq!(durable.record.fields.get("v"), Some(&enc(3)));
     assert_eq!(durable.record.fields.get("w"), Some(&enc(4)));
+}
+
+/// A durable store with an invalidation channel driven by the test, standing in for a store
+/// shared with other processes.
+#[derive(Debug, Clone)]
+struct Announcing {
+    inner: MemoryStore,
+    hub: InvalidationHub,
+}
+
+#[async_trait::async_trait]
+impl Store for Announcing {
+    async fn create(&self, key: &SessionKey, record: &Record) -> sessionkit::Result<()> {
+        self.inner.create(key, record).await
+    }
+    async fn load(&self, key: &SessionKey) -> sessionkit::Result<Option<Loaded>> {
+        self.inner.load(key).await
+    }
+    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> sessionkit::Result<()> {
+        self.inner.apply(key, changes).await
+    }
+    async fn delete(&self, key: &SessionKey) -> sessionkit::Result<Removed> {
+        self.inner.delete(key).await
+    }
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> sessionkit::Result<()> {
+        self.inner.rename(from, to, grace).await
+    }
+    async fn cleanup(&self) -> sessionkit::Result<u64> {
+        self.inner.cleanup().await
+    }
+    async fn owned_by(&self, owner: &str) -> sessionkit::Result<Vec<SessionKey>> {
+        self.inner.owned_by(owner).await
+    }
+}
+
+impl InvalidationSource for Announcing {
+    fn invalidations(&self) -> InvalidationFeed {
+        self.hub.subscribe()
+    }
+}
+
+/// Waits (up to 10 s, generous for a shared machine) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A coherent tiered store drops a cached session when the channel announces another
+/// process's write, bypasses and flushes its cache while the channel is lost, and caches
+/// again once it is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coherent_cache_follows_the_channel_and_fails_safe() {
+    let durable = Announcing {
+        inner: MemoryStore::new(),
+        hub: InvalidationHub::new(64),
+    };
+    durable.hub.restored();
+    let store = TieredStore::coherent(MemoryStore::with_capacity(1_000), durable.clone()).unwrap();
+    assert!(store.is_coherent() && store.cache_trusted());
+    let key = fresh_key();
+    store.create(&key, &record(&[("v", enc(1))])).await.unwrap();
+    store.load(&key).await.unwrap();
+    assert!(store.cache().load(&key).await.unwrap().is_some(), "cached");
+
+    // Another process writes (straight to the shared durable store) and announces it.
+    durable.inner.apply(&key, &set("v", 2)).await.unwrap();
+    durable.hub.key(key);
+    eventually("the invalidation", || store.stats().invalidations == 1).await;
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.get("v"), Some(&enc(2)));
+
+    // The channel is lost: nothing cached is served, nothing is filled.
+    store.load(&key).await.unwrap();
+    durable.hub.lost();
+    eventually("the outage", || !store.cache_trusted()).await;
+    assert!(store.cache().load(&key).await.unwrap().is_none(), "flushed");
+    // A write the channel could not announce.
+    durable.inner.apply(&key, &set("v", 3)).await.unwrap();
+    let hits = store.stats().hits;
+    let loaded = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(loaded.record.fields.get("v"), Some(&enc(3)));
+    assert_eq!(store.stats().hits, hits, "no cache read during the outage");
+    assert!(store.cache().load(&key).await.unwrap().is_none(), "no fill");
+
+    // Back: caching resumes, from an empty cache.
+    durable.hub.restored();
+    eventually("the recovery", || store.cache_trusted()).await;
+    store.load(&key).await.unwrap();
+    store.load(&key).await.unwrap();
+    assert_eq!(store.stats().hits, hits + 1);
+    let s = store.stats();
+    assert_eq!(s.outages, 1, "{s:?}");
+    assert!(s.flushes >= 3, "{s:?}");
+}
+
+/// A subscriber that falls behind the channel flushes (it missed keys) and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_that_falls_behind_reports_a_loss_then_recovers() {
+    let hub = InvalidationHub::new(2);
+    hub.restored();
+    let mut feed = hub.subscribe();
+    assert!(feed.listening());
+    for _ in 0..5 {
+        hub.key(fresh_key());
+    }
+    assert_eq!(feed.next().await, Some(Invalidation::Lost));
+    assert_eq!(feed.next().await, Some(Invalidation::Restored));
+}
+
+/// Outside a runtime the coherent form is a configuration error, not a panic.
+#[test]
+fn coherent_needs_a_runtime() {
+    let durable = Announcing {
+        inner: MemoryStore::new(),
+        hub: InvalidationHub::new(4),
+    };
+    let err = TieredStore::coherent(MemoryStore::new(), durable).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result};
+use sessionkit::store::{
+    ChangeSet, Entry, Error, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed, Result,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::config::{Durability, FileConfig};
@@ -54,7 +56,13 @@ fn owner_hash(owner: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// Whether `entry` holds its key against a `create` (a tombstone does not).
 fn live(entry: &Entry, now: SystemTime) -> bool {
+    entry.resolves_at(now)
+}
+
+/// Whether `entry` is still worth keeping at `now` (a tombstone included).
+fn live_or_tombstone(entry: &Entry, now: SystemTime) -> bool {
     entry.expires_at() > now
 }
 
@@ -368,6 +376,7 @@ impl Layout {
             Slot::Absent => Ok(None),
             Slot::Corrupt(err) => Err(err),
             Slot::Entry(Entry::Record(r)) => Ok((!r.is_expired_at(now)).then(|| r.into())),
+            Slot::Entry(Entry::Tombstone { .. }) => Ok(None),
             Slot::Entry(Entry::Alias { to, until, token }) => {
                 if until <= now {
                     return Ok(None);
@@ -467,17 +476,21 @@ impl Layout {
         // The new key is written first: a crash before the old key is replaced leaves the
         // session whole under its old key, plus a copy nobody holds the id of.
         self.write_entry(&to_dir, &to_path, &Entry::Record(record.clone()))?;
-        let alias = grace
-            .map(|g| (g.until.min(record.expires_at), g))
-            .filter(|(until, _)| *until > now)
-            .map(|(until, g)| Entry::Alias {
+        let left = match grace {
+            Some(g) => Entry::Alias {
                 to: *to,
-                until,
+                until: g.until.min(record.expires_at),
                 token: g.token.clone(),
-            });
-        let replaced = match &alias {
-            Some(alias) => self.write_entry(&from_dir, &from_path, alias),
-            None => self.remove_file(&from_dir, &from_path),
+            },
+            None => Entry::Tombstone {
+                to: *to,
+                until: (now + MOVE_TOMBSTONE).min(record.expires_at),
+            },
+        };
+        let replaced = if live_or_tombstone(&left, now) {
+            self.write_entry(&from_dir, &from_path, &left)
+        } else {
+            self.remove_file(&from_dir, &from_path)
         };
         if let Err(err) = replaced {
             // Undo the copy so the move can be retried; the old key is untouched.

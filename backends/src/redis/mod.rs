@@ -63,6 +63,7 @@
 //! reconnect, so the store recovers by itself when Redis is back.
 
 mod config;
+mod invalidation;
 mod scripts;
 
 pub use config::{
@@ -85,7 +86,8 @@ use redis::{
     ServerErrorKind, TlsCertificates, Value,
 };
 use sessionkit::store::{
-    ChangeSet, Error, Grace, Loaded, Moved, Op, Record, Removed, Result, Store,
+    ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, Moved, Op, Record,
+    Removed, Result, Store,
 };
 use sessionkit::{SessionKey, from_millis, to_millis};
 use sha2::{Digest as _, Sha256};
@@ -125,6 +127,9 @@ pub struct RedisStore {
     conn: Conn,
     prefix: Arc<str>,
     op_timeout: Duration,
+    /// The invalidation channel (see [`InvalidationSource`]); its listener stops with the
+    /// last clone.
+    channel: Arc<invalidation::Channel>,
 }
 
 /// The shared connection: a reconnecting multiplexed connection, or a cluster connection.
@@ -210,13 +215,20 @@ fn parse_ms(value: &[u8]) -> Result<u64> {
         .ok_or_else(|| corrupt("session hash has a malformed expiry"))
 }
 
-/// Reads a session hash (`HGETALL` order: name, value, name, value, …).
+/// How long the old key of a move without grace keeps its tombstone, in milliseconds.
+fn tombstone_ms() -> u64 {
+    u64::try_from(sessionkit::store::MOVE_TOMBSTONE.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Reads a session hash (`HGETALL` order: name, value, name, value, …). A tombstone (the old
+/// key of a move without grace) reads as absent.
 fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
     if flat.is_empty() {
         return Ok(None);
     }
     let mut fields = BTreeMap::new();
     let (mut version, mut expires, mut owner, mut to, mut token) = (None, None, None, None, None);
+    let mut tombstone = false;
     let mut rev = Vec::new();
     let mut items = flat.into_iter();
     while let Some(name) = items.next() {
@@ -246,6 +258,7 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
             }
             b"m:tok" => token = Some(value),
             b"m:rev" => rev = value,
+            b"m:dead" => tombstone = true,
             // `m:oh` and meta fields of later layouts.
             _ => {}
         }
@@ -254,6 +267,10 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
         return Err(corrupt("session hash has no known layout version"));
     }
     let expires_at = from_millis(expires.ok_or_else(|| corrupt("session hash has no expiry"))?);
+    if tombstone {
+        // The old key of a move without grace: it resolves to nothing.
+        return Ok(None);
+    }
     Ok(Some(match to {
         Some(to) => Stored::Alias {
             to,
@@ -437,6 +454,7 @@ impl RedisStore {
             let urls: Vec<String> = config.urls().into_iter().map(redact).collect();
             Error::Config(format!("invalid Redis URL in {urls:?}: {e}"))
         };
+        let mut targets = Vec::new();
         let conn = match &config.mode {
             Mode::Standalone(url) => {
                 let client = match tls_certs(&config) {
@@ -444,6 +462,7 @@ impl RedisStore {
                     None => redis::Client::open(url.as_str()),
                 }
                 .map_err(bad_url)?;
+                targets.push(client.get_connection_info().clone());
                 // One reconnection attempt per failed request, not a long backoff: requests
                 // fail fast while Redis is down, and the next one tries again.
                 let manager = ConnectionManagerConfig::new()
@@ -464,6 +483,14 @@ impl RedisStore {
                 })
             }
             Mode::Cluster(nodes) => {
+                for url in nodes {
+                    let seed = match tls_certs(&config) {
+                        Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+                        None => redis::Client::open(url.as_str()),
+                    }
+                    .map_err(bad_url)?;
+                    targets.push(seed.get_connection_info().clone());
+                }
                 let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str));
                 if let Some(certs) = tls_certs(&config) {
                     builder = builder.certs(certs);
@@ -487,10 +514,22 @@ impl RedisStore {
                 })
             }
         };
+        let prefix: Arc<str> = Arc::from(config.prefix.as_str());
+        let target = match (&config.mode, targets.pop()) {
+            (Mode::Standalone(_), Some(info)) => invalidation::Target::Standalone(Box::new(info)),
+            (_, last) => invalidation::Target::Cluster(targets.into_iter().chain(last).collect()),
+        };
+        let channel = Arc::new(invalidation::Channel::new(invalidation::Settings {
+            target,
+            prefix: Arc::clone(&prefix),
+            connect_timeout: config.connect_timeout,
+            response_timeout: config.response_timeout,
+        }));
         let store = RedisStore {
             conn,
-            prefix: Arc::from(config.prefix.as_str()),
+            prefix,
             op_timeout,
+            channel,
         };
         if !config.lazy {
             for script in scripts::all() {
@@ -639,7 +678,8 @@ impl RedisStore {
                         .arg(flag(grace.is_some()))
                         .arg(&until)
                         .arg(&to_hex)
-                        .arg(token),
+                        .arg(token)
+                        .arg(tombstone_ms()),
                 )
                 .await?;
             match status("move", &swapped)? {
@@ -650,6 +690,10 @@ impl RedisStore {
                     return Err(Error::Gone);
                 }
             }
+        }
+        // The copy under `to` is nobody's: the session stays whole under `from`.
+        if !first {
+            self.del(&to_key).await?;
         }
         Err(Error::unavailable(
             "redis move: the session kept changing while it was being moved",
@@ -743,6 +787,15 @@ impl RedisStore {
                 .await?;
         }
         Ok(keep)
+    }
+}
+
+/// Redis announces every change to a session key to the processes that listen: see
+/// [`TieredStore::coherent`](sessionkit::store::TieredStore::coherent) and the
+/// [module docs](self#invalidations).
+impl InvalidationSource for RedisStore {
+    fn invalidations(&self) -> InvalidationFeed {
+        self.channel.subscribe()
     }
 }
 
@@ -931,7 +984,8 @@ impl Store for RedisStore {
                     .arg(to.to_hex())
                     .arg(flag(grace.is_some()))
                     .arg(until)
-                    .arg(token),
+                    .arg(token)
+                    .arg(tombstone_ms()),
             )
             .await?;
         match status("move", &moved)? {

@@ -11,7 +11,10 @@ use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result, Store};
+use super::{
+    ChangeSet, Entry, Error, Flush, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed, Result,
+    Store,
+};
 use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
@@ -196,6 +199,22 @@ impl MemoryStore {
     }
 }
 
+/// What a move leaves under the old key: a grace alias, or a tombstone (see
+/// [`Entry::Tombstone`]), neither outliving the record.
+fn left_behind(to: &SessionKey, grace: Option<&Grace>, record: &Record, now: SystemTime) -> Entry {
+    match grace {
+        Some(g) => Entry::Alias {
+            to: *to,
+            until: g.until.min(record.expires_at),
+            token: g.token.clone(),
+        },
+        None => Entry::Tombstone {
+            to: *to,
+            until: (now + MOVE_TOMBSTONE).min(record.expires_at),
+        },
+    }
+}
+
 /// A move that lost [`MAX_MOVE_ATTEMPTS`] races in a row to saves of the same session.
 fn contended() -> Error {
     Error::unavailable("memory store: the session kept changing while it was being moved")
@@ -214,7 +233,7 @@ mod map {
     ) -> bool {
         match map.entry(*key) {
             MapEntry::Occupied(mut o) => {
-                if live(&o.get().entry, now) {
+                if o.get().entry.resolves_at(now) {
                     return false;
                 }
                 o.insert(Slot { entry, version: 0 });
@@ -242,6 +261,7 @@ mod map {
             match &slot.entry {
                 Entry::Record(r) => return Some(Loaded::from(r.clone())),
                 Entry::Alias { to, token, .. } => (*to, token.clone()),
+                Entry::Tombstone { .. } => return None,
             }
         };
         // The alias's guard is dropped first: its target may live in the same shard.
@@ -286,7 +306,8 @@ mod map {
         grace: Option<&Grace>,
         now: SystemTime,
         retries: &AtomicU64,
-    ) -> Result<Option<String>> {
+        index: &dyn Fn(&SessionKey, Option<&str>),
+    ) -> Result<()> {
         let mut first = true;
         for attempt in 0..MAX_MOVE_ATTEMPTS {
             if attempt > 0 {
@@ -317,25 +338,16 @@ mod map {
                     },
                 );
             }
+            // Indexed before the old key stops being the session: an owner listing made at any
+            // moment finds the session under one key or the other.
+            index(to, record.owner.as_deref());
             if let Some(mut slot) = map.get_mut(from)
                 && slot.version == version
                 && matches!(slot.entry, Entry::Record(_))
             {
-                match grace {
-                    Some(g) => {
-                        slot.entry = Entry::Alias {
-                            to: *to,
-                            until: g.until.min(record.expires_at),
-                            token: g.token.clone(),
-                        };
-                        slot.version += 1;
-                    }
-                    None => {
-                        drop(slot);
-                        map.remove(from);
-                    }
-                }
-                return Ok(record.owner);
+                slot.entry = left_behind(to, grace, &record, now);
+                slot.version += 1;
+                return Ok(());
             }
         }
         // The copy under `to` is nobody's: the session stays whole under `from`.
@@ -367,7 +379,7 @@ mod cache {
         let result = cache
             .entry(*key)
             .and_compute_with(|existing| match existing {
-                Some(e) if live(e.value(), now) => Op::Nop,
+                Some(e) if e.value().resolves_at(now) => Op::Nop,
                 _ => Op::Put(fresh),
             });
         matches!(
@@ -380,6 +392,7 @@ mod cache {
         let entry = cache.get(key).filter(|e| live(e, now))?;
         match &*entry {
             Entry::Record(r) => Some(Loaded::from(r.clone())),
+            Entry::Tombstone { .. } => None,
             Entry::Alias { to, token, .. } => {
                 let target = cache.get(to)?;
                 match &*target {
@@ -417,7 +430,7 @@ mod cache {
                             }
                         }
                     }
-                    Entry::Alias { .. } => Op::Nop,
+                    Entry::Alias { .. } | Entry::Tombstone { .. } => Op::Nop,
                 },
                 _ => Op::Nop,
             });
@@ -435,7 +448,8 @@ mod cache {
         grace: Option<&Grace>,
         now: SystemTime,
         retries: &AtomicU64,
-    ) -> Result<Option<String>> {
+        index: &dyn Fn(&SessionKey, Option<&str>),
+    ) -> Result<()> {
         let mut first = true;
         for attempt in 0..MAX_MOVE_ATTEMPTS {
             if attempt > 0 {
@@ -463,27 +477,16 @@ mod cache {
             } else {
                 cache.insert(*to, Arc::new(copy));
             }
-            let replacement = grace.map(|g| {
-                Arc::new(Entry::Alias {
-                    to: *to,
-                    until: g.until.min(record.expires_at),
-                    token: g.token.clone(),
-                })
-            });
+            index(to, record.owner.as_deref());
+            let replacement = Arc::new(left_behind(to, grace, record, now));
             let swapped = cache
                 .entry(*from)
                 .and_compute_with(|existing| match existing {
-                    Some(e) if Arc::ptr_eq(e.value(), &current) => match replacement {
-                        Some(alias) => Op::Put(alias),
-                        None => Op::Remove,
-                    },
+                    Some(e) if Arc::ptr_eq(e.value(), &current) => Op::Put(replacement),
                     _ => Op::Nop,
                 });
-            if matches!(
-                swapped,
-                CompResult::ReplacedWith(_) | CompResult::Removed(_)
-            ) {
-                return Ok(record.owner.clone());
+            if matches!(swapped, CompResult::ReplacedWith(_)) {
+                return Ok(());
             }
         }
         cache.invalidate(to);
@@ -504,6 +507,18 @@ mod cache {
         }
         cache.run_pending_tasks();
         removed
+    }
+}
+
+/// Drops every session and alias (what a coherent [`TieredStore`](super::TieredStore) does
+/// when its invalidation channel is lost or comes back).
+impl Flush for MemoryStore {
+    fn flush(&self) {
+        match &self.backing {
+            Backing::Map(map) => map.clear(),
+            Backing::Cache(cache) => cache.invalidate_all(),
+        }
+        self.owners.lock().clear();
     }
 }
 
@@ -561,14 +576,13 @@ impl Store for MemoryStore {
         grace: Option<&Grace>,
     ) -> Result<()> {
         let now = SystemTime::now();
-        let owner = match &self.backing {
-            Backing::Map(map) => map::rename(map, from, to, grace, now, &self.move_retries)?,
+        let index = |key: &SessionKey, owner: Option<&str>| self.index_owner(key, owner);
+        match &self.backing {
+            Backing::Map(map) => map::rename(map, from, to, grace, now, &self.move_retries, &index),
             Backing::Cache(cache) => {
-                cache::rename(cache, from, to, grace, now, &self.move_retries)?
+                cache::rename(cache, from, to, grace, now, &self.move_retries, &index)
             }
-        };
-        self.index_owner(to, owner.as_deref());
-        Ok(())
+        }
     }
 
     async fn cleanup(&self) -> Result<u64> {

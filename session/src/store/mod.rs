@@ -1,9 +1,11 @@
 //! The [`Store`] trait every backend implements, its conveniences in [`StoreExt`], and the
 //! two stores of the core crate: [`MemoryStore`] and the [`TieredStore`] combinator.
 
+mod coherence;
 mod memory;
 mod tiered;
 
+pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
@@ -14,7 +16,7 @@ use async_trait::async_trait;
 pub use crate::error::{Error, Result};
 use crate::id::SessionKey;
 pub use crate::op::Op;
-pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record, Removed};
+pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed};
 
 /// Where sessions live.
 ///
@@ -46,7 +48,9 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, Moved, Record, Removed}
 /// - **Move.** [`rename`](Store::rename) moves a record to a fresh key atomically. With a
 ///   [`Grace`], the old key keeps resolving — [`load`](Store::load) returns the record with
 ///   [`Loaded::moved`] set — until `grace.until` or the record's own expiry, whichever comes
-///   first; without one the old key is dead at once. An alias never accepts
+///   first; without one the old key is dead at once: it loads as absent, but for
+///   [`MOVE_TOMBSTONE`] a [`delete`](Store::delete) through it still reports where the session
+///   went, so a logout that loaded the session just before the move ends it. An alias never accepts
 ///   [`apply`](Store::apply) (it fails with [`Error::Gone`]): saves go to the new key.
 /// - **Delete says what it removed.** [`delete`](Store::delete) removes whatever the key
 ///   holds and reports it as a [`Removed`]: a live record, a live alias with the key it points

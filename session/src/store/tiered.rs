@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use super::coherence::{Flush, Invalidation, InvalidationFeed, InvalidationSource};
 use super::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 use crate::id::SessionKey;
 
@@ -71,18 +73,42 @@ use crate::id::SessionKey;
 pub struct TieredStore<C, D> {
     cache: C,
     durable: D,
-    max_cache_ttl: Duration,
     strict_invalidation: bool,
+    shared: Arc<Shared>,
+    /// The task following the durable tier's invalidation channel ([`TieredStore::coherent`]);
+    /// aborted when the store is dropped.
+    listener: Option<Listener>,
+}
+
+/// What the store and its invalidation listener share.
+#[derive(Debug)]
+struct Shared {
+    max_cache_ttl_ms: AtomicU64,
     bypass: Mutex<HashMap<SessionKey, SystemTime>>,
     /// Whether `bypass` may hold anything: keeps its lock off the hot path while it is empty.
     bypassing: AtomicBool,
     /// Invalidation generations, one counter per stripe of keys. Two keys sharing a stripe
     /// only cost each other a dropped fill, never a stale one.
     generations: Box<[AtomicU64]>,
+    /// Whether the cache may be read and filled: always for a plain tiered store; for a
+    /// coherent one only while its invalidation channel listens.
+    trusted: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
     cache_errors: AtomicU64,
     fills_dropped: AtomicU64,
+    invalidations: AtomicU64,
+    flushes: AtomicU64,
+    outages: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Listener(tokio::task::AbortHandle);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How many generation counters a [`TieredStore`] keeps (32 KiB).
@@ -101,34 +127,197 @@ pub struct TierStats {
     /// Cache fills removed again because the key was invalidated while they read the durable
     /// tier.
     pub fills_dropped: u64,
+    /// Invalidations received from the durable tier's channel (coherent stores only).
+    pub invalidations: u64,
+    /// Times the whole cache was dropped because the channel was lost or came back.
+    pub flushes: u64,
+    /// Times the invalidation channel was lost.
+    pub outages: u64,
 }
 
 /// The default bound on how long the cache may keep a record.
 pub const DEFAULT_MAX_CACHE_TTL: Duration = Duration::from_secs(600);
 
-impl<C: Store, D: Store> TieredStore<C, D> {
-    /// `cache` in front of `durable`.
-    pub fn new(cache: C, durable: D) -> Self {
-        TieredStore {
-            cache,
-            durable,
-            max_cache_ttl: DEFAULT_MAX_CACHE_TTL,
-            strict_invalidation: false,
+impl Shared {
+    fn new(trusted: bool) -> Self {
+        Shared {
+            max_cache_ttl_ms: AtomicU64::new(millis(DEFAULT_MAX_CACHE_TTL)),
             bypass: Mutex::new(HashMap::new()),
             bypassing: AtomicBool::new(false),
             generations: (0..GENERATION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            trusted: AtomicBool::new(trusted),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             cache_errors: AtomicU64::new(0),
             fills_dropped: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            outages: AtomicU64::new(0),
         }
+    }
+
+    fn max_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.max_cache_ttl_ms.load(Ordering::Relaxed))
+    }
+
+    fn generation(&self, key: &SessionKey) -> &AtomicU64 {
+        let b = key.as_bytes();
+        let index = usize::from(u16::from_le_bytes([b[0], b[1]])) % self.generations.len();
+        &self.generations[index]
+    }
+
+    /// Advances every generation: every fill under way is dropped.
+    fn advance_all(&self) {
+        for generation in &*self.generations {
+            generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn cache_failed(&self, op: &'static str, key: &SessionKey, err: &Error) {
+        self.cache_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(op, session = %key.fingerprint(), error = %err, "session cache tier failed");
+    }
+
+    fn stop_trusting(&self, key: &SessionKey) {
+        self.bypass
+            .lock()
+            .insert(*key, SystemTime::now() + self.max_cache_ttl());
+        self.bypassing.store(true, Ordering::Release);
+    }
+
+    /// Acts on one message of the invalidation channel.
+    async fn follow<C: Store + Flush>(&self, cache: &C, message: Invalidation) {
+        match message {
+            Invalidation::Key(key) => {
+                self.invalidations.fetch_add(1, Ordering::Relaxed);
+                self.generation(&key).fetch_add(1, Ordering::SeqCst);
+                if let Err(err) = cache.delete(&key).await {
+                    self.cache_failed("invalidate", &key, &err);
+                    self.stop_trusting(&key);
+                }
+            }
+            Invalidation::Lost => {
+                // Stop reading first, then make sure nothing cached before survives.
+                if self.trusted.swap(false, Ordering::SeqCst) {
+                    self.outages.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(target: "sessionkit", "session invalidation channel lost; bypassing the cache");
+                }
+                self.flush(cache);
+            }
+            Invalidation::Restored => {
+                // What changed while the channel was down was not announced: start empty.
+                self.flush(cache);
+                if !self.trusted.swap(true, Ordering::SeqCst) {
+                    tracing::info!(target: "sessionkit", "session invalidation channel back; caching again");
+                }
+            }
+        }
+    }
+
+    fn flush<C: Flush>(&self, cache: &C) {
+        self.advance_all();
+        cache.flush();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Follows `feed` until the store is dropped (the task is aborted then) or the durable store
+/// closes the channel (the cache then stays bypassed).
+async fn listen<C: Store + Flush>(cache: C, shared: Weak<Shared>, mut feed: InvalidationFeed) {
+    while let Some(message) = feed.next().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.follow(&cache, message).await;
+    }
+    if let Some(shared) = shared.upgrade() {
+        shared.follow(&cache, Invalidation::Lost).await;
+    }
+}
+
+impl<C, D> TieredStore<C, D>
+where
+    C: Store + Flush + Clone + 'static,
+    D: Store + InvalidationSource,
+{
+    /// `cache` in front of `durable`, **coherent across processes**: a task follows the durable
+    /// store's invalidation channel and drops a cached session as soon as any process writes,
+    /// moves or deletes it. While the channel is down the cache is flushed and bypassed (every
+    /// load reads the durable tier), and it is flushed again when the channel comes back, so a
+    /// session another process changed or ended is never served from here after the change
+    /// was announced, nor after an outage.
+    ///
+    /// This is the form to use with a per-process cache (a `MemoryStore` in each app server)
+    /// over a shared durable store that offers a channel (`RedisStore`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when called outside a Tokio runtime (the listener is a task).
+    pub fn coherent(cache: C, durable: D) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("TieredStore::coherent needs a Tokio runtime for its listener".into())
+        })?;
+        let feed = durable.invalidations();
+        let shared = Arc::new(Shared::new(false));
+        if feed.listening() {
+            shared.flush(&cache);
+            shared.trusted.store(true, Ordering::SeqCst);
+        } else {
+            cache.flush();
+        }
+        let task = runtime.spawn(listen(cache.clone(), Arc::downgrade(&shared), feed));
+        Ok(TieredStore {
+            cache,
+            durable,
+            strict_invalidation: false,
+            shared,
+            listener: Some(Listener(task.abort_handle())),
+        })
+    }
+}
+
+impl<C: Store, D: Store> TieredStore<C, D> {
+    /// `cache` in front of `durable`, with **bounded staleness across processes**: this
+    /// process's own writes are never stale here, but a write made by another process is seen
+    /// only once this cache's copy expires (at most [`with_max_cache_ttl`](Self::with_max_cache_ttl),
+    /// 10 minutes by default), unless it is fed to [`invalidate`](Self::invalidate).
+    ///
+    /// Right for a cache shared by every process (Redis in front of files), for a single
+    /// process, or over a durable store with no invalidation channel (a `FileStore` shared by
+    /// several processes: then keep `max_cache_ttl` short). For a per-process cache over
+    /// Redis use [`coherent`](Self::coherent).
+    pub fn new(cache: C, durable: D) -> Self {
+        TieredStore {
+            cache,
+            durable,
+            strict_invalidation: false,
+            shared: Arc::new(Shared::new(true)),
+            listener: None,
+        }
+    }
+
+    /// Whether a task follows the durable tier's invalidation channel
+    /// ([`coherent`](Self::coherent)).
+    pub fn is_coherent(&self) -> bool {
+        self.listener.is_some()
+    }
+
+    /// Whether the cache is read now: always for a store made with [`new`](Self::new); for a
+    /// coherent one, only while its invalidation channel listens.
+    pub fn cache_trusted(&self) -> bool {
+        self.shared.trusted.load(Ordering::SeqCst)
     }
 
     /// Bounds how long the cache keeps a record after filling or writing it (default
     /// [`DEFAULT_MAX_CACHE_TTL`]); a record's own expiry always bounds it too.
     #[must_use]
-    pub fn with_max_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.max_cache_ttl = ttl;
+    pub fn with_max_cache_ttl(self, ttl: Duration) -> Self {
+        self.shared
+            .max_cache_ttl_ms
+            .store(millis(ttl), Ordering::Relaxed);
         self
     }
 
@@ -153,11 +342,15 @@ impl<C: Store, D: Store> TieredStore<C, D> {
 
     /// Hits, misses, cache errors and dropped fills so far.
     pub fn stats(&self) -> TierStats {
+        let s = &self.shared;
         TierStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            cache_errors: self.cache_errors.load(Ordering::Relaxed),
-            fills_dropped: self.fills_dropped.load(Ordering::Relaxed),
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            cache_errors: s.cache_errors.load(Ordering::Relaxed),
+            fills_dropped: s.fills_dropped.load(Ordering::Relaxed),
+            invalidations: s.invalidations.load(Ordering::Relaxed),
+            flushes: s.flushes.load(Ordering::Relaxed),
+            outages: s.outages.load(Ordering::Relaxed),
         }
     }
 
@@ -174,25 +367,19 @@ impl<C: Store, D: Store> TieredStore<C, D> {
     }
 
     fn generation(&self, key: &SessionKey) -> &AtomicU64 {
-        let b = key.as_bytes();
-        let index = usize::from(u16::from_le_bytes([b[0], b[1]])) % self.generations.len();
-        &self.generations[index]
+        self.shared.generation(key)
     }
 
     fn cache_cap(&self, expires_at: SystemTime) -> SystemTime {
-        expires_at.min(SystemTime::now() + self.max_cache_ttl)
+        expires_at.min(SystemTime::now() + self.shared.max_cache_ttl())
     }
 
     fn cache_failed(&self, op: &'static str, key: &SessionKey, err: &Error) {
-        self.cache_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(op, session = %key.fingerprint(), error = %err, "session cache tier failed");
+        self.shared.cache_failed(op, key, err);
     }
 
     fn stop_trusting(&self, key: &SessionKey) {
-        self.bypass
-            .lock()
-            .insert(*key, SystemTime::now() + self.max_cache_ttl);
-        self.bypassing.store(true, Ordering::Release);
+        self.shared.stop_trusting(key);
     }
 
     /// Advances `key`'s generation, then drops it from the cache. When the cache fails, stop
@@ -224,18 +411,23 @@ impl<C: Store, D: Store> TieredStore<C, D> {
 
     fn prune_bypass(&self) {
         let now = SystemTime::now();
-        let mut bypass = self.bypass.lock();
+        let mut bypass = self.shared.bypass.lock();
         bypass.retain(|_, until| *until > now);
         if bypass.is_empty() {
-            self.bypassing.store(false, Ordering::Release);
+            self.shared.bypassing.store(false, Ordering::Release);
         }
     }
 
+    /// Whether the cache must not be read or filled for `key`.
     fn bypassed(&self, key: &SessionKey) -> bool {
-        if !self.bypassing.load(Ordering::Acquire) {
+        let shared = &self.shared;
+        if !shared.trusted.load(Ordering::SeqCst) {
+            return true;
+        }
+        if !shared.bypassing.load(Ordering::Acquire) {
             return false;
         }
-        let mut bypass = self.bypass.lock();
+        let mut bypass = shared.bypass.lock();
         match bypass.get(key) {
             Some(until) if *until > SystemTime::now() => true,
             Some(_) => {
@@ -251,7 +443,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
     async fn fill(&self, key: &SessionKey, record: &Record, generation: u64) {
         let counter = self.generation(key);
         if counter.load(Ordering::SeqCst) != generation || self.bypassed(key) {
-            self.fills_dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared.fills_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut cached = record.clone();
@@ -268,7 +460,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         };
         if !wrote || counter.load(Ordering::SeqCst) != generation {
             if wrote {
-                self.fills_dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.fills_dropped.fetch_add(1, Ordering::Relaxed);
             }
             if let Err(err) = self.cache.delete(key).await {
                 self.cache_failed("fill", key, &err);
@@ -292,14 +484,14 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         if !self.bypassed(key) {
             match self.cache.load(key).await {
                 Ok(Some(loaded)) => {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    self.shared.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(loaded));
                 }
                 Ok(None) => {}
                 Err(err) => self.cache_failed("load", key, &err),
             }
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.shared.misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation(key).load(Ordering::SeqCst);
         let loaded = self.durable.load(key).await?;
         if let Some(Loaded {
@@ -351,7 +543,7 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
 
     async fn cleanup(&self) -> Result<u64> {
         if let Err(err) = self.cache.cleanup().await {
-            self.cache_errors.fetch_add(1, Ordering::Relaxed);
+            self.shared.cache_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %err, "session cache cleanup failed");
         }
         self.prune_bypass();

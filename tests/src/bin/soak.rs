@@ -7,11 +7,20 @@
 //!
 //! Without `--store` it runs every setup: memory, memory+file, memory+redis, redis+file.
 //! Exits non-zero when any request failed.
+//!
+//! ```text
+//! cargo run --release -p sessionkit-tests --bin soak -- --races [--long]
+//!     [--store memory|memory-bounded|tiered|file|redis] [--requests N] [--concurrency N]
+//!     [--sessions N] [--seed N]
+//! ```
+//!
+//! runs the race stress instead (`sessionkit_tests::soak::run_races`): exits non-zero on any
+//! invariant violation or store error.
 
 use std::time::Duration;
 
 use sessionkit_examples::site::StoreKind;
-use sessionkit_tests::soak::{SoakConfig, run};
+use sessionkit_tests::soak::{RaceConfig, RaceStore, SoakConfig, run, run_races};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +35,10 @@ fn main() {
         eprintln!(
             "soak [--full] [--store memory|memory+file|memory+redis|redis+file] [--requests N] [--sessions N] [--concurrency N] [--max-secs N]"
         );
+        return;
+    }
+    if args.iter().any(|a| a == "--races") {
+        races(&args, &value, &number);
         return;
     }
     let full = args.iter().any(|a| a == "--full")
@@ -68,6 +81,52 @@ fn main() {
             println!("  error: {e}");
         }
         failed |= report.errors > 0;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+fn races(
+    args: &[String],
+    value: &dyn Fn(&str) -> Option<String>,
+    number: &dyn Fn(&str) -> Option<u64>,
+) {
+    let long = args.iter().any(|a| a == "--long")
+        || std::env::var("SESSIONKIT_RACES").as_deref() == Ok("long");
+    let stores = match value("--store") {
+        Some(s) => vec![RaceStore::parse(&s).expect("a race store setup")],
+        None => RaceStore::ALL.to_vec(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut failed = false;
+    for store in stores {
+        let mut config = if long {
+            RaceConfig::long(store)
+        } else {
+            RaceConfig::quick(store)
+        };
+        if let Some(n) = number("--requests") {
+            config.operations = n;
+        }
+        if let Some(n) = number("--concurrency") {
+            config.tasks = usize::try_from(n).expect("concurrency");
+        }
+        if let Some(n) = number("--sessions") {
+            config.sessions = usize::try_from(n).expect("sessions");
+        }
+        if let Some(n) = number("--seed") {
+            config.seed = n;
+        }
+        let report = rt.block_on(run_races(config));
+        println!("{}", report.summary(store));
+        for s in &report.samples {
+            println!("  {s}");
+        }
+        failed |= report.violations > 0 || report.errors > 0;
     }
     if failed {
         std::process::exit(1);

@@ -2,14 +2,18 @@
 //! [`conformance_suite!`](crate::conformance_suite), one named test per behaviour.
 //!
 //! Each behaviour starts from a fresh store made by the invocation's factory and names its
-//! own keys, so cases never see each other's data.
+//! own keys, so cases never see each other's data. The concurrency behaviours (in
+//! `concurrent.rs`) take the store behind an `Arc` and run their tasks in parallel.
+
+mod concurrent;
+
+pub use concurrent::*;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use sessionkit::store::{ChangeSet, Error, Grace, Record, Store, StoreExt};
+use sessionkit::store::{ChangeSet, Error, Grace, Record, Removed, Store, StoreExt};
 use sessionkit::{SessionId, SessionKey};
 
 pub mod ops;
@@ -103,22 +107,6 @@ pub async fn create_collision<S: Store + ?Sized>(store: &S) {
     assert_eq!(f.keys().collect::<Vec<_>>(), vec!["a"]);
 }
 
-/// Of many concurrent `create`s of one key exactly one wins.
-pub async fn concurrent_create_one_wins<S: Store + ?Sized>(store: &S) {
-    let key = fresh_key();
-    let results = futures::future::join_all(
-        (0..16).map(|i| async move { store.create(&key, &record(&[("who", enc(i))])).await }),
-    )
-    .await;
-    let wins = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(wins, 1, "{results:?}");
-    assert!(
-        results
-            .iter()
-            .all(|r| r.is_ok() || matches!(r, Err(Error::AlreadyExists)))
-    );
-}
-
 /// `apply` merges: sets, removals and a clear land in that order; unnamed keys keep their value.
 pub async fn apply_merges<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
@@ -156,41 +144,16 @@ pub async fn same_key_last_writer_wins<S: Store + ?Sized>(store: &S) {
     assert_eq!(fields(store, &key).await.get("k"), Some(&enc("second")));
 }
 
-/// Many tasks saving different keys of one session, over many rounds, all keep their change.
-pub async fn disjoint_concurrent_saves_all_kept<S: Store + ?Sized>(store: &S) {
-    const TASKS: usize = 16;
-    const ROUNDS: usize = 25;
-    let key = fresh_key();
-    store.create(&key, &record(&[])).await.unwrap();
-    futures::future::join_all((0..TASKS).map(|t| async move {
-        for round in 0..ROUNDS {
-            let c = set(&[(&format!("task-{t}"), enc(round))]);
-            store.apply(&key, &c).await.unwrap();
-            tokio::task::yield_now().await;
-        }
-    }))
-    .await;
-    let f = fields(store, &key).await;
-    assert_eq!(f.len(), TASKS);
-    for t in 0..TASKS {
-        assert_eq!(
-            f.get(&format!("task-{t}")),
-            Some(&enc(ROUNDS - 1)),
-            "task {t}"
-        );
-    }
-}
-
 /// A save to a deleted session fails with `Gone` and does not bring it back.
 pub async fn save_after_delete_does_not_resurrect<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
     store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
-    store.delete(&key).await.unwrap();
+    assert_eq!(store.delete(&key).await.unwrap(), Removed::Record);
     let err = store.apply(&key, &set(&[("b", enc(2))])).await.unwrap_err();
     assert!(matches!(err, Error::Gone), "got {err:?}");
     assert!(store.load(&key).await.unwrap().is_none());
-    // Deleting again is fine.
-    store.delete(&key).await.unwrap();
+    // Deleting again is fine, and removes nothing.
+    assert_eq!(store.delete(&key).await.unwrap(), Removed::Nothing);
     // And a key that never existed is gone too.
     let err = store
         .apply(&fresh_key(), &set(&[("x", enc(1))]))
@@ -199,28 +162,47 @@ pub async fn save_after_delete_does_not_resurrect<S: Store + ?Sized>(store: &S) 
     assert!(matches!(err, Error::Gone), "got {err:?}");
 }
 
-/// Saves racing a delete never leave the session alive afterwards.
-pub async fn saves_racing_delete_never_resurrect<S: Store + ?Sized>(store: &S) {
+/// `delete` says what it removed: a live record, a live alias (with the key it points to,
+/// whose record it leaves alone), or nothing for an absent key, an expired record and an alias
+/// past its grace window.
+pub async fn delete_reports_what_it_removed<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
-    store.create(&key, &record(&[])).await.unwrap();
-    let writers = futures::future::join_all((0..8).map(|t| async move {
-        for round in 0..20 {
-            match store
-                .apply(&key, &set(&[(&format!("t{t}"), enc(round))]))
-                .await
-            {
-                Ok(()) => tokio::task::yield_now().await,
-                Err(Error::Gone) => return,
-                Err(e) => panic!("unexpected error {e:?}"),
-            }
-        }
-    }));
-    let deleter = async {
-        tokio::task::yield_now().await;
-        store.delete(&key).await.unwrap();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    assert_eq!(store.delete(&key).await.unwrap(), Removed::Record);
+    assert_eq!(store.delete(&key).await.unwrap(), Removed::Nothing);
+    assert_eq!(store.delete(&fresh_key()).await.unwrap(), Removed::Nothing);
+
+    let (from, to) = (fresh_key(), fresh_key());
+    store
+        .create(&from, &record(&[("a", enc(1))]))
+        .await
+        .unwrap();
+    let grace = Grace {
+        until: in_ms(60_000),
+        token: vec![1],
     };
-    futures::future::join(writers, deleter).await;
-    assert!(store.load(&key).await.unwrap().is_none());
+    store.rename(&from, &to, Some(&grace)).await.unwrap();
+    assert_eq!(store.delete(&from).await.unwrap(), Removed::Alias { to });
+    assert!(store.load(&from).await.unwrap().is_none());
+    assert_eq!(fields(store, &to).await.get("a"), Some(&enc(1)));
+    assert_eq!(store.delete(&to).await.unwrap(), Removed::Record);
+
+    // An expired record and an alias whose window ended remove nothing.
+    let expired = fresh_key();
+    let mut r = record(&[("a", enc(1))]);
+    r.expires_at = in_ms(300);
+    store.create(&expired, &r).await.unwrap();
+    let (old, new) = (fresh_key(), fresh_key());
+    store.create(&old, &record(&[("b", enc(2))])).await.unwrap();
+    let short = Grace {
+        until: in_ms(300),
+        token: vec![2],
+    };
+    store.rename(&old, &new, Some(&short)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(store.delete(&expired).await.unwrap(), Removed::Nothing);
+    assert_eq!(store.delete(&old).await.unwrap(), Removed::Nothing);
+    assert_eq!(fields(store, &new).await.get("b"), Some(&enc(2)));
 }
 
 /// An expired record reads as absent before any cleanup, refuses saves, and its key can be
@@ -389,42 +371,6 @@ pub async fn move_conflicts<S: Store + ?Sized>(store: &S) {
     assert!(matches!(err, Error::Gone), "got {err:?}");
 }
 
-/// Saves racing a move are never lost: each save the store accepted is in the moved record.
-pub async fn saves_racing_move_are_kept<S: Store + ?Sized>(store: &S) {
-    let (from, to) = (fresh_key(), fresh_key());
-    store.create(&from, &record(&[])).await.unwrap();
-    let accepted = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let writers = futures::future::join_all((0..6).map(|t| {
-        let accepted = accepted.clone();
-        async move {
-            for round in 0..15 {
-                let name = format!("t{t}-r{round}");
-                let c = set(&[(&name, enc(round))]);
-                let ok = match store.apply(&from, &c).await {
-                    Ok(()) => true,
-                    Err(Error::Gone) => store.apply(&to, &c).await.is_ok(),
-                    Err(e) => panic!("unexpected error {e:?}"),
-                };
-                if ok {
-                    accepted.lock().push(name);
-                }
-                tokio::task::yield_now().await;
-            }
-        }
-    }));
-    let mover = async {
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        store.rename(&from, &to, None).await.unwrap();
-    };
-    futures::future::join(writers, mover).await;
-    let f = fields(store, &to).await;
-    for name in accepted.lock().iter() {
-        assert!(f.contains_key(name), "accepted save {name} was lost");
-    }
-}
-
 /// Values of 1 MiB round-trip intact, through create and apply.
 pub async fn large_values<S: Store + ?Sized>(store: &S) {
     let key = fresh_key();
@@ -579,8 +525,10 @@ pub async fn hostile_owner_names<S: Store + ?Sized>(store: &S) {
     }
 }
 
-/// Declares one `#[tokio::test]` per conformance behaviour for the store made by `$factory`,
-/// an `async fn() -> (S, G)` whose guard `G` lives as long as the test.
+/// Declares one test per conformance behaviour for the store made by `$factory`, an
+/// `async fn() -> (S, G)` whose guard `G` lives as long as the test. Every test runs on a
+/// multi-thread runtime with four workers; the concurrency behaviours (the third list) get
+/// the store as `Arc::new(store)` and run their tasks in parallel on it.
 #[macro_export]
 macro_rules! conformance_suite {
     ($factory:path) => {
@@ -588,29 +536,40 @@ macro_rules! conformance_suite {
     };
     ($factory:path, $caps:expr) => {
         $crate::conformance_suite!(@cases $factory, $caps;
-            round_trip, create_collision, concurrent_create_one_wins, apply_merges,
-            same_key_last_writer_wins, disjoint_concurrent_saves_all_kept,
-            save_after_delete_does_not_resurrect, saves_racing_delete_never_resurrect,
+            round_trip, create_collision, apply_merges, same_key_last_writer_wins,
+            save_after_delete_does_not_resurrect, delete_reports_what_it_removed,
             expiry_without_cleanup, apply_extends_expiry, move_without_grace, move_with_grace,
-            grace_never_outlives_record, move_conflicts, saves_racing_move_are_kept,
-            large_values, unicode_and_empty_keys, empty_map, owner_index, hostile_owner_names;
-            cleanup_removes_expired, many_sessions);
+            grace_never_outlives_record, move_conflicts, large_values, unicode_and_empty_keys,
+            empty_map, owner_index, hostile_owner_names;
+            cleanup_removes_expired, many_sessions;
+            concurrent_create_one_wins, disjoint_concurrent_saves_all_kept,
+            saves_racing_delete_never_resurrect, saves_racing_move_are_kept,
+            logout_racing_rotation_ends_session, revoke_racing_rotations_leaves_none,
+            revoke_racing_graceless_rotations_leaves_none);
         $crate::ops_suite!($factory);
     };
-    (@cases $factory:path, $caps:expr; $($case:ident),*; $($capcase:ident),*) => {
+    (@cases $factory:path, $caps:expr; $($case:ident),*; $($capcase:ident),*;
+        $($arccase:ident),*) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let (store, _guard) = $factory().await;
                 $crate::conformance::$case(&store).await;
             }
         )*
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $capcase() {
                 let (store, _guard) = $factory().await;
                 let caps: $crate::conformance::Caps = $caps;
                 $crate::conformance::$capcase(&store, &caps).await;
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $arccase() {
+                let (store, _guard) = $factory().await;
+                $crate::conformance::$arccase(::std::sync::Arc::new(store)).await;
             }
         )*
     };

@@ -33,6 +33,22 @@ local function each_batch(cmd, key, list, first, last, step)
   end
 end
 
+-- Whether `key` holds a live session or alias (a tombstone does not hold its key).
+local function taken(key, now)
+  return live_exp(key, now) ~= nil and redis.call('HEXISTS', key, 'm:dead') == 0
+end
+
+-- Leaves a tombstone under the old key of a move without grace: it names the new key for a
+-- delete to follow, for `ms` but never past the session's expiry `exp`, and never resolves.
+local function tombstone(key, to_hex, exp, now, ms)
+  local till = now + tonumber(ms)
+  if tonumber(exp) < till then till = tonumber(exp) end
+  if till > now then
+    redis.call('HSET', key, 'm:v', '1', 'm:exp', tostring(till), 'm:to', to_hex, 'm:dead', '1')
+    redis.call('PEXPIREAT', key, till)
+  end
+end
+
 local function is_hex_key(s)
   return string.len(s) == 64 and not string.find(s, '[^0-9a-f]')
 end

@@ -4,7 +4,7 @@
 -- Returns 1 when stored, 0 when the key is taken.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-if live_exp(key, now) then return 0 end
+if taken(key, now) then return 0 end
 redis.call('DEL', key)
 if tonumber(ARGV[2]) <= now then return 1 end
 redis.call('HSET', key, 'm:v', '1', 'm:exp', ARGV[2], 'm:rev', '0')
