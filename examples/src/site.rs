@@ -9,7 +9,7 @@
 //! | `POST /login` (`username`) | regenerates the id, sets the user and the session's owner |
 //! | `POST /logout` | destroys the session |
 //! | `POST /logout-everywhere` | ends every session of the current user |
-//! | `POST /cart` (`item`) | appends to the cart |
+//! | `POST /cart` (`item`) | appends to the cart (the first 100 items are kept) |
 //! | `POST /flash` (`message`) | sets a flash message |
 //! | `GET /api/session` | JSON `{"visits", "user", "cart"}`, read-only |
 
@@ -278,8 +278,8 @@ fn clean(input: &str, max: usize) -> Option<String> {
 
 async fn home(visitor: Typed<Visitor>) -> Result<Html<String>, Failure> {
     let view = Visitor::view(visitor.session());
-    let visits = view.visits()? + 1;
-    view.set_visits(visits)?;
+    // An increment, not a read-then-write: two tabs loading the page at once both count.
+    let visits = view.incr_visits(1)?;
     let user = view.user()?;
     let cart = view.cart()?;
     let flash: Option<String> = visitor.take_flash("message")?;
@@ -345,6 +345,9 @@ async fn logout_everywhere(
     Ok(Redirect::to("/"))
 }
 
+/// The most items a cart keeps; later ones are ignored.
+pub const CART_LIMIT: usize = 100;
+
 #[derive(Deserialize)]
 struct CartForm {
     item: String,
@@ -352,12 +355,9 @@ struct CartForm {
 
 async fn add_to_cart(session: Session, Form(form): Form<CartForm>) -> Result<Redirect, Failure> {
     if let Some(item) = clean(&form.item, 100) {
-        let view = Visitor::view(&session);
-        let mut cart = view.cart()?;
-        if cart.len() < 100 {
-            cart.push(item);
-            view.set_cart(cart)?;
-        }
+        // The store appends to the cart it holds, keeping the first 100 items, so concurrent
+        // posts from several tabs all land.
+        Visitor::view(&session).push_cart_bounded(item, CART_LIMIT)?;
     }
     Ok(Redirect::to("/"))
 }

@@ -80,12 +80,13 @@ async fn run(store: &dyn Store, ops: &[Op], now_ms: u64, cached: bool) {
                     set: bytes_map(c.set.clone()),
                     expires_at: c.expires_in.map(|s| at(now_ms, s)),
                     owner: c.owner.clone(),
+                    ..ChangeSet::default()
                 };
                 let got = store.apply(&key(k), &changes).await;
                 match model.get_mut(&k) {
                     Some(r) => {
                         got.expect("apply");
-                        r.apply(&changes);
+                        r.apply(&changes).expect("model apply");
                     }
                     None => assert!(matches!(got, Err(Error::Gone)), "{got:?}"),
                 }

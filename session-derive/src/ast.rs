@@ -25,6 +25,15 @@ pub(crate) struct Field<'a> {
     pub(crate) kind: Kind,
 }
 
+/// Which typed operations a field gets, read from how its type is spelled: an integer
+/// primitive is a counter, `Vec<T>`/`VecDeque<T>` a list of `T`, `BTreeSet<T>`/`HashSet<T>` a
+/// set of `T`. A type alias is not recognised and gets none.
+pub(crate) enum Ops<'a> {
+    Counter,
+    List(&'a Type),
+    Set(&'a Type),
+}
+
 /// How a field is stored and what an absent value reads as.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -100,6 +109,38 @@ impl<'a> Input<'a> {
 impl<'a> Field<'a> {
     pub(crate) fn ty(&self) -> &'a Type {
         &self.original.ty
+    }
+
+    /// The typed operations of a stored, non-`Option` field.
+    pub(crate) fn ops(&self) -> Option<Ops<'a>> {
+        if !matches!(self.kind, Kind::Default | Kind::Required) {
+            return None;
+        }
+        let Type::Path(path) = self.ty() else {
+            return None;
+        };
+        if path.qself.is_some() {
+            return None;
+        }
+        let last = path.path.segments.last()?;
+        let name = last.ident.to_string();
+        let first_arg = match &last.arguments {
+            PathArguments::AngleBracketed(args) => match args.args.first() {
+                Some(GenericArgument::Type(inner)) => Some(inner),
+                _ => None,
+            },
+            PathArguments::None => None,
+            PathArguments::Parenthesized(_) => return None,
+        };
+        match (name.as_str(), first_arg) {
+            (
+                "i8" | "i16" | "i32" | "i64" | "isize" | "u8" | "u16" | "u32" | "u64" | "usize",
+                None,
+            ) => Some(Ops::Counter),
+            ("Vec" | "VecDeque", Some(inner)) => Some(Ops::List(inner)),
+            ("BTreeSet" | "HashSet", Some(inner)) => Some(Ops::Set(inner)),
+            _ => None,
+        }
     }
 
     fn from_syn(cx: &Ctxt, field: &'a syn::Field, container: &attr::Container) -> Option<Self> {

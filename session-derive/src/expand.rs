@@ -9,7 +9,7 @@ use syn::{
     DeriveInput, GenericArgument, Generics, PathArguments, Type, WherePredicate, parse_quote,
 };
 
-use crate::ast::{Field, Input, Kind};
+use crate::ast::{Field, Input, Kind, Ops};
 use crate::ctxt::Ctxt;
 use crate::valid;
 
@@ -74,7 +74,8 @@ fn expand(input: &Input<'_>, fields: &[Field<'_>], krate: &TokenStream) -> Token
         "A typed view of `session` for [`{ident}`]. Nothing is read until a getter is called."
     );
     let consts = stored.iter().map(|f| key_const(f, vis));
-    let accessors = stored.iter().map(|f| accessors(f, vis, &private));
+    let params: Vec<&Ident> = generics.type_params().map(|p| &p.ident).collect();
+    let accessors = stored.iter().map(|f| accessors(f, vis, &private, &params));
     let trait_impl = trait_impl(ident, &bounded, fields, &private);
     quote! {
         #[doc = #view_doc]
@@ -200,7 +201,12 @@ fn const_name(ident: &Ident) -> Ident {
     )
 }
 
-fn accessors(field: &Field<'_>, vis: &syn::Visibility, private: &TokenStream) -> TokenStream {
+fn accessors(
+    field: &Field<'_>,
+    vis: &syn::Visibility,
+    private: &TokenStream,
+    params: &[&Ident],
+) -> TokenStream {
     let name = field.ident;
     let plain = name.unraw();
     let ty = field.ty();
@@ -258,7 +264,10 @@ fn accessors(field: &Field<'_>, vis: &syn::Visibility, private: &TokenStream) ->
         Kind::Skip => return TokenStream::new(),
     };
     let remove_doc = format!("Removes the key `{key:?}`; returns whether it was present.");
+    let ops = operations(field, vis, private, params);
     quote! {
+        #ops
+
         #[doc = #get_doc]
         #vis fn #name(&self) -> #private::Result<#ty> {
             #get
@@ -272,6 +281,98 @@ fn accessors(field: &Field<'_>, vis: &syn::Visibility, private: &TokenStream) ->
         #[doc = #remove_doc]
         #vis fn #remover(&self) -> bool {
             #private::remove(self.session, #key)
+        }
+    }
+}
+
+/// The typed operations of a counter, list or set field (see `Ops`): each records an
+/// operation that the store carries out on the value it holds, so concurrent requests lose
+/// none, and returns what this request now sees.
+fn operations(
+    field: &Field<'_>,
+    vis: &syn::Visibility,
+    private: &TokenStream,
+    params: &[&Ident],
+) -> TokenStream {
+    let name = field.ident;
+    let plain = name.unraw();
+    let ty = field.ty();
+    let key = &field.key;
+    let atomic = "When the session is saved, the store repeats the operation on the value it \
+                  holds, so concurrent requests lose none of it.";
+    let errors = "# Errors\n\n`Error::WrongType` naming the key when the stored value is not \
+                  of the right kind; the session is then unchanged.";
+    // An element type that mentions a type parameter needs its bounds on the method.
+    let bound = |inner: &Type| {
+        if params.iter().any(|p| mentions(inner, p)) {
+            quote!(where #inner: #private::serde::Serialize)
+        } else {
+            TokenStream::new()
+        }
+    };
+    match field.ops() {
+        None => TokenStream::new(),
+        Some(Ops::Counter) => {
+            let incr = format_ident!("incr_{}", plain, span = name.span());
+            let doc = format!(
+                "Adds `delta` to `{plain}` (the key `{key:?}`; absent counts as 0) and returns \
+                 the new value. {atomic}\n\n{errors} `Error::Overflow` when the value would \
+                 leave the field's type."
+            );
+            quote! {
+                #[doc = #doc]
+                #vis fn #incr(&self, delta: i64) -> #private::Result<#ty> {
+                    #private::increment::<#ty>(self.session, #key, delta)
+                }
+            }
+        }
+        Some(Ops::List(inner)) => {
+            let push = format_ident!("push_{}", plain, span = name.span());
+            let bounded = format_ident!("push_{}_bounded", plain, span = name.span());
+            let where_clause = bound(inner);
+            let doc = format!(
+                "Appends `item` to `{plain}` (the key `{key:?}`; absent counts as empty). \
+                 {atomic}\n\n{errors}"
+            );
+            let bounded_doc = format!(
+                "Appends `item` to `{plain}` unless it already holds `max_len` items (the first \
+                 `max_len` are kept); returns whether it grew here. {atomic}\n\n{errors}"
+            );
+            quote! {
+                #[doc = #doc]
+                #vis fn #push(&self, item: #inner) -> #private::Result<()> #where_clause {
+                    #private::push(self.session, #key, &item, ::core::option::Option::None).map(|_| ())
+                }
+
+                #[doc = #bounded_doc]
+                #vis fn #bounded(&self, item: #inner, max_len: usize) -> #private::Result<bool> #where_clause {
+                    #private::push(self.session, #key, &item, ::core::option::Option::Some(max_len))
+                }
+            }
+        }
+        Some(Ops::Set(inner)) => {
+            let add = format_ident!("add_to_{}", plain, span = name.span());
+            let remove = format_ident!("remove_from_{}", plain, span = name.span());
+            let where_clause = bound(inner);
+            let add_doc = format!(
+                "Adds `item` to the set `{plain}` (the key `{key:?}`) unless it is there; \
+                 returns whether it was new here. {atomic}\n\n{errors}"
+            );
+            let remove_doc = format!(
+                "Removes `item` from the set `{plain}` (the key `{key:?}`); returns whether it \
+                 was there. {atomic}\n\n{errors}"
+            );
+            quote! {
+                #[doc = #add_doc]
+                #vis fn #add(&self, item: #inner) -> #private::Result<bool> #where_clause {
+                    #private::set_op(self.session, #key, &item, true)
+                }
+
+                #[doc = #remove_doc]
+                #vis fn #remove(&self, item: &#inner) -> #private::Result<bool> #where_clause {
+                    #private::set_op(self.session, #key, item, false)
+                }
+            }
         }
     }
 }

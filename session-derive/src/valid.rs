@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use syn::ext::IdentExt;
 use syn::{GenericParam, Type};
 
-use crate::ast::{Field, Input, Kind};
+use crate::ast::{Field, Input, Kind, Ops};
 use crate::ctxt::Ctxt;
 
 /// Keys starting with this belong to sessionkit itself. Must equal `sessionkit::RESERVED_PREFIX`
@@ -152,12 +152,24 @@ fn check_generated_names(cx: &Ctxt, fields: &[Field<'_>]) {
     let mut taken: BTreeMap<String, (&Field<'_>, &str)> = BTreeMap::new();
     for field in fields.iter().filter(|f| f.kind != Kind::Skip) {
         let name = field.ident.unraw().to_string();
-        let generated = [
+        let mut generated = vec![
             (name.clone(), "getter"),
             (format!("set_{name}"), "setter"),
             (format!("remove_{name}"), "remover"),
             (format!("{}_KEY", name.to_uppercase()), "key constant"),
         ];
+        match field.ops() {
+            Some(Ops::Counter) => generated.push((format!("incr_{name}"), "increment")),
+            Some(Ops::List(_)) => {
+                generated.push((format!("push_{name}"), "push"));
+                generated.push((format!("push_{name}_bounded"), "bounded push"));
+            }
+            Some(Ops::Set(_)) => {
+                generated.push((format!("add_to_{name}"), "set add"));
+                generated.push((format!("remove_from_{name}"), "set remove"));
+            }
+            None => {}
+        }
         let mut clash = None;
         for (generated_name, role) in &generated {
             if let Some((other, other_role)) = taken.get(generated_name) {

@@ -100,6 +100,23 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// An [`Op`](crate::store::Op) met a value of the wrong type: an increment on something
+    /// that is not an integer, an array operation on something that is not an array. The
+    /// save that carried it wrote nothing, and the stored value is unchanged.
+    #[error("the value of {key:?} is not {expected}")]
+    WrongType {
+        /// The field map key.
+        key: String,
+        /// What the operation needs, for humans ("an integer", "an array").
+        expected: &'static str,
+    },
+    /// An increment would leave the range of `i64` (or of the typed field it went through).
+    /// The save that carried it wrote nothing, and the stored value is unchanged.
+    #[error("incrementing {key:?} would overflow")]
+    Overflow {
+        /// The field map key.
+        key: String,
+    },
     /// A typed field that has no default was read while absent.
     #[error("the session has no value for {key:?}")]
     Missing {
@@ -155,6 +172,8 @@ impl Error {
             | Error::ReservedKey { .. }
             | Error::Encode { .. }
             | Error::Decode { .. }
+            | Error::WrongType { .. }
+            | Error::Overflow { .. }
             | Error::Missing { .. }
             | Error::Config(_) => false,
         }

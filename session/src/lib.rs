@@ -68,8 +68,23 @@
 //! A [`Session`] is a handle: clones share one map behind a short lock held only inside each
 //! call. Saves send change sets, not snapshots, so two requests of one visitor that change
 //! different keys both keep their change; on the same key the last save wins. A session is not
-//! a transaction: two requests that read a counter and write it back can both write the same
-//! value. Keep such counters per request or in your database when they must be exact.
+//! a transaction: two requests that read a value and write it back can both write the same
+//! value.
+//!
+//! For the updates that collide on one key, use the operations: [`Session::increment`],
+//! [`Session::push`] / [`Session::push_bounded`], [`Session::add_to_set`] and
+//! [`Session::remove_from_set`] (and the derive's `incr_*`, `push_*`, `add_to_*`,
+//! `remove_from_*`). The request sees their result at once, and the save sends the operation
+//! itself, which every store carries out atomically against the value it holds, so
+//! concurrent counters and appends lose nothing.
+//!
+//! ```
+//! # let session = sessionkit::Session::new();
+//! let visits = session.increment("visits", 1)?;   // the store adds 1 to what it holds
+//! session.push_bounded("cart", "apple", 100)?;    // the store appends, keeping 100 at most
+//! # let _ = visits;
+//! # Ok::<(), sessionkit::Error>(())
+//! ```
 //!
 //! ## Lifecycle
 //!
@@ -148,6 +163,7 @@
 mod error;
 mod id;
 pub mod manager;
+mod op;
 mod record;
 mod session;
 pub mod store;
@@ -176,7 +192,7 @@ pub mod __private {
     pub use crate::session::{RESERVED_PREFIX, Session};
     pub use crate::typed::{
         FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
-        get_required, remove, set_option, set_value, write_fields,
+        get_required, increment, push, remove, set_op, set_option, set_value, write_fields,
     };
     pub use bytes::Bytes;
     pub use rmp_serde;

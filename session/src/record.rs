@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
+use crate::op::Op;
 
 /// The encoding version written by [`Record::encode`].
 pub const RECORD_VERSION: u32 = 1;
@@ -104,10 +105,19 @@ impl Record {
     }
 
     /// Applies a change set to this record in place, in the order the [`Store`] contract
-    /// gives: clear, then removals, then sets, then expiry and owner.
+    /// gives: clear, then removals, then sets, then operations, then expiry and owner.
+    ///
+    /// All or nothing: the operations are worked out before anything changes, so when one
+    /// fails the record is left exactly as it was. A store that keeps records whole gets
+    /// the operations' semantics from here.
+    ///
+    /// # Errors
+    /// [`Error::WrongType`], [`Error::Overflow`] or [`Error::Encode`] from the first
+    /// operation that fails (see [`Op::apply_to`]); the record is then unchanged.
     ///
     /// [`Store`]: crate::Store
-    pub fn apply(&mut self, changes: &ChangeSet) {
+    pub fn apply(&mut self, changes: &ChangeSet) -> Result<()> {
+        let results = self.op_results(changes)?;
         if changes.clear {
             self.fields.clear();
         }
@@ -117,12 +127,39 @@ impl Record {
         for (key, value) in &changes.set {
             self.fields.insert(key.clone(), value.clone());
         }
+        for (key, value) in results {
+            self.fields.insert(key, value);
+        }
         if let Some(expires_at) = changes.expires_at {
             self.expires_at = expires_at;
         }
         if let Some(owner) = &changes.owner {
             self.owner.clone_from(owner);
         }
+        Ok(())
+    }
+
+    /// The value each key with operations ends up with, read against what the key holds
+    /// once the change set's clear, removals and sets are applied.
+    fn op_results(&self, changes: &ChangeSet) -> Result<Vec<(String, Bytes)>> {
+        let mut out = Vec::with_capacity(changes.ops.len());
+        for (key, ops) in &changes.ops {
+            if ops.is_empty() {
+                continue;
+            }
+            let mut current = match changes.set.get(key) {
+                Some(value) => Some(value.clone()),
+                None if changes.clear || changes.remove.contains(key) => None,
+                None => self.fields.get(key).cloned(),
+            };
+            for op in ops {
+                current = Some(op.apply_to(key, current.as_deref())?);
+            }
+            if let Some(value) = current {
+                out.push((key.clone(), value));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -142,6 +179,10 @@ pub struct ChangeSet {
     pub expires_at: Option<SystemTime>,
     /// A new owner tag (`Some(None)` removes it), if it changed.
     pub owner: Option<Option<String>>,
+    /// Operations to carry out on the stored values, per key in the order given, after the
+    /// sets: a counter incremented here adds to the value the store holds, not to the value
+    /// this request loaded.
+    pub ops: BTreeMap<String, Vec<Op>>,
 }
 
 impl ChangeSet {
@@ -152,11 +193,31 @@ impl ChangeSet {
             && self.set.is_empty()
             && self.expires_at.is_none()
             && self.owner.is_none()
+            && self.ops.values().all(Vec::is_empty)
     }
 
     /// The number of value bytes it carries (what a save sends, besides key names).
     pub fn payload_len(&self) -> usize {
-        self.set.values().map(Bytes::len).sum()
+        let elements: usize = self
+            .ops
+            .values()
+            .flatten()
+            .filter_map(Op::element)
+            .map(Bytes::len)
+            .sum();
+        self.set.values().map(Bytes::len).sum::<usize>() + elements
+    }
+
+    /// Appends an operation on `key`, after those already queued for it.
+    ///
+    /// ```
+    /// use sessionkit::store::{ChangeSet, Op};
+    /// let mut changes = ChangeSet::default();
+    /// changes.push_op("visits", Op::Increment(1));
+    /// assert!(!changes.is_empty());
+    /// ```
+    pub fn push_op(&mut self, key: impl Into<String>, op: Op) {
+        self.ops.entry(key.into()).or_default().push(op);
     }
 }
 
@@ -434,8 +495,66 @@ mod tests {
         };
         c.set.insert("b".into(), Bytes::from_static(b"x"));
         c.owner = Some(None);
-        r.apply(&c);
+        r.apply(&c).unwrap();
         assert_eq!(r.fields.len(), 1);
         assert_eq!(r.owner, None);
+    }
+
+    fn int(n: i64) -> Bytes {
+        Bytes::from(rmp_serde::to_vec(&n).unwrap())
+    }
+
+    #[test]
+    fn ops_apply_after_sets_and_see_clear_and_removals() {
+        let mut r = sample();
+        r.fields.insert("n".into(), int(5));
+        r.fields.insert("m".into(), int(5));
+        let mut c = ChangeSet::default();
+        c.set.insert("s".into(), int(10));
+        c.remove.insert("m".into());
+        c.push_op("s", Op::Increment(1));
+        c.push_op("m", Op::Increment(1));
+        c.push_op("n", Op::Increment(1));
+        c.push_op("n", Op::Increment(2));
+        r.apply(&c).unwrap();
+        assert_eq!(r.fields["s"], int(11), "the set comes first");
+        assert_eq!(r.fields["m"], int(1), "a removed key starts from zero");
+        assert_eq!(r.fields["n"], int(8), "ops on one key run in order");
+        let mut cleared = ChangeSet {
+            clear: true,
+            ..ChangeSet::default()
+        };
+        cleared.push_op("n", Op::Increment(1));
+        r.apply(&cleared).unwrap();
+        assert_eq!(r.fields.len(), 1);
+        assert_eq!(r.fields["n"], int(1));
+    }
+
+    #[test]
+    fn a_failing_op_leaves_the_record_untouched() {
+        let mut r = sample();
+        let before = r.clone();
+        let mut c = ChangeSet {
+            clear: true,
+            expires_at: Some(from_millis(1)),
+            owner: Some(None),
+            ..ChangeSet::default()
+        };
+        c.set.insert("x".into(), Bytes::from_static(b"\xa3str"));
+        c.push_op("b", Op::Increment(1));
+        c.push_op("x", Op::Increment(1)); // "x" is set to a string by this very change set
+        match r.apply(&c) {
+            Err(Error::WrongType { key, .. }) => assert_eq!(key, "x"),
+            other => panic!("expected a wrong-type error, got {other:?}"),
+        }
+        assert_eq!(r, before);
+        assert!(!c.is_empty());
+        assert!(
+            ChangeSet {
+                ops: BTreeMap::from([("k".to_owned(), Vec::new())]),
+                ..ChangeSet::default()
+            }
+            .is_empty()
+        );
     }
 }

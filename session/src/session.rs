@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::op::{Op, array_len};
 use crate::record::ChangeSet;
 
 /// Keys that start with this prefix belong to sessionkit (expiry bookkeeping, flash, binding)
@@ -52,6 +53,8 @@ pub struct Session {
 struct State {
     fields: BTreeMap<String, Bytes>,
     dirty: BTreeSet<String>,
+    /// Operations for the store, per key, on keys with no pending set or removal.
+    ops: BTreeMap<String, Vec<Op>>,
     cleared: bool,
     /// The owner tag the session was loaded with.
     owner: Option<String>,
@@ -176,8 +179,10 @@ fn is_user_key(key: &str) -> bool {
 }
 
 impl State {
+    /// A plain set replaces the key's pending operations: the store gets the whole value.
     fn set(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
-        if self.fields.get(&key) == Some(&bytes) {
+        let had_ops = self.ops.remove(&key).is_some();
+        if !had_ops && self.fields.get(&key) == Some(&bytes) {
             return Some(bytes);
         }
         self.dirty.insert(key.clone());
@@ -185,9 +190,38 @@ impl State {
     }
 
     fn remove(&mut self, key: &str) -> Option<Bytes> {
-        let old = self.fields.remove(key)?;
-        self.dirty.insert(key.to_owned());
-        Some(old)
+        let had_ops = self.ops.remove(key).is_some();
+        let old = self.fields.remove(key);
+        if old.is_some() || had_ops {
+            self.dirty.insert(key.to_owned());
+        }
+        old
+    }
+
+    /// Carries out `op` on the local value of `key` (after `accept` agreed to the result) and
+    /// records it for the store, which repeats it on the value it holds. When the key already
+    /// has a pending set or removal (or the session was cleared), the store is sent the whole
+    /// local value instead: the set already stands for everything this request did to it.
+    fn operate(
+        &mut self,
+        key: &str,
+        op: Op,
+        accept: impl FnOnce(&Bytes) -> Result<()>,
+    ) -> Result<Bytes> {
+        let next = op.apply_to(key, self.fields.get(key).map(|b| &b[..]))?;
+        accept(&next)?;
+        self.fields.insert(key.to_owned(), next.clone());
+        if self.cleared || self.dirty.contains(key) {
+            self.dirty.insert(key.to_owned());
+        } else {
+            self.ops.entry(key.to_owned()).or_default().push(op);
+        }
+        Ok(next)
+    }
+
+    /// The number of elements of the local array under `key` (0 when absent or not an array).
+    fn array_len(&self, key: &str) -> usize {
+        self.fields.get(key).and_then(|b| array_len(b)).unwrap_or(0)
     }
 }
 
@@ -313,6 +347,7 @@ impl Session {
     pub fn clear(&self) {
         let mut state = self.state.lock();
         state.fields.retain(|k, _| !is_user_key(k));
+        state.ops.clear();
         state.cleared = true;
         // The clear wipes the stored map; sessionkit's own keys are written again after it.
         let kept: Vec<String> = state.fields.keys().cloned().collect();
@@ -490,10 +525,166 @@ impl Session {
         Ok(())
     }
 
+    // ---- operations: merged by the store into the value it holds, so none is lost ----
+
+    /// Adds `delta` to the integer under `key` (absent counts as 0) and returns the new value
+    /// as this request sees it.
+    ///
+    /// The save does not write that value: it asks the store to add `delta` to whatever the
+    /// key holds then, so concurrent requests incrementing one counter all count. A later
+    /// [`insert`](Self::insert) of the key replaces the increment with a plain set.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert_eq!(session.increment("visits", 1)?, 1);
+    /// assert_eq!(session.increment("visits", 2)?, 3);
+    /// assert_eq!(session.get::<i64>("visits")?, Some(3));
+    /// assert!(session.is_modified());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::WrongType`] when the value is not an integer; [`Error::Overflow`] when the
+    /// result leaves `i64`; [`Error::ReservedKey`] for sessionkit's own keys. The session is
+    /// then unchanged. The store checks again when saving, against the value it holds: a
+    /// save whose operation fails there writes nothing and fails with the same errors.
+    pub fn increment(&self, key: impl Into<String>, delta: i64) -> Result<i64> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let bytes = self
+            .state
+            .lock()
+            .operate(&key, Op::Increment(delta), |_| Ok(()))?;
+        decode(&key, &bytes)
+    }
+
+    /// Appends `value` to the array under `key` (absent counts as `[]`).
+    ///
+    /// Like [`increment`](Self::increment), the store appends to the array it holds when the
+    /// session is saved, so concurrent pushes onto one array all land, each request's in its
+    /// own order.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.push("cart", "apple")?;
+    /// session.push("cart", "pear")?;
+    /// assert_eq!(session.get::<Vec<String>>("cart")?, Some(vec!["apple".into(), "pear".into()]));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::WrongType`] when the value is not an array; [`Error::Encode`] when `value`
+    /// cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys.
+    pub fn push<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let value = encode(&key, &value)?;
+        let op = Op::Push {
+            value,
+            max_len: None,
+        };
+        self.state.lock().operate(&key, op, |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Appends `value` to the array under `key` unless it already holds `max_len` elements:
+    /// the first `max_len` elements are kept, later ones are dropped. Returns whether the
+    /// array this request sees grew; the store applies the same bound to the array it holds.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert!(session.push_bounded("recent", 1, 2)?);
+    /// assert!(session.push_bounded("recent", 2, 2)?);
+    /// assert!(!session.push_bounded("recent", 3, 2)?);
+    /// assert_eq!(session.get::<Vec<u8>>("recent")?, Some(vec![1, 2]));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn push_bounded<T: Serialize>(
+        &self,
+        key: impl Into<String>,
+        value: T,
+        max_len: usize,
+    ) -> Result<bool> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let value = encode(&key, &value)?;
+        let op = Op::Push {
+            value,
+            max_len: Some(max_len),
+        };
+        let mut state = self.state.lock();
+        let before = state.array_len(&key);
+        state.operate(&key, op, |_| Ok(()))?;
+        Ok(state.array_len(&key) > before)
+    }
+
+    /// Adds `value` to the set-like array under `key` unless an equal element is there
+    /// (equal as encoded: the same MessagePack bytes). Returns whether the array this request
+    /// sees grew. A `Vec`, `HashSet` or `BTreeSet` of the elements reads it back.
+    ///
+    /// ```
+    /// # use std::collections::BTreeSet;
+    /// # let session = sessionkit::Session::new();
+    /// assert!(session.add_to_set("seen", "welcome")?);
+    /// assert!(!session.add_to_set("seen", "welcome")?);
+    /// assert_eq!(session.get::<BTreeSet<String>>("seen")?.map(|s| s.len()), Some(1));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn add_to_set<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<bool> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let value = encode(&key, &value)?;
+        let mut state = self.state.lock();
+        let before = state.array_len(&key);
+        state.operate(&key, Op::Add(value), |_| Ok(()))?;
+        Ok(state.array_len(&key) > before)
+    }
+
+    /// Removes every element equal to `value` (as encoded) from the array under `key`
+    /// (absent counts as `[]`). Returns whether the array this request sees shrank.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.add_to_set("seen", 7)?;
+    /// assert!(session.remove_from_set("seen", 7)?);
+    /// assert_eq!(session.get::<Vec<u8>>("seen")?, Some(vec![]));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn remove_from_set<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<bool> {
+        let key = key.into();
+        check_user_key(&key)?;
+        let value = encode(&key, &value)?;
+        let mut state = self.state.lock();
+        let before = state.array_len(&key);
+        state.operate(&key, Op::Remove(value), |_| Ok(()))?;
+        Ok(state.array_len(&key) < before)
+    }
+
+    /// Carries out `op` on any key, reserved ones included, once `accept` agreed to the
+    /// result; returns the new local value. For the derive's typed operations.
+    #[doc(hidden)]
+    pub fn operate_unchecked(
+        &self,
+        key: &str,
+        op: Op,
+        accept: impl FnOnce(&Bytes) -> Result<()>,
+    ) -> Result<Bytes> {
+        self.state.lock().operate(key, op, accept)
+    }
+
     /// Whether anything changed since the session was loaded (or last saved).
     pub fn is_modified(&self) -> bool {
         let state = self.state.lock();
-        state.cleared || !state.dirty.is_empty()
+        state.cleared || !state.dirty.is_empty() || !state.ops.is_empty()
     }
 
     // ---- lifecycle: recorded here, carried out by the manager when the request finishes ----
@@ -546,6 +737,7 @@ impl Session {
         state.owner = None;
         state.fields.clear();
         state.dirty.clear();
+        state.ops.clear();
         state.cleared = false;
         state.fresh_flash.clear();
     }
@@ -692,6 +884,7 @@ impl Session {
         let mut state = self.state.lock();
         let mut changes = ChangeSet {
             clear: state.cleared,
+            ops: std::mem::take(&mut state.ops),
             ..ChangeSet::default()
         };
         let dirty = std::mem::take(&mut state.dirty);
@@ -903,5 +1096,96 @@ mod tests {
         let off = Session::new();
         off.disable_flash();
         assert!(matches!(off.flash("n", 1), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn operations_show_locally_and_travel_as_operations() {
+        let mut fields = BTreeMap::new();
+        fields.insert("visits".to_owned(), encode("visits", &10).unwrap());
+        let s = Session::from_fields(fields);
+        assert_eq!(s.increment("visits", 1).unwrap(), 11);
+        assert_eq!(s.increment("visits", 1).unwrap(), 12);
+        s.push("cart", "a").unwrap();
+        assert!(s.add_to_set("seen", 1).unwrap());
+        assert!(!s.add_to_set("seen", 1).unwrap());
+        assert_eq!(s.get::<u32>("visits").unwrap(), Some(12));
+        assert!(s.is_modified());
+        let c = s.take_changes();
+        assert!(c.set.is_empty() && c.remove.is_empty());
+        assert_eq!(c.ops["visits"], vec![Op::Increment(1), Op::Increment(1)]);
+        assert_eq!(c.ops["cart"].len(), 1);
+        assert_eq!(
+            c.ops["seen"].len(),
+            2,
+            "the store decides whether it is new"
+        );
+        assert!(!s.is_modified());
+    }
+
+    #[test]
+    fn a_set_replaces_pending_operations_and_absorbs_later_ones() {
+        let s = Session::new();
+        s.increment("n", 1).unwrap();
+        s.insert("n", 1).unwrap(); // the same bytes as the local view, still a set now
+        let c = s.take_changes();
+        assert!(c.ops.is_empty());
+        assert_eq!(c.set["n"], encode("n", &1).unwrap());
+
+        s.insert("m", 5).unwrap();
+        s.increment("m", 1).unwrap();
+        s.remove("gone");
+        s.push("r", 1).unwrap();
+        assert!(
+            s.remove("r"),
+            "removing a key with pending operations drops them"
+        );
+        let c = s.take_changes();
+        assert!(c.ops.is_empty());
+        assert_eq!(c.set["m"], encode("m", &6).unwrap());
+        assert!(c.remove.contains("r"));
+
+        s.increment("k", 1).unwrap();
+        s.clear();
+        s.increment("k", 2).unwrap();
+        let c = s.take_changes();
+        assert!(c.clear && c.ops.is_empty());
+        assert_eq!(c.set["k"], encode("k", &2).unwrap());
+    }
+
+    #[test]
+    fn failing_operations_change_nothing() {
+        let s = Session::new();
+        s.insert("name", "bob").unwrap();
+        s.take_changes();
+        assert!(matches!(
+            s.increment("name", 1),
+            Err(Error::WrongType { key, .. }) if key == "name"
+        ));
+        assert!(matches!(s.push("name", 1), Err(Error::WrongType { .. })));
+        s.insert("big", i64::MAX).unwrap();
+        s.take_changes();
+        assert!(matches!(s.increment("big", 1), Err(Error::Overflow { .. })));
+        assert!(matches!(
+            s.increment("__sk.created", 1),
+            Err(Error::ReservedKey { .. })
+        ));
+        assert!(matches!(
+            s.add_to_set("__sk.x", 1),
+            Err(Error::ReservedKey { .. })
+        ));
+        assert!(!s.is_modified());
+        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("bob"));
+        assert_eq!(s.get::<i64>("big").unwrap(), Some(i64::MAX));
+    }
+
+    #[test]
+    fn bounded_pushes_and_set_removals_report_the_local_view() {
+        let s = Session::new();
+        assert!(s.push_bounded("xs", 1, 1).unwrap());
+        assert!(!s.push_bounded("xs", 2, 1).unwrap());
+        assert!(!s.remove_from_set("xs", 2).unwrap());
+        assert!(s.remove_from_set("xs", 1).unwrap());
+        assert_eq!(s.get::<Vec<u8>>("xs").unwrap(), Some(vec![]));
+        assert_eq!(s.take_changes().ops["xs"].len(), 4);
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::op::{Op, array_len};
 use crate::session::Session;
 
 /// A struct whose fields are entries of a session's field map, one key per field.
@@ -250,4 +251,65 @@ pub fn write_fields<const N: usize>(session: &Session, fields: [(&str, Option<By
             }
         }
     }
+}
+
+#[doc(hidden)]
+pub fn increment<T: DeserializeOwned>(session: &Session, key: &str, delta: i64) -> Result<T> {
+    let mut value = None;
+    session.operate_unchecked(key, Op::Increment(delta), |bytes| {
+        // The store counts in i64; the field's own type is checked here, before recording.
+        value = rmp_serde::from_slice::<T>(bytes).ok();
+        match value {
+            Some(_) => Ok(()),
+            None => Err(Error::Overflow {
+                key: key.to_owned(),
+            }),
+        }
+    })?;
+    value.ok_or_else(|| Error::Overflow {
+        key: key.to_owned(),
+    })
+}
+
+#[doc(hidden)]
+pub fn push<T: Serialize + ?Sized>(
+    session: &Session,
+    key: &str,
+    item: &T,
+    max_len: Option<usize>,
+) -> Result<bool> {
+    let value = element(key, item)?;
+    let before = session.raw_unchecked(key).and_then(|b| array_len(&b));
+    let after = session.operate_unchecked(key, Op::Push { value, max_len }, |_| Ok(()))?;
+    Ok(array_len(&after) > Some(before.unwrap_or(0)))
+}
+
+#[doc(hidden)]
+pub fn set_op<T: Serialize + ?Sized>(
+    session: &Session,
+    key: &str,
+    item: &T,
+    add: bool,
+) -> Result<bool> {
+    let value = element(key, item)?;
+    let before = session
+        .raw_unchecked(key)
+        .and_then(|b| array_len(&b))
+        .unwrap_or(0);
+    let op = if add {
+        Op::Add(value)
+    } else {
+        Op::Remove(value)
+    };
+    let after = array_len(&session.operate_unchecked(key, op, |_| Ok(()))?).unwrap_or(0);
+    Ok(if add { after > before } else { after < before })
+}
+
+fn element<T: Serialize + ?Sized>(key: &str, item: &T) -> Result<Bytes> {
+    rmp_serde::to_vec_named(item)
+        .map(Bytes::from)
+        .map_err(|e| Error::Encode {
+            key: key.to_owned(),
+            source: Box::new(e),
+        })
 }

@@ -343,6 +343,7 @@ fn change_set() -> impl Strategy<Value = ChangeSet> {
             set: set.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
             expires_at,
             owner,
+            ..ChangeSet::default()
         })
 }
 
@@ -400,7 +401,7 @@ async fn run_model(
                 match model.get_mut(k) {
                     Some(r) => {
                         prop_assert!(got.is_ok(), "{op:?}: {got:?}");
-                        r.apply(c);
+                        r.apply(c).unwrap();
                     }
                     None => prop_assert!(matches!(got, Err(Error::Gone)), "{op:?}: {got:?}"),
                 }

@@ -3,6 +3,7 @@
 //! isolation, expiry held by Redis itself, corrupt data reported as such, and fault behaviour
 //! (fail fast while Redis is down or frozen, recover by itself once it is back).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -910,5 +911,199 @@ async fn cluster_round_trips() {
         sent().await,
         2,
         "save moving the expiry of an owned session"
+    );
+}
+
+/// The values and operations of `operations_match_record_apply_byte_for_byte`: integers at
+/// every width boundary, floats, strings, binary, maps, arrays with 15, 16 and 65 536
+/// elements, and malformed bytes.
+fn op_cases() -> (Vec<Option<Bytes>>, Vec<sessionkit::store::Op>) {
+    use sessionkit::store::Op;
+    let ints: [i64; 22] = [
+        0,
+        1,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        4_294_967_295,
+        4_294_967_296,
+        (1 << 53) + 1,
+        i64::MAX,
+        -1,
+        -32,
+        -33,
+        -128,
+        -129,
+        -32_768,
+        -32_769,
+        -2_147_483_648,
+        -2_147_483_649,
+        i64::MIN,
+    ];
+    let mut values: Vec<Option<Bytes>> = vec![None];
+    values.extend(ints.iter().map(|v| Some(enc(v))));
+    let mut map = BTreeMap::new();
+    map.insert("k", (1.5f32, "v"));
+    let bin = Bytes::from(rmp_serde::to_vec(&serde_bytes_like(3)).unwrap());
+    values.extend([
+        Some(enc(u64::MAX)),
+        Some(enc(0.1f64)),
+        Some(enc(2.5f32)),
+        Some(enc("s")),
+        Some(bin.clone()),
+        Some(enc(&map)),
+        Some(enc(Vec::<u8>::new())),
+        Some(enc(vec!["a", "b"])),
+        Some(enc((
+            1u8,
+            -2i64,
+            0.25f64,
+            "x",
+            &map,
+            vec![Some(1)],
+            None::<u8>,
+        ))),
+        Some(enc(vec![7u32; 15])),
+        Some(enc(vec![7u32; 16])),
+        Some(enc(vec![1u8; 65_536])),
+        Some(Bytes::from_static(&[0x92, 0x01])),
+        Some(Bytes::from_static(&[0xcd, 0x01])),
+        Some(Bytes::from_static(&[0xc1])),
+    ]);
+    let mut ops: Vec<Op> = [
+        0,
+        1,
+        -1,
+        127,
+        -160,
+        1 << 31,
+        -(1 << 31),
+        (1 << 32) - 1,
+        1 << 32,
+        -(1 << 32),
+        (1 << 53) + 3,
+        i64::MAX,
+        i64::MIN,
+        i64::MIN + 1,
+    ]
+    .into_iter()
+    .map(Op::Increment)
+    .collect();
+    ops.extend([
+        Op::Push {
+            value: enc("a"),
+            max_len: None,
+        },
+        Op::Push {
+            value: enc(&map),
+            max_len: Some(16),
+        },
+        Op::Push {
+            value: bin.clone(),
+            max_len: Some(0),
+        },
+        Op::Add(enc("a")),
+        Op::Add(enc("c")),
+        Op::Add(enc(7u32)),
+        Op::Remove(enc("a")),
+        Op::Remove(enc(7u32)),
+        Op::Remove(bin),
+    ]);
+    (values, ops)
+}
+
+fn serde_bytes_like(n: usize) -> sessionkit::Value {
+    sessionkit::Value::Binary(vec![9; n])
+}
+
+/// The Lua scripts carry out every operation exactly as `Record::apply` does: the same bytes
+/// on success, the same error naming the same key on failure, and nothing written then.
+#[tokio::test]
+async fn operations_match_record_apply_byte_for_byte() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let (values, ops) = op_cases();
+    let mut checked = 0;
+    for value in &values {
+        for op in &ops {
+            let key = fresh_key();
+            let mut model = record(&[("other", enc(1))]);
+            if let Some(v) = value {
+                model.fields.insert("v".into(), v.clone());
+            }
+            store.create(&key, &model).await.unwrap();
+            let mut c = set_one("other", enc(2));
+            c.push_op("v", op.clone());
+            let want = model.apply(&c).map(|()| model.fields.clone());
+            let got = store.apply(&key, &c).await;
+            let stored = store.load(&key).await.unwrap().unwrap().record.fields;
+            match (&want, &got) {
+                (Ok(fields), Ok(())) => assert_eq!(&stored, fields, "{value:?} {op:?}"),
+                (Err(w), Err(g)) => {
+                    assert_eq!(w.to_string(), g.to_string(), "{value:?} {op:?}");
+                    assert!(
+                        matches!(g, Error::WrongType { key, .. } | Error::Overflow { key } if key == "v"),
+                        "{g:?}"
+                    );
+                    assert_eq!(stored, model.fields, "a failed save wrote nothing");
+                }
+                _ => panic!("{value:?} {op:?}: model {want:?}, redis {got:?}"),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, values.len() * ops.len());
+}
+
+/// Several operations on one key run in order, after the sets of the same save, in one
+/// round trip, on a cluster too.
+#[tokio::test]
+async fn operations_run_in_order_in_one_round_trip() {
+    use sessionkit::store::Op;
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+    let key = fresh_key();
+    store
+        .create(&key, &record(&[("n", enc(40)), ("l", enc(vec![1]))]))
+        .await
+        .unwrap();
+    log_every_command(&mut admin).await;
+    let mut c = set_one("l", enc(vec![0]));
+    c.push_op("n", Op::Increment(1));
+    c.push_op("n", Op::Increment(1));
+    c.push_op(
+        "l",
+        Op::Push {
+            value: enc(1),
+            max_len: None,
+        },
+    );
+    c.push_op("l", Op::Add(enc(0)));
+    c.push_op("fresh", Op::Remove(enc(0)));
+    store.apply(&key, &c).await.unwrap();
+    assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"]);
+    let fields = store.load(&key).await.unwrap().unwrap().record.fields;
+    assert_eq!(fields["n"], enc(42));
+    assert_eq!(fields["l"], enc(vec![0, 1]));
+    assert_eq!(fields["fresh"], enc(Vec::<u8>::new()));
+
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(RedisConfig::cluster(cluster.urls()))
+        .await
+        .unwrap();
+    let key = fresh_key();
+    store
+        .create(&key, &record(&[("n", enc(40))]))
+        .await
+        .unwrap();
+    store.apply(&key, &c).await.unwrap();
+    let fields = store.load(&key).await.unwrap().unwrap().record.fields;
+    assert_eq!(
+        (fields["n"].clone(), fields["l"].clone()),
+        (enc(42), enc(vec![0, 1]))
     );
 }

@@ -406,7 +406,7 @@ impl Layout {
             return Ok(());
         }
         let old_owner = record.owner.clone();
-        record.apply(changes);
+        record.apply(changes)?;
         if let Some(owner) = &record.owner {
             self.ensure_marker(owner, key)?;
         }

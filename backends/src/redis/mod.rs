@@ -30,6 +30,12 @@
 //! (`HDEL` the removed fields, `HSET` the set ones: a save sends only what changed), move,
 //! and listing an owner's sessions. [`Store::cleanup`] returns 0: Redis expires keys itself.
 //!
+//! A save's operations (increment, push, add, remove) run inside the same script, against the
+//! value Redis holds, on the MessagePack bytes themselves (`lua/ops.lua` follows
+//! `sessionkit::store::Op` byte for byte; it does not use `cmsgpack`, whose numbers are doubles
+//! and which re-encodes `bin` as `str`). They are all worked out before the script writes
+//! anything, so a failing one leaves the session as it was.
+//!
 //! # Redis Cluster
 //!
 //! A script may only touch one slot there, so a few operations take more trips than on a
@@ -99,8 +105,8 @@ use redis::{
     ServerErrorKind, TlsCertificates, Value,
 };
 use sessionkit::store::{
-    ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, Moved, Record, Removed,
-    Result, Store,
+    ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, Moved, Op, Record,
+    Removed, Result, Store,
 };
 use sessionkit::{SessionKey, from_millis, to_millis};
 use sha2::{Digest as _, Sha256};
@@ -387,6 +393,63 @@ fn flag(b: bool) -> &'static str {
 }
 
 /// A script's integer status, or an error saying what came back instead.
+/// Adds one operation's four arguments to an `apply` call (see `lua/ops.lua`, `run_op`).
+fn op_args(apply: &mut ScriptInvocation<'_>, name: &str, op: &Op) -> Result<()> {
+    op.check(name)?;
+    apply.arg(format!("f:{name}"));
+    match op {
+        Op::Increment(delta) => {
+            // Lua numbers are doubles: the delta travels as two exact 32-bit halves.
+            let high = delta >> 32;
+            let low = delta & 0xffff_ffff;
+            apply.arg("i").arg(high).arg(low);
+        }
+        Op::Push { value, max_len } => {
+            let bound = max_len.map(|m| m.to_string()).unwrap_or_default();
+            apply.arg("p").arg(value.as_ref()).arg(bound);
+        }
+        Op::Add(value) => {
+            apply.arg("a").arg(value.as_ref()).arg("");
+        }
+        Op::Remove(value) => {
+            apply.arg("r").arg(value.as_ref()).arg("");
+        }
+        other => {
+            return Err(Error::Storage {
+                message: format!("redis save: operation {other:?} is not supported"),
+                source: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The error of an `apply` whose operation failed: `{code, name}` from `run_op`.
+fn op_failure(items: Vec<Value>) -> Error {
+    let (code, key) = match items.as_slice() {
+        [Value::Int(code), name] => (
+            *code,
+            redis::from_redis_value::<String>(name.clone()).unwrap_or_default(),
+        ),
+        _ => (0, String::new()),
+    };
+    match code {
+        2 => Error::WrongType {
+            key,
+            expected: "an integer",
+        },
+        3 => Error::WrongType {
+            key,
+            expected: "an array",
+        },
+        4 => Error::Overflow { key },
+        _ => Error::Storage {
+            message: format!("redis save: unexpected operation failure {items:?}"),
+            source: None,
+        },
+    }
+}
+
 fn status(op: &'static str, value: &Value) -> Result<i64> {
     match value {
         Value::Int(n) => Ok(*n),
@@ -863,9 +926,15 @@ impl Store for RedisStore {
             .arg(owner)
             .arg(hash.as_deref().unwrap_or(""))
             .arg(key.to_hex())
-            .arg(changes.remove.len());
+            .arg(changes.remove.len())
+            .arg(changes.ops.values().map(Vec::len).sum::<usize>());
         for name in &changes.remove {
             apply.arg(format!("f:{name}"));
+        }
+        for (name, ops) in &changes.ops {
+            for op in ops {
+                op_args(&mut apply, name, op)?;
+            }
         }
         for (name, value) in &changes.set {
             apply.arg(format!("f:{name}")).arg(value.as_ref());
@@ -873,6 +942,9 @@ impl Store for RedisStore {
         match self.eval::<Value>("save", &apply).await? {
             Value::Int(1) => Ok(()),
             Value::Int(0) => Err(Error::Gone),
+            Value::Array(items) if matches!(items.first(), Some(Value::Int(_))) => {
+                Err(op_failure(items))
+            }
             Value::Array(items) => {
                 // Cluster: the session's owner set needs to live as long as the session.
                 let parts: Vec<String> = redis::from_redis_value(Value::Array(items))

@@ -7,11 +7,11 @@ use std::sync::LazyLock;
 use redis::Script;
 
 macro_rules! script {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $($file:literal),+) => {
         pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
             Script::new(concat!(
                 include_str!("lua/common.lua"),
-                include_str!(concat!("lua/", $file))
+                $(include_str!(concat!("lua/", $file))),+
             ))
         });
     };
@@ -19,7 +19,7 @@ macro_rules! script {
 
 script!(CREATE, "create.lua");
 script!(LOAD, "load.lua");
-script!(APPLY, "apply.lua");
+script!(APPLY, "ops.lua", "apply.lua");
 script!(RENAME, "rename.lua");
 script!(PUT, "put.lua");
 script!(SWAP, "swap.lua");

@@ -29,6 +29,77 @@ pub(crate) struct Extras {
     pub(crate) big_save: Vec<(String, u64, u64)>,
     /// Store writes made by read-only requests, and how many requests ran.
     pub(crate) read_only_writes: Vec<(String, u64, u64)>,
+    /// Mean microseconds of one save on one session, by store: a one-key insert, an
+    /// increment, a bounded push.
+    pub(crate) op_costs: Vec<OpCost>,
+}
+
+/// What one save costs on one store, by kind of change (mean µs, the same run).
+#[derive(Debug)]
+pub(crate) struct OpCost {
+    pub(crate) store: String,
+    pub(crate) insert_us: f64,
+    pub(crate) increment_us: f64,
+    pub(crate) push_us: f64,
+}
+
+/// The mean cost of `rounds` sequential saves of each kind on one session of the ~1 KiB
+/// workload: a one-key insert of an integer, an increment of it, a push onto a list capped
+/// at 100 items (full after the first 100 rounds: the cost of the bound check and rewrite).
+pub(crate) async fn op_cost<S: Store>(name: &str, store: S, rounds: u32) -> anyhow::Result<OpCost> {
+    use sessionkit::store::Op as StoreOp;
+    let session = key(7);
+    let mut record = Record::new(SystemTime::now() + TTL);
+    for (k, v) in crate::workload::Workload::sample().fields() {
+        record.fields.insert(k, v);
+    }
+    store.create(&session, &record).await?;
+    let item = Bytes::from(rmp_serde::to_vec_named(&("sku-0001", 2u32))?);
+    let time = |make: &dyn Fn(u32) -> ChangeSet| {
+        let changes: Vec<ChangeSet> = (0..rounds).map(make).collect();
+        let store = &store;
+        let session = &session;
+        async move {
+            let start = Instant::now();
+            for c in &changes {
+                store.apply(session, black_box(c)).await?;
+            }
+            anyhow::Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds))
+        }
+    };
+    let insert_us = time(&|i| {
+        let mut c = ChangeSet::default();
+        c.set.insert(
+            "bench.n".into(),
+            Bytes::from(rmp_serde::to_vec(&i64::from(i)).unwrap_or_default()),
+        );
+        c
+    })
+    .await?;
+    let increment_us = time(&|_| {
+        let mut c = ChangeSet::default();
+        c.push_op("bench.n", StoreOp::Increment(1));
+        c
+    })
+    .await?;
+    let push_us = time(&|_| {
+        let mut c = ChangeSet::default();
+        c.push_op(
+            "bench.cart",
+            StoreOp::Push {
+                value: item.clone(),
+                max_len: Some(100),
+            },
+        );
+        c
+    })
+    .await?;
+    Ok(OpCost {
+        store: name.to_owned(),
+        insert_us,
+        increment_us,
+        push_us,
+    })
 }
 
 pub(crate) const RSS_SESSIONS: u64 = 100_000;

@@ -444,6 +444,34 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         coherence::run(&h.config).await?;
     }
     eprintln!("subjects done in {:.0}s", started.elapsed().as_secs_f64());
+    if h.config.filter.is_none() {
+        let rounds = if h.config.quick { 300 } else { 3_000 };
+        let redis = || sessionkit_backends::RedisStore::open(&url);
+        let costs = &mut extras.op_costs;
+        costs.push(extras::op_cost("MemoryStore", MemoryStore::new(), rounds).await?);
+        costs.push(extras::op_cost("MemoryStore::with_capacity", cache_tier(), rounds).await?);
+        costs.push(
+            extras::op_cost(
+                "Tiered<Memory, Memory>",
+                TieredStore::new(cache_tier(), MemoryStore::new()),
+                rounds,
+            )
+            .await?,
+        );
+        costs.push(extras::op_cost("RedisStore", redis().await?, rounds).await?);
+        costs.push(
+            extras::op_cost(
+                "Tiered<Memory, Redis>",
+                TieredStore::new(cache_tier(), redis().await?),
+                rounds,
+            )
+            .await?,
+        );
+        let file = file_store(fresh_dir()?).await?;
+        costs.push(extras::op_cost("FileStore (NoSync)", file, rounds).await?);
+        let tiered = TieredStore::new(cache_tier(), file_store(fresh_dir()?).await?);
+        costs.push(extras::op_cost("Tiered<Memory, File>", tiered, rounds).await?);
+    }
     // The removal of 10⁵-session directories takes minutes on a busy disk: overlap it with
     // the resident-memory children, which measure memory, not time.
     let remover = std::thread::spawn(move || drop(root));

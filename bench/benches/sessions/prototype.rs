@@ -80,10 +80,7 @@ impl Store for ShardedStore {
         let now = SystemTime::now();
         let mut shard = self.shard(key).write();
         match shard.get_mut(key) {
-            Some(r) if !r.is_expired_at(now) => {
-                r.apply(changes);
-                Ok(())
-            }
+            Some(r) if !r.is_expired_at(now) => r.apply(changes),
             _ => Err(Error::Gone),
         }
     }
@@ -161,8 +158,10 @@ impl Store for MokaLazyExpiry {
             .and_compute_with(|existing| match existing {
                 Some(e) if !e.value().is_expired_at(now) => {
                     let mut next = (**e.value()).clone();
-                    next.apply(changes);
-                    Op::Put(Arc::new(next))
+                    match next.apply(changes) {
+                        Ok(()) => Op::Put(Arc::new(next)),
+                        Err(_) => Op::Nop,
+                    }
                 }
                 _ => Op::Nop,
             }) {

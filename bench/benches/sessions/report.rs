@@ -581,6 +581,17 @@ fn render(rows: &[Row], extras: &Extras, meta: &Meta) -> String {
     for (who, writes, requests) in &extras.read_only_writes {
         let _ = writeln!(s, "| {who} | {writes} | {requests} |");
     }
+    let _ = writeln!(
+        s,
+        "\nOne save on one session, one task, by kind of change (mean µs; the same run):\n\n| store | one-key insert | increment | push (capped at 100) |\n|---|--:|--:|--:|"
+    );
+    for c in &extras.op_costs {
+        let _ = writeln!(
+            s,
+            "| sessionkit {} | {:.2} | {:.2} | {:.2} |",
+            c.store, c.insert_us, c.increment_us, c.push_us
+        );
+    }
     let _ = writeln!(s, "\n![throughput per subject](bench/throughput.svg)\n");
     let _ = writeln!(s, "{END}");
     s

@@ -281,17 +281,17 @@ mod map {
         key: &SessionKey,
         changes: &ChangeSet,
         now: SystemTime,
-    ) -> bool {
+    ) -> Result<bool> {
         match map.get_mut(key) {
             Some(mut slot) => match &mut slot.entry {
                 Entry::Record(r) if r.expires_at > now => {
-                    r.apply(changes);
+                    r.apply(changes)?;
                     slot.version += 1;
-                    true
+                    Ok(true)
                 }
-                _ => false,
+                _ => Ok(false),
             },
-            None => false,
+            None => Ok(false),
         }
     }
 
@@ -414,21 +414,30 @@ mod cache {
         key: &SessionKey,
         changes: &ChangeSet,
         now: SystemTime,
-    ) -> bool {
+    ) -> Result<bool> {
+        let mut failed = None;
         let result = cache
             .entry(*key)
             .and_compute_with(|existing| match existing {
                 Some(e) if live(e.value(), now) => match &**e.value() {
                     Entry::Record(r) => {
                         let mut next = r.clone();
-                        next.apply(changes);
-                        Op::Put(Arc::new(Entry::Record(next)))
+                        match next.apply(changes) {
+                            Ok(()) => Op::Put(Arc::new(Entry::Record(next))),
+                            Err(err) => {
+                                failed = Some(err);
+                                Op::Nop
+                            }
+                        }
                     }
                     Entry::Alias { .. } | Entry::Tombstone { .. } => Op::Nop,
                 },
                 _ => Op::Nop,
             });
-        matches!(result, CompResult::ReplacedWith(_))
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(matches!(result, CompResult::ReplacedWith(_))),
+        }
     }
 
     /// As the map's `rename`, with `Arc` identity standing in for the version counter.
@@ -540,8 +549,8 @@ impl Store for MemoryStore {
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
         let now = SystemTime::now();
         let applied = match &self.backing {
-            Backing::Map(map) => map::apply(map, key, changes, now),
-            Backing::Cache(cache) => cache::apply(cache, key, changes, now),
+            Backing::Map(map) => map::apply(map, key, changes, now)?,
+            Backing::Cache(cache) => cache::apply(cache, key, changes, now)?,
         };
         if !applied {
             return Err(Error::Gone);

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 pub use crate::error::{Error, Result};
 use crate::id::SessionKey;
+pub use crate::op::Op;
 pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed};
 
 /// Where sessions live.
@@ -33,11 +34,17 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, 
 ///   [`Error::AlreadyExists`] when a live record (or a grace-window alias) holds the key, so
 ///   an id collision can never merge two visitors.
 /// - **Changes, not snapshots.** [`apply`](Store::apply) merges a [`ChangeSet`] into the
-///   stored record atomically: clear, then removals, then sets, then expiry and owner. Keys the
-///   change set does not name keep the value the store holds, so concurrent saves that touch
-///   different keys both survive; on the same key the last writer wins. A change set for a key
-///   that holds no live record fails with [`Error::Gone`] and writes nothing: a save racing a
-///   logout never brings the session back.
+///   stored record atomically: clear, then removals, then sets, then operations, then expiry
+///   and owner. Keys the change set does not name keep the value the store holds, so
+///   concurrent saves that touch different keys both survive; on the same key a set is last
+///   writer wins. A change set for a key that holds no live record fails with [`Error::Gone`]
+///   and writes nothing: a save racing a logout never brings the session back.
+/// - **Operations.** The [`Op`]s of [`ChangeSet::ops`] (increment, push, add, remove) are
+///   carried out against the value the store holds at that moment, inside the same atomic
+///   merge, so concurrent saves that increment one counter or push onto one array lose
+///   nothing. An absent key starts from `0` or `[]`. When an operation fails
+///   ([`Error::WrongType`], [`Error::Overflow`]) the whole change set writes nothing.
+///   [`Record::apply`] implements exactly these rules for stores that hold whole records.
 /// - **Move.** [`rename`](Store::rename) moves a record to a fresh key atomically. With a
 ///   [`Grace`], the old key keeps resolving — [`load`](Store::load) returns the record with
 ///   [`Loaded::moved`] set — until `grace.until` or the record's own expiry, whichever comes
@@ -90,7 +97,7 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, 
 ///     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
 ///         let mut map = self.map()?;
 ///         match map.get_mut(key) {
-///             Some(r) if !r.is_expired_at(SystemTime::now()) => { r.apply(changes); Ok(()) }
+///             Some(r) if !r.is_expired_at(SystemTime::now()) => r.apply(changes),
 ///             _ => Err(Error::Gone),
 ///         }
 ///     }
@@ -134,10 +141,11 @@ pub trait Store: Send + Sync {
     /// [`Error::Corrupt`] for an undecodable record; backend errors otherwise.
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>>;
 
-    /// Merges `changes` into the live record under `key`, atomically.
+    /// Merges `changes` into the live record under `key`, atomically, operations included.
     ///
     /// # Errors
-    /// [`Error::Gone`] if no live record holds the key (nothing is written).
+    /// [`Error::Gone`] if no live record holds the key; [`Error::WrongType`] or
+    /// [`Error::Overflow`] naming the key of a failing operation. Nothing is written then.
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()>;
 
     /// Removes whatever `key` holds and says what that was, atomically. Removing an absent

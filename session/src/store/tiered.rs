@@ -28,6 +28,9 @@ use crate::id::SessionKey;
 ///   read with the one after it wrote the cache, and removes what it wrote when they differ.
 ///   So a load that read the durable record just before a logout cannot put the logged-out
 ///   session back into the cache.
+/// - **Operations** ([`ChangeSet::ops`]) run in the durable tier only, against the value it
+///   holds; the cache entry is dropped as for every save, so the cache never holds a value
+///   the durable tier does not.
 /// - **A failing cache never fails a request.** Each cache error is logged with `tracing`,
 ///   counted in [`stats`](Self::stats), and the durable tier answers. When the cache could not
 ///   be told that a session was deleted, changed or moved, this process stops reading that

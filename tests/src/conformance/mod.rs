@@ -16,6 +16,8 @@ use bytes::Bytes;
 use sessionkit::store::{ChangeSet, Error, Grace, Record, Removed, Store, StoreExt};
 use sessionkit::{SessionId, SessionKey};
 
+pub mod ops;
+
 /// How a backend differs from the strictest reading of the contract. Each difference is a
 /// parameter the invocation states, never a silent skip.
 #[derive(Debug, Clone, Copy)]
@@ -544,6 +546,7 @@ macro_rules! conformance_suite {
             saves_racing_delete_never_resurrect, saves_racing_move_are_kept,
             logout_racing_rotation_ends_session, revoke_racing_rotations_leaves_none,
             revoke_racing_graceless_rotations_leaves_none);
+        $crate::ops_suite!($factory);
     };
     (@cases $factory:path, $caps:expr; $($case:ident),*; $($capcase:ident),*;
         $($arccase:ident),*) => {
