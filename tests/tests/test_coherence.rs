@@ -71,13 +71,14 @@ async fn served(store: &Coherent, key: &SessionKey) -> Option<bytes::Bytes> {
     Some(loaded.record.fields.get("v").cloned().unwrap_or_default())
 }
 
-/// `b` serves `key` from its memory tier.
+/// `b` serves `key` from its memory tier. The announcement of the write that stored it may
+/// reach `b` after `b`'s first fill (and drop it), so load until the copy stays.
 async fn cache_it(b: &Coherent, key: &SessionKey) {
-    b.load(key).await.unwrap();
-    assert!(
-        b.cache().load(key).await.unwrap().is_some(),
-        "B caches the session"
-    );
+    poll("B caches the session", || async {
+        b.load(key).await.unwrap();
+        b.cache().load(key).await.unwrap().is_some()
+    })
+    .await;
 }
 
 /// A write, a logout and a log-out-everywhere made on A are seen on B.
