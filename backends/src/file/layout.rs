@@ -527,10 +527,22 @@ impl Layout {
                     keys.push(key);
                 }
                 Slot::Corrupt(_) => {}
-                _ => self.drop_stale_marker(&dir, &key)?,
+                // The session moved while the owner was being listed: the new key's marker may
+                // have been written after this listing read the directory, so follow the move.
+                Slot::Entry(Entry::Alias { to, .. } | Entry::Tombstone { to, .. }) => {
+                    let (_, target) = self.paths(&to);
+                    if let Some(r) = live_record(self.read_slot(&target, &to)?, now)
+                        && r.owner.as_deref() == Some(owner)
+                    {
+                        keys.push(to);
+                    }
+                    self.drop_stale_marker(&dir, &key)?;
+                }
+                Slot::Entry(_) | Slot::Absent => self.drop_stale_marker(&dir, &key)?,
             }
         }
         keys.sort();
+        keys.dedup();
         Ok(keys)
     }
 

@@ -691,6 +691,13 @@ impl<S: Store + 'static> SessionManager<S> {
             Err(err) if err.committed() => {
                 tracing::warn!(target: "sessionkit", session = %new_id.fingerprint(), error = %err, "regenerated session saved; a cache tier is stale");
             }
+            // A logout or revocation ended the session after the move (through the old key's
+            // tombstone): this login lost that race.
+            Err(Error::Gone) => {
+                self.forget(&new_id.key(), "regenerated session ended meanwhile")
+                    .await;
+                return Ok(self.gone(existing));
+            }
             Err(err) => {
                 tracing::warn!(target: "sessionkit", session = %existing.id.fingerprint(), error = %err, "regeneration failed after the move; ending the session");
                 self.forget(&new_id.key(), "regenerated session whose changes failed")

@@ -460,7 +460,7 @@ mod cache {
                 .filter(|e| live(e, now) && matches!(**e, Entry::Record(_)));
             let Some(current) = current else {
                 if !first {
-                    cache.invalidate(to);
+                    remove(cache, to);
                 }
                 return Err(Error::Gone);
             };
@@ -475,7 +475,8 @@ mod cache {
                 }
                 first = false;
             } else {
-                cache.insert(*to, Arc::new(copy));
+                let copy = Arc::new(copy);
+                cache.entry(*to).and_compute_with(|_| Op::Put(copy));
             }
             index(to, record.owner.as_deref());
             let replacement = Arc::new(left_behind(to, grace, record, now));
@@ -489,8 +490,24 @@ mod cache {
                 return Ok(());
             }
         }
-        cache.invalidate(to);
+        remove(cache, to);
         Err(contended())
+    }
+
+    /// Removes `key` and returns what it held. Through the entry API, like every write here:
+    /// moka serializes compute operations on one key, so a save merging into the entry (its
+    /// own compute) can never put back what this removed; a plain `remove` gives no such
+    /// order.
+    pub(super) fn remove(cache: &Cache, key: &SessionKey) -> Option<Arc<Entry>> {
+        match cache
+            .entry(*key)
+            .and_compute_with(|existing| match existing {
+                Some(_) => Op::Remove,
+                None => Op::Nop,
+            }) {
+            CompResult::Removed(entry) => Some(entry.into_value()),
+            _ => None,
+        }
     }
 
     pub(super) fn cleanup(cache: &Cache, now: SystemTime) -> u64 {
@@ -501,7 +518,13 @@ mod cache {
             .collect();
         let mut removed = 0;
         for key in expired {
-            if cache.remove(&key).is_some() {
+            let gone = cache
+                .entry(key)
+                .and_compute_with(|existing| match existing {
+                    Some(e) if !live(e.value(), now) => Op::Remove,
+                    _ => Op::Nop,
+                });
+            if matches!(gone, CompResult::Removed(_)) {
                 removed += 1;
             }
         }
@@ -565,7 +588,7 @@ impl Store for MemoryStore {
         let now = SystemTime::now();
         Ok(match &self.backing {
             Backing::Map(map) => Removed::of(map.remove(key).map(|(_, s)| s.entry).as_ref(), now),
-            Backing::Cache(cache) => Removed::of(cache.remove(key).as_deref(), now),
+            Backing::Cache(cache) => Removed::of(cache::remove(cache, key).as_deref(), now),
         })
     }
 
