@@ -359,6 +359,22 @@ impl Entry {
         }
     }
 
+    /// What a delete leaves under the key at `now`: nothing for a record, and a
+    /// [tombstone](Entry::Tombstone) for a live alias or tombstone, so that every logout that
+    /// loaded the session through this key — not only the first — can follow the move. It
+    /// resolves to nothing and expires when the alias would have.
+    pub fn left_by_delete(&self, now: SystemTime) -> Option<Entry> {
+        match self {
+            Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
+                Some(Entry::Tombstone {
+                    to: *to,
+                    until: *until,
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the entry makes its key resolve at `now` (a live record or grace alias), so a
     /// `create` must not take the key. A tombstone never does.
     pub fn resolves_at(&self, now: SystemTime) -> bool {

@@ -61,6 +61,11 @@ fn live(entry: &Entry, now: SystemTime) -> bool {
     entry.resolves_at(now)
 }
 
+/// Whether `slot` already holds a tombstone (a delete leaves it as it is).
+fn slot_is_tombstone(slot: &Slot) -> bool {
+    matches!(slot, Slot::Entry(Entry::Tombstone { .. }))
+}
+
 /// Whether `entry` is still worth keeping at `now` (a tombstone included).
 fn live_or_tombstone(entry: &Entry, now: SystemTime) -> bool {
     entry.expires_at() > now
@@ -425,11 +430,17 @@ impl Layout {
             return Ok(Removed::Nothing);
         };
         let slot = self.read_slot(&path, key)?;
-        let removed = match &slot {
-            Slot::Entry(entry) => Removed::of(Some(entry), SystemTime::now()),
-            Slot::Absent | Slot::Corrupt(_) => Removed::Nothing,
+        let now = SystemTime::now();
+        let (removed, left) = match &slot {
+            Slot::Entry(entry) => (Removed::of(Some(entry), now), entry.left_by_delete(now)),
+            Slot::Absent | Slot::Corrupt(_) => (Removed::Nothing, None),
         };
-        self.remove_file(&dir, &path)?;
+        match left {
+            // An alias becomes a tombstone, so every logout through this key can follow it.
+            Some(_) if slot_is_tombstone(&slot) => {}
+            Some(left) => self.write_entry(&dir, &path, &left)?,
+            None => self.remove_file(&dir, &path)?,
+        }
         if let Slot::Entry(Entry::Record(Record {
             owner: Some(owner), ..
         })) = &slot

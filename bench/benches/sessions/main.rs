@@ -444,7 +444,8 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         coherence::run(&h.config).await?;
     }
     eprintln!("subjects done in {:.0}s", started.elapsed().as_secs_f64());
-    if h.config.filter.is_none() {
+    let op_filter = h.config.filter.as_deref() == Some("ops");
+    if h.config.filter.is_none() || op_filter {
         let rounds = if h.config.quick { 300 } else { 3_000 };
         let redis = || sessionkit_backends::RedisStore::open(&url);
         let costs = &mut extras.op_costs;
@@ -471,6 +472,16 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         costs.push(extras::op_cost("FileStore (NoSync)", file, rounds).await?);
         let tiered = TieredStore::new(cache_tier(), file_store(fresh_dir()?).await?);
         costs.push(extras::op_cost("Tiered<Memory, File>", tiered, rounds).await?);
+        if op_filter {
+            // `-- ops`: the operation costs alone, printed (BENCHMARKS.md is left as it is).
+            eprintln!("store | insert µs | increment µs | push µs");
+            for c in costs.iter() {
+                eprintln!(
+                    "{} | {:.2} | {:.2} | {:.2}",
+                    c.store, c.insert_us, c.increment_us, c.push_us
+                );
+            }
+        }
     }
     // The removal of 10⁵-session directories takes minutes on a busy disk: overlap it with
     // the resident-memory children, which measure memory, not time.

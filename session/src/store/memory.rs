@@ -355,6 +355,31 @@ mod map {
         Err(contended())
     }
 
+    /// Removes a record; turns an alias into a tombstone (see [`Entry::left_by_delete`]).
+    pub(super) fn delete(
+        map: &DashMap<SessionKey, Slot>,
+        key: &SessionKey,
+        now: SystemTime,
+    ) -> Removed {
+        match map.entry(*key) {
+            MapEntry::Occupied(mut o) => {
+                let removed = Removed::of(Some(&o.get().entry), now);
+                match o.get().entry.left_by_delete(now) {
+                    Some(left) => {
+                        let slot = o.get_mut();
+                        slot.entry = left;
+                        slot.version += 1;
+                    }
+                    None => {
+                        o.remove();
+                    }
+                }
+                removed
+            }
+            MapEntry::Vacant(_) => Removed::Nothing,
+        }
+    }
+
     pub(super) fn cleanup(map: &DashMap<SessionKey, Slot>, now: SystemTime) -> u64 {
         let mut removed = 0;
         map.retain(|_, slot| {
@@ -510,6 +535,24 @@ mod cache {
         }
     }
 
+    /// As the map's `delete`, through the entry API (see [`remove`]).
+    pub(super) fn delete(cache: &Cache, key: &SessionKey, now: SystemTime) -> Removed {
+        let mut removed = Removed::Nothing;
+        cache
+            .entry(*key)
+            .and_compute_with(|existing| match existing {
+                Some(e) => {
+                    removed = Removed::of(Some(e.value()), now);
+                    match e.value().left_by_delete(now) {
+                        Some(left) => Op::Put(Arc::new(left)),
+                        None => Op::Remove,
+                    }
+                }
+                None => Op::Nop,
+            });
+        removed
+    }
+
     pub(super) fn cleanup(cache: &Cache, now: SystemTime) -> u64 {
         let expired: Vec<SessionKey> = cache
             .iter()
@@ -587,8 +630,8 @@ impl Store for MemoryStore {
     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         let now = SystemTime::now();
         Ok(match &self.backing {
-            Backing::Map(map) => Removed::of(map.remove(key).map(|(_, s)| s.entry).as_ref(), now),
-            Backing::Cache(cache) => Removed::of(cache::remove(cache, key).as_deref(), now),
+            Backing::Map(map) => map::delete(map, key, now),
+            Backing::Cache(cache) => cache::delete(cache, key, now),
         })
     }
 

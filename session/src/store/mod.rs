@@ -52,12 +52,14 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, 
 ///   [`MOVE_TOMBSTONE`] a [`delete`](Store::delete) through it still reports where the session
 ///   went, so a logout that loaded the session just before the move ends it. An alias never accepts
 ///   [`apply`](Store::apply) (it fails with [`Error::Gone`]): saves go to the new key.
-/// - **Delete says what it removed.** [`delete`](Store::delete) removes whatever the key
-///   holds and reports it as a [`Removed`]: a live record, a live alias with the key it points
-///   to, or nothing. Removing an alias leaves its target alone; a caller that ends a session
-///   follows the alias ([`StoreExt::end_session`]). Because a move needs a live record at its
+/// - **Delete says what it removed.** [`delete`](Store::delete) removes a record and reports
+///   it as a [`Removed`]: a live record, a live alias or tombstone with the key it points to,
+///   or nothing. Deleting an alias leaves its target alone and turns the alias into a
+///   [tombstone](Entry::Tombstone) until it would have expired, so the key stops resolving
+///   but every later delete through it still reports the move; a caller that ends a session
+///   follows the report ([`StoreExt::end_session`]). Because a move needs a live record at its
 ///   source, a record removed here can no longer move away, so following the report ends the
-///   session even while another request rotates its id.
+///   session even while other requests rotate its id or end it too.
 /// - **Owner index.** [`owned_by`](Store::owned_by) lists the live records whose owner tag is
 ///   the given owner (set by [`create`](Store::create) or [`apply`](Store::apply)).
 /// - **Errors** are [`Error`] variants; a record that cannot be decoded is reported as
@@ -148,9 +150,9 @@ pub trait Store: Send + Sync {
     /// [`Error::Overflow`] naming the key of a failing operation. Nothing is written then.
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()>;
 
-    /// Removes whatever `key` holds and says what that was, atomically. Removing an absent
-    /// key succeeds with [`Removed::Nothing`]. An alias is removed alone: its report names
-    /// the key it pointed to.
+    /// Removes the record under `key`, or turns the alias under it into a tombstone, and says
+    /// what the key held, atomically. Deleting an absent key succeeds with
+    /// [`Removed::Nothing`]. An alias's target is left alone: the report names it.
     ///
     /// # Errors
     /// Backend errors only.

@@ -184,6 +184,10 @@ pub async fn delete_reports_what_it_removed<S: Store + ?Sized>(store: &S) {
     store.rename(&from, &to, Some(&grace)).await.unwrap();
     assert_eq!(store.delete(&from).await.unwrap(), Removed::Alias { to });
     assert!(store.load(&from).await.unwrap().is_none());
+    // A second delete through the old key still names the move (a second logout that loaded
+    // the session through it must be able to follow too).
+    assert_eq!(store.delete(&from).await.unwrap(), Removed::Alias { to });
+    assert!(store.load(&from).await.unwrap().is_none());
     assert_eq!(fields(store, &to).await.get("a"), Some(&enc(1)));
     assert_eq!(store.delete(&to).await.unwrap(), Removed::Record);
 
