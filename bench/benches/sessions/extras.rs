@@ -48,7 +48,8 @@ pub(crate) struct OpCost {
 /// at 100 items (full after the first 100 rounds: the cost of the bound check and rewrite).
 pub(crate) async fn op_cost<S: Store>(name: &str, store: S, rounds: u32) -> anyhow::Result<OpCost> {
     use sessionkit::store::Op as StoreOp;
-    let session = key(7);
+    // A fresh key each call: subjects share one Redis server.
+    let session = sessionkit::SessionId::generate()?.key();
     let mut record = Record::new(SystemTime::now() + TTL);
     for (k, v) in crate::workload::Workload::sample().fields() {
         record.fields.insert(k, v);

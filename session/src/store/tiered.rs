@@ -24,13 +24,10 @@ use crate::id::SessionKey;
 ///   an expiry no later than the record's own, nor than [`with_max_cache_ttl`] from now.
 /// - **A fill never lands over an invalidation.** Every invalidation of a key (this
 ///   process's writes, or another process's fed in through [`invalidate`](Self::invalidate))
-///   advances a generation counter first; a fill compares the counter from before its durable
-///   read with the one after it wrote the cache, and removes what it wrote when they differ.
-///   So a load that read the durable record just before a logout cannot put the logged-out
-///   session back into the cache.
-/// - **Operations** ([`ChangeSet::ops`]) run in the durable tier only, against the value it
-///   holds; the cache entry is dropped as for every save, so the cache never holds a value
-///   the durable tier does not.
+///   advances a generation counter; a miss reads the counter before its durable read, and
+///   fills the cache only if the counter has not moved, checking and writing under a lock the
+///   invalidation takes too. So a load that read the durable record just before a logout or a
+///   save can never put the older copy into the cache, not even for an instant.
 /// - **A failing cache never fails a request.** Each cache error is logged with `tracing`,
 ///   counted in [`stats`](Self::stats), and the durable tier answers. When the cache could not
 ///   be told that a session was deleted, changed or moved, this process stops reading that
@@ -87,9 +84,9 @@ struct Shared {
     bypass: Mutex<HashMap<SessionKey, SystemTime>>,
     /// Whether `bypass` may hold anything: keeps its lock off the hot path while it is empty.
     bypassing: AtomicBool,
-    /// Invalidation generations, one counter per stripe of keys. Two keys sharing a stripe
-    /// only cost each other a dropped fill, never a stale one.
-    generations: Box<[AtomicU64]>,
+    /// Invalidation generations and locks, one per stripe of keys. Two keys sharing a stripe
+    /// only cost each other a dropped fill or a short wait, never a stale entry.
+    stripes: Box<[Stripe]>,
     /// Whether the cache may be read and filled: always for a plain tiered store; for a
     /// coherent one only while its invalidation channel listens.
     trusted: AtomicBool,
@@ -102,6 +99,50 @@ struct Shared {
     outages: AtomicU64,
 }
 
+/// One stripe of the fill guard. An invalidation advances `generation` and drops the key from
+/// the cache holding `lock`; a fill checks the generation and writes the cache holding it too,
+/// so a fill that read the durable tier before an invalidation can never write after it — and
+/// no reader ever sees such a write, even for an instant.
+///
+/// `pending` counts this process's writes of the stripe's keys from before their durable write
+/// until their cache drop: while it is not zero the cache is neither read nor filled for those
+/// keys, so nobody can be served a copy the durable tier no longer has in the moment between
+/// the two tiers' updates (another request that saw the durable tier's answer — a second
+/// logout, a revocation — may already have returned).
+#[derive(Debug, Default)]
+struct Stripe {
+    generation: AtomicU64,
+    pending: AtomicU64,
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// A write of `key` in flight (see [`Stripe`]). Dropped before [`InFlight::done`] — a request
+/// cancelled between the durable write and the cache drop — it stops trusting the cache for
+/// `key` in this process, as a failed invalidation does.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    key: SessionKey,
+    done: bool,
+}
+
+impl InFlight<'_> {
+    fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.stop_trusting(&self.key);
+        }
+        self.shared
+            .stripe(&self.key)
+            .pending
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug)]
 struct Listener(tokio::task::AbortHandle);
 
@@ -111,8 +152,8 @@ impl Drop for Listener {
     }
 }
 
-/// How many generation counters a [`TieredStore`] keeps (32 KiB).
-const GENERATION_STRIPES: usize = 4096;
+/// How many stripes the fill guard of a [`TieredStore`] has.
+const GUARD_STRIPES: usize = 1024;
 
 /// Counters of a [`TieredStore`], since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,8 +165,7 @@ pub struct TierStats {
     pub misses: u64,
     /// Cache operations that failed and were worked around.
     pub cache_errors: u64,
-    /// Cache fills removed again because the key was invalidated while they read the durable
-    /// tier.
+    /// Cache fills skipped because the key was invalidated while they read the durable tier.
     pub fills_dropped: u64,
     /// Invalidations received from the durable tier's channel (coherent stores only).
     pub invalidations: u64,
@@ -144,7 +184,7 @@ impl Shared {
             max_cache_ttl_ms: AtomicU64::new(millis(DEFAULT_MAX_CACHE_TTL)),
             bypass: Mutex::new(HashMap::new()),
             bypassing: AtomicBool::new(false),
-            generations: (0..GENERATION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            stripes: (0..GUARD_STRIPES).map(|_| Stripe::default()).collect(),
             trusted: AtomicBool::new(trusted),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -160,16 +200,40 @@ impl Shared {
         Duration::from_millis(self.max_cache_ttl_ms.load(Ordering::Relaxed))
     }
 
-    fn generation(&self, key: &SessionKey) -> &AtomicU64 {
+    fn stripe(&self, key: &SessionKey) -> &Stripe {
         let b = key.as_bytes();
-        let index = usize::from(u16::from_le_bytes([b[0], b[1]])) % self.generations.len();
-        &self.generations[index]
+        let index = usize::from(u16::from_le_bytes([b[0], b[1]])) % self.stripes.len();
+        &self.stripes[index]
     }
 
-    /// Advances every generation: every fill under way is dropped.
-    fn advance_all(&self) {
-        for generation in &*self.generations {
-            generation.fetch_add(1, Ordering::SeqCst);
+    /// Marks a write of `key` as in flight until the returned guard is done and dropped.
+    fn begin(&self, key: &SessionKey) -> InFlight<'_> {
+        self.stripe(key).pending.fetch_add(1, Ordering::SeqCst);
+        InFlight {
+            shared: self,
+            key: *key,
+            done: false,
+        }
+    }
+
+    /// Advances `key`'s generation and drops it from the cache, under the stripe's lock. When
+    /// the cache fails, stops trusting it for `key` here and returns its error.
+    async fn invalidate_key<C: Store>(
+        &self,
+        cache: &C,
+        op: &'static str,
+        key: &SessionKey,
+    ) -> Result<()> {
+        let stripe = self.stripe(key);
+        let _guard = stripe.lock.lock().await;
+        stripe.generation.fetch_add(1, Ordering::SeqCst);
+        match cache.delete(key).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                self.cache_failed(op, key, &err);
+                self.stop_trusting(key);
+                Err(err)
+            }
         }
     }
 
@@ -190,23 +254,22 @@ impl Shared {
         match message {
             Invalidation::Key(key) => {
                 self.invalidations.fetch_add(1, Ordering::Relaxed);
-                self.generation(&key).fetch_add(1, Ordering::SeqCst);
-                if let Err(err) = cache.delete(&key).await {
-                    self.cache_failed("invalidate", &key, &err);
-                    self.stop_trusting(&key);
-                }
+                // A failure is counted, logged and bypassed inside.
+                let _ = self.invalidate_key(cache, "invalidate", &key).await;
             }
             Invalidation::Lost => {
-                // Stop reading first, then make sure nothing cached before survives.
+                // Stop reading and filling first, then drop what is cached. (A fill that
+                // checked before may still land; nothing is read until the recovery's flush.)
                 if self.trusted.swap(false, Ordering::SeqCst) {
                     self.outages.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(target: "sessionkit", "session invalidation channel lost; bypassing the cache");
                 }
-                self.flush(cache);
+                cache.flush();
+                self.flushes.fetch_add(1, Ordering::Relaxed);
             }
             Invalidation::Restored => {
                 // What changed while the channel was down was not announced: start empty.
-                self.flush(cache);
+                self.flush(cache).await;
                 if !self.trusted.swap(true, Ordering::SeqCst) {
                     tracing::info!(target: "sessionkit", "session invalidation channel back; caching again");
                 }
@@ -214,8 +277,14 @@ impl Shared {
         }
     }
 
-    fn flush<C: Flush>(&self, cache: &C) {
-        self.advance_all();
+    /// Advances every generation (each under its stripe's lock, so a fill that checked before
+    /// has written by then), then empties the cache: nothing cached before survives, and no
+    /// fill under way lands afterwards.
+    async fn flush<C: Flush>(&self, cache: &C) {
+        for stripe in &*self.stripes {
+            let _guard = stripe.lock.lock().await;
+            stripe.generation.fetch_add(1, Ordering::SeqCst);
+        }
         cache.flush();
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
@@ -262,11 +331,10 @@ where
         })?;
         let feed = durable.invalidations();
         let shared = Arc::new(Shared::new(false));
+        // Nothing fills this store yet: emptying the cache is enough.
+        cache.flush();
         if feed.listening() {
-            shared.flush(&cache);
             shared.trusted.store(true, Ordering::SeqCst);
-        } else {
-            cache.flush();
         }
         let task = runtime.spawn(listen(cache.clone(), Arc::downgrade(&shared), feed));
         Ok(TieredStore {
@@ -366,8 +434,8 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         self.drop_cached("invalidate", key).await
     }
 
-    fn generation(&self, key: &SessionKey) -> &AtomicU64 {
-        self.shared.generation(key)
+    fn generation(&self, key: &SessionKey) -> u64 {
+        self.shared.stripe(key).generation.load(Ordering::SeqCst)
     }
 
     fn cache_cap(&self, expires_at: SystemTime) -> SystemTime {
@@ -382,20 +450,10 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         self.shared.stop_trusting(key);
     }
 
-    /// Advances `key`'s generation, then drops it from the cache. When the cache fails, stop
-    /// trusting it for `key` here, and return its error.
+    /// Advances `key`'s generation and drops it from the cache (see [`Stripe`]). When that
+    /// fails, stop trusting the cache for `key` here, and return its error.
     async fn drop_cached(&self, op: &'static str, key: &SessionKey) -> Result<()> {
-        // First the generation, then the delete: a fill that began before this point sees
-        // the new generation after its write and removes the write itself.
-        self.generation(key).fetch_add(1, Ordering::SeqCst);
-        match self.cache.delete(key).await {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                self.cache_failed(op, key, &err);
-                self.stop_trusting(key);
-                Err(err)
-            }
-        }
+        self.shared.invalidate_key(&self.cache, op, key).await
     }
 
     /// What a write whose durable part succeeded returns, given how its invalidation went.
@@ -439,33 +497,31 @@ impl<C: Store, D: Store> TieredStore<C, D> {
     }
 
     /// Puts `record` into the cache, unless `key` was invalidated since `generation` was read
-    /// (before the durable read that produced `record`): then whatever this wrote is removed.
+    /// (before the durable read that produced `record`). The check and the write happen under
+    /// the stripe's lock, which every invalidation takes too.
     async fn fill(&self, key: &SessionKey, record: &Record, generation: u64) {
-        let counter = self.generation(key);
-        if counter.load(Ordering::SeqCst) != generation || self.bypassed(key) {
+        let stripe = self.shared.stripe(key);
+        let _guard = stripe.lock.lock().await;
+        if stripe.generation.load(Ordering::SeqCst) != generation
+            || stripe.pending.load(Ordering::SeqCst) != 0
+            || self.bypassed(key)
+        {
             self.shared.fills_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut cached = record.clone();
         cached.expires_at = self.cache_cap(record.expires_at);
-        let wrote = match self.cache.create(key, &cached).await {
-            Ok(()) => true,
-            // Something is there already: a fill of a concurrent load, or a stale copy.
-            // Drop it rather than guess which.
-            Err(Error::AlreadyExists) => false,
-            Err(err) => {
-                self.cache_failed("fill", key, &err);
-                return;
+        match self.cache.create(key, &cached).await {
+            Ok(()) => {}
+            // Something is there already: a stale copy (a record that expired in the durable
+            // tier before its cache copy, say). Drop it rather than guess.
+            Err(Error::AlreadyExists) => {
+                if let Err(err) = self.cache.delete(key).await {
+                    self.cache_failed("fill", key, &err);
+                    self.stop_trusting(key);
+                }
             }
-        };
-        if !wrote || counter.load(Ordering::SeqCst) != generation {
-            if wrote {
-                self.shared.fills_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Err(err) = self.cache.delete(key).await {
-                self.cache_failed("fill", key, &err);
-                self.stop_trusting(key);
-            }
+            Err(err) => self.cache_failed("fill", key, &err),
         }
     }
 }
@@ -474,7 +530,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
 #[deny(clippy::missing_trait_methods)]
 impl<C: Store, D: Store> Store for TieredStore<C, D> {
     async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
-        let generation = self.generation(key).load(Ordering::SeqCst);
+        let generation = self.generation(key);
         self.durable.create(key, record).await?;
         self.fill(key, record, generation).await;
         Ok(())
@@ -482,17 +538,26 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
         if !self.bypassed(key) {
+            let stripe = self.shared.stripe(key);
+            let before = stripe.generation.load(Ordering::SeqCst);
+            let quiet = stripe.pending.load(Ordering::SeqCst) == 0;
             match self.cache.load(key).await {
-                Ok(Some(loaded)) => {
+                // Served only if no write of the key was under way when the read began and
+                // none finished its invalidation during it.
+                Ok(Some(loaded))
+                    if quiet
+                        && stripe.pending.load(Ordering::SeqCst) == 0
+                        && stripe.generation.load(Ordering::SeqCst) == before =>
+                {
                     self.shared.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(loaded));
                 }
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(err) => self.cache_failed("load", key, &err),
             }
         }
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
-        let generation = self.generation(key).load(Ordering::SeqCst);
+        let generation = self.generation(key);
         let loaded = self.durable.load(key).await?;
         if let Some(Loaded {
             record,
@@ -505,18 +570,22 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
     }
 
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
+        let flight = self.shared.begin(key);
         let applied = self.durable.apply(key, changes).await;
         // Whatever the durable tier did or did not do, the cache must not disagree: drop the
         // key (applying the change set to the cached copy could reorder two saves of one
         // key, leaving the older value in the cache).
         let invalidated = self.drop_cached("apply", key).await;
+        flight.done();
         applied?;
         self.committed((), invalidated)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let flight = self.shared.begin(key);
         let removed = self.durable.delete(key).await;
         let invalidated = self.drop_cached("delete", key).await;
+        flight.done();
         let removed = removed?;
         self.committed(removed, invalidated)
             .map_err(|err| match err {
@@ -534,9 +603,12 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         to: &SessionKey,
         grace: Option<&Grace>,
     ) -> Result<()> {
+        let (old_flight, new_flight) = (self.shared.begin(from), self.shared.begin(to));
         let moved = self.durable.rename(from, to, grace).await;
         let old = self.drop_cached("rename", from).await;
         let new = self.drop_cached("rename", to).await;
+        old_flight.done();
+        new_flight.done();
         moved?;
         self.committed((), old.and(new))
     }
