@@ -359,6 +359,28 @@ impl Entry {
         }
     }
 
+    /// What a move to `to` leaves under the old key at `now`: the grace alias when the move has
+    /// a [`Grace`], else a [tombstone](Entry::Tombstone) for [`MOVE_TOMBSTONE`]; neither
+    /// outlives the moved record (`expires_at`).
+    pub fn left_by_move(
+        to: SessionKey,
+        grace: Option<&Grace>,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Entry {
+        match grace {
+            Some(g) => Entry::Alias {
+                to,
+                until: g.until.min(expires_at),
+                token: g.token.clone(),
+            },
+            None => Entry::Tombstone {
+                to,
+                until: (now + MOVE_TOMBSTONE).min(expires_at),
+            },
+        }
+    }
+
     /// What a delete leaves under the key at `now`: nothing for a record, and a
     /// [tombstone](Entry::Tombstone) for a live alias or tombstone, so that every logout that
     /// loaded the session through this key — not only the first — can follow the move. It

@@ -52,13 +52,34 @@ impl Site {
         hops: usize,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
+        Self::start_with(kind, hops, None, tweak).await
+    }
+
+    /// As [`Site::start`], on a Redis the caller started and may share with other sites (two
+    /// app servers over one Redis).
+    pub async fn start_on_redis(
+        kind: StoreKind,
+        redis_url: &str,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
+        Self::start_with(kind, 0, Some(redis_url.to_owned()), tweak).await
+    }
+
+    async fn start_with(
+        kind: StoreKind,
+        hops: usize,
+        shared_redis: Option<String>,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let needs_redis = matches!(
             kind,
             StoreKind::Redis | StoreKind::MemoryRedis | StoreKind::RedisFile
         );
-        let redis = needs_redis.then(RedisServer::start);
-        let url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
+        let redis = (needs_redis && shared_redis.is_none()).then(RedisServer::start);
+        let url = shared_redis
+            .or_else(|| redis.as_ref().map(RedisServer::url))
+            .unwrap_or_default();
         let inner = open_store(kind, dir.path(), &url)
             .await
             .expect("store opens");

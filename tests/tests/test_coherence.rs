@@ -284,3 +284,68 @@ fn outside_a_runtime_the_feed_never_listens() {
     drop(store);
     drop(runtime);
 }
+
+/// Polls the session `client` sees on a site until `done` holds (10 s at most, generous for a
+/// shared machine), returning how long it took.
+async fn until_seen(
+    what: &str,
+    client: &mut sessionkit_tests::site::Client,
+    done: impl Fn(&sessionkit_examples::site::SessionJson) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let state = client.state().await;
+        if done(&state) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: still {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Two processes of the example site (`SESSIONKIT_STORE=memory+redis`: a coherent memory tier
+/// each) over one Redis: a cart write, a logout and a log-out-everywhere made through A are
+/// seen through B, which had the session in its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_site_processes_over_one_redis_agree() {
+    use sessionkit_examples::site::StoreKind;
+    use sessionkit_tests::site::Site;
+    let redis = RedisServer::start();
+    let a = Site::start_on_redis(StoreKind::MemoryRedis, &redis.url(), |c| c).await;
+    let b = Site::start_on_redis(StoreKind::MemoryRedis, &redis.url(), |c| c).await;
+
+    // Alice signs in through A; B reads her session (and caches it).
+    let mut on_a = a.client();
+    on_a.post("/login", &[("username", "alice")]).await;
+    let mut on_b = b.client();
+    on_b.cookie = on_a.cookie.clone();
+    assert_eq!(on_b.state().await.user.as_deref(), Some("alice"));
+    assert_eq!(on_b.state().await.user.as_deref(), Some("alice"));
+
+    // A cart write through A is seen through B.
+    on_a.post("/cart", &[("item", "apple")]).await;
+    let took = until_seen("the cart write", &mut on_b, |s| s.cart == ["apple"]).await;
+    eprintln!("cart write seen on B after {took:?}");
+
+    // A logout through A ends the session on B too.
+    let mut replay = b.client();
+    replay.cookie = on_a.cookie.clone();
+    on_a.post("/logout", &[]).await;
+    let took = until_seen("the logout", &mut replay, |s| s.user.is_none()).await;
+    eprintln!("logout seen on B after {took:?}");
+
+    // "Log out everywhere" through A ends Bob's session that B has cached.
+    let mut bob_a = a.client();
+    bob_a.post("/login", &[("username", "bob")]).await;
+    let mut bob_b = b.client();
+    bob_b.cookie = bob_a.cookie.clone();
+    assert_eq!(bob_b.state().await.user.as_deref(), Some("bob"));
+    let mut other_device = a.client();
+    other_device.post("/login", &[("username", "bob")]).await;
+    other_device.post("/logout-everywhere", &[]).await;
+    let took = until_seen("log out everywhere", &mut bob_b, |s| s.user.is_none()).await;
+    eprintln!("log-out-everywhere seen on B after {took:?}");
+}

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use sessionkit::SessionKey;
-use sessionkit::store::{
-    ChangeSet, Entry, Error, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed, Result,
-};
+use sessionkit::store::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result};
 use sha2::{Digest as _, Sha256};
 
 use super::config::{Durability, FileConfig};
@@ -487,17 +485,7 @@ impl Layout {
         // The new key is written first: a crash before the old key is replaced leaves the
         // session whole under its old key, plus a copy nobody holds the id of.
         self.write_entry(&to_dir, &to_path, &Entry::Record(record.clone()))?;
-        let left = match grace {
-            Some(g) => Entry::Alias {
-                to: *to,
-                until: g.until.min(record.expires_at),
-                token: g.token.clone(),
-            },
-            None => Entry::Tombstone {
-                to: *to,
-                until: (now + MOVE_TOMBSTONE).min(record.expires_at),
-            },
-        };
+        let left = Entry::left_by_move(*to, grace, record.expires_at, now);
         let replaced = if live_or_tombstone(&left, now) {
             self.write_entry(&from_dir, &from_path, &left)
         } else {

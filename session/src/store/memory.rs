@@ -11,10 +11,7 @@ use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::{
-    ChangeSet, Entry, Error, Flush, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed, Result,
-    Store,
-};
+use super::{ChangeSet, Entry, Error, Flush, Grace, Loaded, Moved, Record, Removed, Result, Store};
 use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
@@ -199,22 +196,6 @@ impl MemoryStore {
     }
 }
 
-/// What a move leaves under the old key: a grace alias, or a tombstone (see
-/// [`Entry::Tombstone`]), neither outliving the record.
-fn left_behind(to: &SessionKey, grace: Option<&Grace>, record: &Record, now: SystemTime) -> Entry {
-    match grace {
-        Some(g) => Entry::Alias {
-            to: *to,
-            until: g.until.min(record.expires_at),
-            token: g.token.clone(),
-        },
-        None => Entry::Tombstone {
-            to: *to,
-            until: (now + MOVE_TOMBSTONE).min(record.expires_at),
-        },
-    }
-}
-
 /// A move that lost [`MAX_MOVE_ATTEMPTS`] races in a row to saves of the same session.
 fn contended() -> Error {
     Error::unavailable("memory store: the session kept changing while it was being moved")
@@ -345,7 +326,7 @@ mod map {
                 && slot.version == version
                 && matches!(slot.entry, Entry::Record(_))
             {
-                slot.entry = left_behind(to, grace, &record, now);
+                slot.entry = Entry::left_by_move(*to, grace, record.expires_at, now);
                 slot.version += 1;
                 return Ok(());
             }
@@ -504,7 +485,7 @@ mod cache {
                 cache.entry(*to).and_compute_with(|_| Op::Put(copy));
             }
             index(to, record.owner.as_deref());
-            let replacement = Arc::new(left_behind(to, grace, record, now));
+            let replacement = Arc::new(Entry::left_by_move(*to, grace, record.expires_at, now));
             let swapped = cache
                 .entry(*from)
                 .and_compute_with(|existing| match existing {
