@@ -360,7 +360,7 @@ impl SessionConfig {
                 name.len()
             )));
         }
-        if name.starts_with("__Host-") {
+        if has_prefix(name, "__Host-") {
             if !self.secure {
                 return Err(config("a __Host- cookie must be Secure"));
             }
@@ -371,7 +371,7 @@ impl SessionConfig {
                 return Err(config("a __Host- cookie must not have a Domain"));
             }
         }
-        if name.starts_with("__Secure-") && !self.secure {
+        if has_prefix(name, "__Secure-") && !self.secure {
             return Err(config("a __Secure- cookie must be Secure"));
         }
         if self.same_site == SameSite::None && !self.secure {
@@ -434,6 +434,14 @@ fn is_attr_byte(b: u8) -> bool {
     (0x20..0x7f).contains(&b) && b != b';'
 }
 
+/// Whether `name` starts with the cookie prefix `prefix`, compared as browsers do: without
+/// regard to ASCII case (`__host-id` is a `__Host-` cookie to a browser).
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +465,23 @@ mod tests {
         assert_eq!(c.check_ip, IpBinding::Off);
         assert!(!c.check_user_agent);
         assert!(c.rotation_grace <= MAX_ROTATION_GRACE);
+    }
+
+    #[test]
+    fn prefixes_are_checked_in_any_case() {
+        // Browsers apply the prefixes case-insensitively: so must the check.
+        let host = SessionConfig::default().with_cookie_name("__host-id");
+        assert!(err(host.with_domain(Some("example.com".into()))).contains("Domain"));
+        let host = SessionConfig::default().with_cookie_name("__HOST-id");
+        assert!(err(host.with_path("/app")).contains("Path"));
+        let secure = SessionConfig::default().with_cookie_name("__SeCuRe-id");
+        assert!(err(secure.with_secure(false)).contains("Secure"));
+        // Not a prefix at all: no rule applies.
+        SessionConfig::default()
+            .with_cookie_name("__Hos-id")
+            .with_secure(false)
+            .validate()
+            .unwrap();
     }
 
     #[test]
