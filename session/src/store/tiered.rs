@@ -442,14 +442,6 @@ impl<C: Store, D: Store> TieredStore<C, D> {
         expires_at.min(SystemTime::now() + self.shared.max_cache_ttl())
     }
 
-    fn cache_failed(&self, op: &'static str, key: &SessionKey, err: &Error) {
-        self.shared.cache_failed(op, key, err);
-    }
-
-    fn stop_trusting(&self, key: &SessionKey) {
-        self.shared.stop_trusting(key);
-    }
-
     /// Advances `key`'s generation and drops it from the cache (see [`Stripe`]). When that
     /// fails, stop trusting the cache for `key` here, and return its error.
     async fn drop_cached(&self, op: &'static str, key: &SessionKey) -> Result<()> {
@@ -457,11 +449,17 @@ impl<C: Store, D: Store> TieredStore<C, D> {
     }
 
     /// What a write whose durable part succeeded returns, given how its invalidation went.
-    fn committed<T>(&self, value: T, invalidated: Result<()>) -> Result<T> {
+    /// `removed` is what a delete removed, carried in the error so a caller can follow it.
+    fn committed<T>(
+        &self,
+        value: T,
+        invalidated: Result<()>,
+        removed: Option<Removed>,
+    ) -> Result<T> {
         match invalidated {
             Err(err) if self.strict_invalidation => Err(Error::CacheNotInvalidated {
                 source: Box::new(err),
-                removed: None,
+                removed,
             }),
             _ => Ok(value),
         }
@@ -517,11 +515,11 @@ impl<C: Store, D: Store> TieredStore<C, D> {
             // tier before its cache copy, say). Drop it rather than guess.
             Err(Error::AlreadyExists) => {
                 if let Err(err) = self.cache.delete(key).await {
-                    self.cache_failed("fill", key, &err);
-                    self.stop_trusting(key);
+                    self.shared.cache_failed("fill", key, &err);
+                    self.shared.stop_trusting(key);
                 }
             }
-            Err(err) => self.cache_failed("fill", key, &err),
+            Err(err) => self.shared.cache_failed("fill", key, &err),
         }
     }
 }
@@ -553,7 +551,7 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
                     return Ok(Some(loaded));
                 }
                 Ok(_) => {}
-                Err(err) => self.cache_failed("load", key, &err),
+                Err(err) => self.shared.cache_failed("load", key, &err),
             }
         }
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
@@ -578,7 +576,7 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         let invalidated = self.drop_cached("apply", key).await;
         flight.done();
         applied?;
-        self.committed((), invalidated)
+        self.committed((), invalidated, None)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
@@ -587,14 +585,7 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         let invalidated = self.drop_cached("delete", key).await;
         flight.done();
         let removed = removed?;
-        self.committed(removed, invalidated)
-            .map_err(|err| match err {
-                Error::CacheNotInvalidated { source, .. } => Error::CacheNotInvalidated {
-                    source,
-                    removed: Some(removed),
-                },
-                other => other,
-            })
+        self.committed(removed, invalidated, Some(removed))
     }
 
     async fn rename(
@@ -610,7 +601,7 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         old_flight.done();
         new_flight.done();
         moved?;
-        self.committed((), old.and(new))
+        self.committed((), old.and(new), None)
     }
 
     async fn cleanup(&self) -> Result<u64> {
