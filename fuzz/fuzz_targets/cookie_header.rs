@@ -1,6 +1,8 @@
 //! The Cookie header and id parsing: arbitrary bytes, split into up to four `Cookie` header
 //! values on `\n`, go through `SessionManager::load`. It must not panic, and no store call
 //! may happen unless some 43-byte window of the input is an id `SessionId::parse` accepts.
+//! An input starting with `!` runs on the default configuration (cookie name `__Host-id`, so
+//! prefixed and case-variant names are exercised); any other on an explicit plain `id`.
 #![no_main]
 
 use std::sync::Arc;
@@ -68,8 +70,11 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .expect("runtime");
     let store = Arc::new(Counting::default());
-    let manager =
-        SessionManager::new(Arc::clone(&store), SessionConfig::default()).expect("config");
+    let config = match data.first() {
+        Some(b'!') => SessionConfig::default(),
+        _ => SessionConfig::default().with_cookie_name("id"),
+    };
+    let manager = SessionManager::new(Arc::clone(&store), config).expect("config");
     let mut request = RequestInfo::new();
     for header in data.split(|&b| b == b'\n').take(4) {
         request = request.with_cookie_header(header.to_vec());

@@ -228,8 +228,84 @@ mod tests {
             assert_eq!(s.len(), ID_LEN);
             assert!(seen.insert(s));
         }
-        // 43 chars of a 64-letter alphabet, every bit random.
-        assert!(ID_LEN as f64 * 64f64.log2() >= 256.0 - 6.0);
+        // 43 chars of a 64-letter alphabet carry 258 bits; 256 of them are the id's bytes.
+        assert!(ID_LEN as f64 * 64f64.log2() >= 256.0);
+    }
+
+    /// What SEC-01's "the whole id is random" rules out, measured over a run of ids: a bit
+    /// set in far more or far fewer than half of them (a fixed, counted, time-based or derived
+    /// segment pins or skews some bits), and consecutive ids sharing far more than half their
+    /// bits (a counter or a clock makes neighbours nearly equal). Bounds are 8 standard
+    /// deviations of a fair coin: a CSPRNG trips one with probability below 10⁻¹².
+    fn randomness_violations(ids: impl Iterator<Item = [u8; ID_BYTES]>) -> Vec<String> {
+        let mut n = 0u32;
+        let mut ones = [0u32; ID_BYTES * 8];
+        let mut shared_bits = 0u64;
+        let mut previous: Option<[u8; ID_BYTES]> = None;
+        for bytes in ids {
+            n += 1;
+            for (i, count) in ones.iter_mut().enumerate() {
+                *count += u32::from((bytes[i / 8] >> (i % 8)) & 1);
+            }
+            if let Some(p) = previous {
+                shared_bits += p
+                    .iter()
+                    .zip(&bytes)
+                    .map(|(a, b)| u64::from((!(a ^ b)).count_ones()))
+                    .sum::<u64>();
+            }
+            previous = Some(bytes);
+        }
+        let mut violations = Vec::new();
+        let sigma = f64::from(n).sqrt() / 2.0;
+        for (bit, &count) in ones.iter().enumerate() {
+            if (f64::from(count) - f64::from(n) / 2.0).abs() >= 8.0 * sigma {
+                violations.push(format!("bit {bit} is set in {count} of {n} ids"));
+            }
+        }
+        let pairs = f64::from(n.saturating_sub(1)) * 256.0;
+        if (shared_bits as f64 - pairs / 2.0).abs() >= 8.0 * pairs.sqrt() / 2.0 {
+            violations.push(format!(
+                "neighbouring ids share {shared_bits} of {pairs} bits"
+            ));
+        }
+        violations
+    }
+
+    #[test]
+    fn every_bit_of_an_id_is_random() {
+        let ids = (0..100_000).map(|_| *SessionId::generate().unwrap().as_bytes());
+        let violations = randomness_violations(ids);
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    /// The check above can fail: generators SEC-01 forbids are caught by it.
+    #[test]
+    fn the_randomness_check_catches_weak_generators() {
+        let random = || *SessionId::generate().unwrap().as_bytes();
+        // A counter in the whole id.
+        let counter = (0u64..100_000).map(|i| {
+            let mut b = [0u8; ID_BYTES];
+            b[..8].copy_from_slice(&i.to_le_bytes());
+            b
+        });
+        assert!(!randomness_violations(counter).is_empty());
+        // Random but for a fixed 4-byte prefix (a node or datastore tag).
+        let prefixed = (0..100_000).map(|_| {
+            let mut b = random();
+            b[..4].copy_from_slice(b"node");
+            b
+        });
+        assert!(!randomness_violations(prefixed).is_empty());
+        // Random but for a timestamp in the first 8 bytes.
+        let start = std::time::Instant::now();
+        let timed = (0..100_000).map(|_| {
+            let mut b = random();
+            let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            b[..8].copy_from_slice(&nanos.to_be_bytes());
+            b
+        });
+        assert!(!randomness_violations(timed).is_empty());
     }
 
     #[test]

@@ -99,7 +99,7 @@
 //! use std::time::Duration;
 //! let config = SessionConfig::default();
 //! // The defaults, one per option of the library sessionkit descends from, and more:
-//! assert_eq!(config.cookie_name, "id");                                   // cookie_name
+//! assert_eq!(config.effective_cookie_name(), "__Host-id");                // cookie_name
 //! assert_eq!(config.idle_timeout, Duration::from_secs(30 * 60));          // session_expire_time
 //! assert_eq!(config.refresh_fraction, 0.1);   // reads write nothing for 3 of those 30 min
 //! assert_eq!(config.cleanup_probability, 0.01);                           // clean_check_percent

@@ -311,7 +311,9 @@ pub fn harness<S: Store + 'static>(
     let clock = ManualClock::new();
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
+    // The sequences spell cookies as `id=…`: an explicit name (the default is `__Host-id`).
     let config = SessionConfig::default()
+        .with_cookie_name("id")
         .with_clock(clock.clone())
         .with_cleanup_probability(0.0)
         .with_listener(move |e: &SessionEvent| sink.lock().push(e.clone()));
@@ -335,6 +337,18 @@ impl<S: Store + 'static> Harness<S> {
         let outcome = self.manager.finish(active).await.expect("finish");
         client.absorb(&outcome);
         outcome
+    }
+
+    /// A session with `n = 1` for a client with `like`'s IP and User-Agent.
+    pub async fn signed_in_as(&self, like: &Client) -> Client {
+        let mut client = Client {
+            cookie: None,
+            ..like.clone()
+        };
+        self.visit(&mut client, |s| s.insert("n", 1u32).unwrap())
+            .await;
+        assert!(client.cookie.is_some());
+        client
     }
 
     /// A client holding a saved session with `n = 1`.
@@ -1170,57 +1184,140 @@ pub async fn create_collision_retries_with_new_id<S: Store + 'static>(store: S) 
 
 /// SEC-28/29: a full lifecycle emits its events, none of which carries a raw id.
 pub async fn events_never_carry_raw_ids<S: Store + 'static>(store: S) {
-    let h = harness(store, |c| c.with_check_ip(true));
+    let h = harness(store, |c| c.with_check_ip(true).with_check_user_agent(true));
+    let ids = every_event(&h).await;
+    let names: Vec<&str> = h.events.lock().iter().map(SessionEvent::name).collect();
+    for expected in EVERY_EVENT {
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let events = h.events.lock().clone();
+    let rendered = format!("{events:?} {events:#?}");
+    assert!(
+        ids.len() >= 6,
+        "the scenario saw too few ids: {}",
+        ids.len()
+    );
+    for id in &ids {
+        assert!(!rendered.contains(id.as_str()), "a raw id in the events");
+    }
+}
+
+/// The name of every [`SessionEvent`] variant (and both expiry reasons), as
+/// [`SessionEvent::name`] spells them. Tests that must see each event check against this list.
+pub const EVERY_EVENT: &[&str] = &[
+    "created",
+    "regenerated",
+    "rotated",
+    "expired_idle",
+    "expired_absolute",
+    "destroyed",
+    "gone",
+    "revoked",
+    "binding_mismatch",
+    "unknown_id",
+    "stale_id",
+    "corrupt",
+    "invalid_cookie",
+];
+
+/// One request sequence that makes the manager emit every event of [`EVERY_EVENT`], on a
+/// harness with IP and User-Agent binding on. Returns every raw id the sequence saw (the
+/// cookies it was given and the unknown one it sent), for tests that check none leaks.
+pub async fn every_event<S: Store + 'static>(h: &Harness<S>) -> Vec<String> {
     let mut ids = Vec::new();
     let mut client = Client {
         ip: ip("192.0.2.1"),
+        user_agent: Some("ua-1".into()),
         ..Client::new()
     };
+    // created
     h.visit(&mut client, |s| s.insert("n", 1u32).unwrap()).await;
     ids.extend(client.cookie.clone());
     let before_rotation = client.clone();
+    // rotated
     h.advance(mins(15));
     h.visit(&mut client, |_| {}).await;
     ids.extend(client.cookie.clone());
+    // stale_id: the pre-rotation id after its grace window
     h.advance(mins(1));
-    let mut stale = before_rotation.clone();
-    h.visit(&mut stale, |_| {}).await;
+    h.visit(&mut before_rotation.clone(), |_| {}).await;
+    // binding_mismatch, by IP and by User-Agent
     let mut thief = Client {
         ip: ip("198.51.100.1"),
         ..client.clone()
     };
     h.visit(&mut thief, |_| {}).await;
+    let mut other_ua = Client {
+        user_agent: Some("ua-2".into()),
+        ..client.clone()
+    };
+    h.visit(&mut other_ua, |_| {}).await;
+    // regenerated
     h.visit(&mut client, |s| s.regenerate()).await;
     ids.extend(client.cookie.clone());
+    // unknown_id and invalid_cookie
     let unknown = SessionId::generate().unwrap().expose();
     ids.push(unknown.clone());
-    h.visit(&mut Client::with_cookie(unknown), |_| {}).await;
-    h.visit(&mut Client::with_cookie("not-an-id"), |_| {}).await;
+    h.visit(
+        &mut Client {
+            cookie: Some(unknown),
+            ..client.clone()
+        },
+        |_| {},
+    )
+    .await;
+    h.visit(
+        &mut Client {
+            cookie: Some("not-an-id".into()),
+            ..client.clone()
+        },
+        |_| {},
+    )
+    .await;
+    // expired_idle
+    let mut idle = h.signed_in_as(&client).await;
+    ids.extend(idle.cookie.clone());
     h.advance(mins(31));
-    let mut idle = client.clone();
     h.visit(&mut idle, |_| {}).await;
-    let mut last = h.signed_in().await;
+    // expired_absolute: kept alive past the idle timeout until the absolute one
+    let mut busy = h.signed_in_as(&client).await;
+    ids.extend(busy.cookie.clone());
+    for _ in 0..(13 * 60 / 20) {
+        h.advance(mins(20));
+        h.visit(&mut busy, |s| s.insert("n", 2u32).unwrap()).await;
+        ids.extend(busy.cookie.clone());
+    }
+    // corrupt
+    let broken = h.signed_in_as(&client).await;
+    ids.extend(broken.cookie.clone());
+    h.probe().faults.corrupt_load.store(true, Ordering::Release);
+    h.visit(&mut broken.clone(), |_| {}).await;
+    h.probe()
+        .faults
+        .corrupt_load
+        .store(false, Ordering::Release);
+    // gone: a save racing a logout
+    let racer = h.signed_in_as(&client).await;
+    ids.extend(racer.cookie.clone());
+    let slow = h.manager.load(&racer.request()).await.unwrap();
+    let logout = h.manager.load(&racer.request()).await.unwrap();
+    logout.session().destroy();
+    h.manager.finish(logout).await.unwrap();
+    slow.session().insert("n", 9u32).unwrap();
+    h.manager.finish(slow).await.unwrap();
+    // revoked
+    let mut owned = h.signed_in_as(&client).await;
+    ids.extend(owned.cookie.clone());
+    h.visit(&mut owned, |s| s.set_owner(Some("alice".into())))
+        .await;
+    ids.extend(owned.cookie.clone());
+    h.manager.revoke_owner("alice").await.unwrap();
+    // destroyed
+    let mut last = h.signed_in_as(&client).await;
     ids.extend(last.cookie.clone());
     h.visit(&mut last, |s| s.destroy()).await;
-    let names: Vec<&str> = h.events.lock().iter().map(SessionEvent::name).collect();
-    for expected in [
-        "created",
-        "rotated",
-        "stale_id",
-        "binding_mismatch",
-        "regenerated",
-        "unknown_id",
-        "invalid_cookie",
-        "expired_idle",
-        "destroyed",
-    ] {
-        assert!(
-            names.contains(&expected),
-            "{expected} missing from {names:?}"
-        );
-    }
-    let rendered = format!("{:?}", h.events.lock());
-    for id in &ids {
-        assert!(!rendered.contains(id.as_str()), "a raw id in the events");
-    }
+    ids
 }

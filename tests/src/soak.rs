@@ -578,7 +578,7 @@ pub async fn run_races(config: RaceConfig) -> RaceReport {
             .with_cleanup_probability(0.0),
     )
     .expect("config");
-    let cookie_name = manager.config().cookie_name.clone();
+    let cookie_name = manager.config().effective_cookie_name().to_owned();
     let slots: Arc<Vec<parking_lot::Mutex<Option<String>>>> = Arc::new(
         (0..config.sessions)
             .map(|_| parking_lot::Mutex::new(None))

@@ -627,3 +627,84 @@ async fn crossing_moves_between_two_directories_finish() {
         t.await.unwrap();
     }
 }
+
+/// Issue 16, item 8: the store creates its tree private (directories `0700`, files `0600`)
+/// and refuses a root another local user could write into, naming the problem, before it
+/// writes anything.
+#[tokio::test]
+async fn a_root_others_can_write_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, root) = open(&dir).await;
+    let key = SessionId::generate().unwrap().key();
+    store.create(&key, &record(&[("a", b"1")])).await.unwrap();
+    for d in [root.clone(), root.join("sessions"), root.join("owners")] {
+        assert_eq!(
+            fs::metadata(&d).unwrap().mode() & 0o777,
+            0o700,
+            "{}",
+            d.display()
+        );
+    }
+    assert_eq!(
+        fs::metadata(session_path(&root, &key)).unwrap().mode() & 0o777,
+        0o600
+    );
+    drop(store);
+
+    for (sub, mode, says) in [
+        ("", 0o777, "everyone"),
+        ("", 0o770, "its group"),
+        ("", 0o1777, "everyone"),
+        ("sessions", 0o757, "everyone"),
+        ("owners", 0o730, "its group"),
+    ] {
+        let target = if sub.is_empty() {
+            root.clone()
+        } else {
+            root.join(sub)
+        };
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode)).unwrap();
+        match FileStore::open(&root).await {
+            Err(Error::Config(m)) => {
+                assert!(m.contains(says) && m.contains("plant"), "{m}");
+                assert!(m.contains(&target.display().to_string()), "{m}");
+            }
+            other => panic!("opened a root with {sub:?} mode {mode:o}: {other:?}"),
+        }
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // A new root under a shared parent is still fine: only the store's own tree must be
+    // private.
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    FileStore::open(shared.join("store")).await.unwrap();
+    FileStore::open(&root).await.unwrap();
+}
+
+/// A root pre-created by another user (here uid 65534, so this needs root to `chown`) is
+/// refused even when its mode is private.
+#[tokio::test]
+async fn a_root_owned_by_another_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    fs::create_dir(&root).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+    let me = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    if me.trim() != "0" {
+        eprintln!(
+            "not root: cannot chown a directory to another user; covered when run as root (CI)"
+        );
+        return;
+    }
+    std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
+    match FileStore::open(&root).await {
+        Err(Error::Config(m)) => assert!(m.contains("owned by uid 65534"), "{m}"),
+        other => panic!("opened a root owned by another user: {other:?}"),
+    }
+    assert!(
+        fs::read_dir(&root).unwrap().next().is_none(),
+        "wrote into the refused root"
+    );
+}

@@ -197,6 +197,20 @@ fn catalogue(live: &str) -> Vec<Case> {
             vec![cookie(format!("__Secure-id={live}"))],
         ),
         case(
+            "case-variant prefixes",
+            vec![cookie(format!(
+                "__host-id={live}; __HOST-ID={live}; __secure-id={live}"
+            ))],
+        ),
+        well_formed(
+            "prefixed and plain, tossed",
+            vec![cookie(format!("__Host-id={live}; id={f}; ID={live}"))],
+        ),
+        case(
+            "duplicated, case-variant names",
+            vec![cookie(format!("id={f}; Id={live}; iD={live}; id={live}"))],
+        ),
+        case(
             "names containing id",
             vec![cookie(format!("xid={live}; idx={live}; id_={live}"))],
         ),

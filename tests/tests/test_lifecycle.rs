@@ -7,7 +7,7 @@ use std::time::Duration;
 use sessionkit::{MemoryStore, SessionId, Store, TieredStore};
 use sessionkit_backends::file::{Durability, FileConfig};
 use sessionkit_backends::{FileStore, RedisStore};
-use sessionkit_tests::lifecycle::{Client, harness};
+use sessionkit_tests::lifecycle::{Client, EVERY_EVENT, every_event, harness};
 use sessionkit_tests::redis_server::RedisServer;
 use tempfile::TempDir;
 
@@ -154,47 +154,18 @@ async fn logs_name_every_event_and_never_a_raw_id() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let h = harness(MemoryStore::new(), |c| c.with_check_user_agent(true));
-    let mut ids = Vec::new();
-    let mut client = Client {
-        user_agent: Some("ua-1".into()),
-        ..Client::new()
-    };
-    h.visit(&mut client, |s| s.insert("n", 1u32).unwrap()).await;
-    ids.extend(client.cookie.clone());
-    let old = client.clone();
-    h.advance(Duration::from_secs(15 * 60));
-    h.visit(&mut client, |_| {}).await;
-    ids.extend(client.cookie.clone());
-    h.advance(Duration::from_secs(60));
-    h.visit(&mut old.clone(), |_| {}).await;
-    let mut other_ua = Client {
-        user_agent: Some("ua-2".into()),
-        ..client.clone()
-    };
-    h.visit(&mut other_ua, |_| {}).await;
-    h.visit(&mut client, |s| s.regenerate()).await;
-    ids.extend(client.cookie.clone());
-    let unknown = SessionId::generate().unwrap().expose();
-    ids.push(unknown.clone());
-    h.visit(&mut Client::with_cookie(unknown), |_| {}).await;
-    h.advance(Duration::from_secs(13 * 3600));
-    h.visit(&mut client.clone(), |_| {}).await;
-    let mut last = h.signed_in().await;
-    ids.extend(last.cookie.clone());
-    h.visit(&mut last, |s| s.destroy()).await;
+    let h = harness(MemoryStore::new(), |c| {
+        c.with_check_ip(true).with_check_user_agent(true)
+    });
+    let ids = every_event(&h).await;
+    assert!(
+        ids.len() >= 6,
+        "the scenario saw too few ids: {}",
+        ids.len()
+    );
 
     let logs = String::from_utf8(captured.0.lock().clone()).unwrap();
-    for event in [
-        "created",
-        "rotated",
-        "stale_id",
-        "binding_mismatch",
-        "regenerated",
-        "unknown_id",
-        "expired_absolute",
-        "destroyed",
-    ] {
+    for event in EVERY_EVENT {
         assert!(
             logs.contains(&format!("event=\"{event}\""))
                 || logs.contains(&format!("event={event}")),

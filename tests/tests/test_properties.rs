@@ -117,6 +117,8 @@ fn cookie_bytes() -> impl Strategy<Value = Vec<u8>> {
         Just(b" ".to_vec()),
         Just(b"ID=".to_vec()),
         Just(b"__Host-id=".to_vec()),
+        Just(b"__host-id=".to_vec()),
+        Just(b"__Secure-id=".to_vec()),
         "[A-Za-z0-9_-]{0,45}".prop_map(String::into_bytes),
         proptest::collection::vec(any::<u8>(), 0..8),
         any::<[u8; 32]>().prop_map(|b| SessionId::from_bytes(b).expose().into_bytes()),
@@ -161,7 +163,7 @@ proptest! {
         prop_assume!(!before.to_ascii_lowercase().contains("id") && !after.to_ascii_lowercase().contains("id"));
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
         let store = Arc::new(CountingStore::new(MemoryStore::new()));
-        let manager = SessionManager::new(Arc::clone(&store), SessionConfig::default()).expect("config");
+        let manager = SessionManager::new(Arc::clone(&store), SessionConfig::default().with_cookie_name("id")).expect("config");
         let id = SessionId::from_bytes(bytes).expose();
         let header = format!("{before};id={id};{after}");
         let request = RequestInfo::new().with_cookie_header(header.clone());

@@ -171,6 +171,7 @@ fn manager<S: Store + 'static>(
     configure: impl FnOnce(SessionConfig) -> SessionConfig,
 ) -> SessionManager<S> {
     let config = SessionConfig::default()
+        .with_cookie_name("id")
         .with_clock(clock.clone())
         .with_cleanup_probability(0.0);
     SessionManager::new(store, configure(config)).expect("a valid configuration")

@@ -99,7 +99,9 @@ impl FileConfig {
     ///
     /// # Errors
     /// [`Error::Storage`](sessionkit::Error::Storage) when the root cannot be created or
-    /// written (permission denied, read-only file system, a path component that is a file).
+    /// written (permission denied, read-only file system, a path component that is a file);
+    /// [`Error::Config`](sessionkit::Error::Config) when an existing root, `sessions` or
+    /// `owners` directory is owned by another user or writable by group or others (Unix).
     pub async fn open(self) -> Result<FileStore> {
         FileStore::open_with(self).await
     }

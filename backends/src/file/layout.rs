@@ -88,6 +88,45 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Refuses a store directory another local user could write into: one owned by another
+/// user, or writable by group or others. Such a user could plant a record file under a key of
+/// their choosing (the hash of an id they know) and so hand a visitor a session they control.
+/// The directories this store creates are `0700`; one that already existed must be as private.
+#[cfg(unix)]
+fn check_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = fs::metadata(dir).map_err(|e| io_error("checking the store directory", e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::Config(format!(
+            "the session store directory {} is owned by uid {}, not by this process (uid {me}); \
+             another user could plant sessions in it: use a directory this user created",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Error::Config(format!(
+            "the session store directory {} is writable by {} (mode {:o}); another user could \
+             plant sessions in it: `chmod go-w` it (the store creates its directories 0700)",
+            dir.display(),
+            if meta.mode() & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_dir: &Path) -> Result<()> {
+    // Windows ACLs are not inspected; the directory's inherited ACL applies.
+    Ok(())
+}
+
 fn dir_builder() -> fs::DirBuilder {
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
@@ -144,12 +183,17 @@ impl Layout {
             .recursive(true)
             .create(&layout.root)
             .map_err(|e| io_error(doing, e))?;
+        // Checked before anything is written into it.
+        check_private(&layout.root)?;
         layout
             .ensure_dir(&layout.sessions)
             .map_err(|e| io_error(doing, e))?;
         layout
             .ensure_dir(&layout.owners)
             .map_err(|e| io_error(doing, e))?;
+        for dir in [&layout.sessions, &layout.owners] {
+            check_private(dir)?;
+        }
         // Fail at startup, not on the first save, when the directory is not writable.
         tempfile::Builder::new()
             .prefix(TMP_PREFIX)

@@ -33,7 +33,9 @@ use sweep::Sweep;
 /// levels of 256 subdirectories keep a million sessions at about fifteen per directory.
 /// Owner directories are named by a SHA-256 of the owner tag, never the tag itself; a
 /// marker is only a hint, checked against the session's record on every read. Files are
-/// created mode `0600` and directories `0700` on Unix.
+/// created mode `0600` and directories `0700` on Unix, and [`open`](Self::open) refuses a
+/// root (or its `sessions`/`owners` directory) that another user owns or that group or others
+/// may write: such a user could plant a record file under a key of their choosing.
 ///
 /// # Crash safety and durability
 ///

@@ -50,7 +50,7 @@ pub enum IpBinding {
 ///
 /// | option | default | what it does |
 /// |---|---|---|
-/// | [`cookie_name`](Self::cookie_name) | `"id"` | the cookie's name; `__Host-` names are checked |
+/// | [`cookie_name`](Self::cookie_name) | `None`: `__Host-id` when `secure` (see [`effective_cookie_name`](Self::effective_cookie_name)), `id` without | the cookie's name; `__Host-`/`__Secure-` names are checked |
 /// | [`idle_timeout`](Self::idle_timeout) | 30 min | a session unused this long is gone |
 /// | [`refresh_fraction`](Self::refresh_fraction) | 0.1 | a read-only request refreshes the idle deadline only when this fraction of `idle_timeout` has passed since the last refresh |
 /// | [`absolute_timeout`](Self::absolute_timeout) | `Some(12 h)` | a session ends this long after creation, however busy |
@@ -83,9 +83,12 @@ pub enum IpBinding {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct SessionConfig {
-    /// The cookie's name (seed: `cookie_name`). Default `"id"`. A name starting with
-    /// `__Host-` requires `secure`, `path = "/"` and no `domain`; `__Secure-` requires `secure`.
-    pub cookie_name: String,
+    /// The cookie's name (seed: `cookie_name`). Default `None`: the library picks the name
+    /// browsers protect best for the other attributes, see
+    /// [`effective_cookie_name`](Self::effective_cookie_name). A name starting with `__Host-`
+    /// (in any case) requires `secure`, `path = "/"` and no `domain`; `__Secure-` requires
+    /// `secure`.
+    pub cookie_name: Option<String>,
     /// How long an unused session lives (seed: `session_expire_time`). Default 30 minutes.
     /// Enforced by the manager on every request and passed to the store as the record's
     /// expiry.
@@ -143,7 +146,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            cookie_name: "id".to_owned(),
+            cookie_name: None,
             idle_timeout: Duration::from_secs(30 * 60),
             refresh_fraction: 0.1,
             absolute_timeout: Some(Duration::from_secs(12 * 3600)),
@@ -167,7 +170,7 @@ impl Default for SessionConfig {
 impl fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionConfig")
-            .field("cookie_name", &self.cookie_name)
+            .field("cookie_name", &self.effective_cookie_name())
             .field("idle_timeout", &self.idle_timeout)
             .field("refresh_fraction", &self.refresh_fraction)
             .field("absolute_timeout", &self.absolute_timeout)
@@ -196,11 +199,41 @@ impl SessionConfig {
         Self::default()
     }
 
-    /// Sets [`cookie_name`](Self::cookie_name).
+    /// Sets [`cookie_name`](Self::cookie_name) to an explicit name.
     #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.cookie_name = name.into();
+        self.cookie_name = Some(name.into());
         self
+    }
+
+    /// The name the cookie is sent and looked for under: [`cookie_name`](Self::cookie_name)
+    /// when set; otherwise
+    ///
+    /// - `__Host-id` when `secure` is on, `path` is `/` and there is no `domain` (the
+    ///   defaults). Browsers accept a `__Host-` cookie only host-only, `Secure` and on `Path=/`,
+    ///   so a page on a sibling subdomain cannot set ("toss") one for this host;
+    /// - `__Secure-id` when `secure` is on with a `domain` or another `path` (browsers accept
+    ///   it only from a secure origin with `Secure`);
+    /// - `id` when `secure` is off (plain-http development: browsers refuse both prefixes
+    ///   without `Secure`).
+    ///
+    /// ```
+    /// use sessionkit::SessionConfig;
+    ///
+    /// assert_eq!(SessionConfig::default().effective_cookie_name(), "__Host-id");
+    /// assert_eq!(SessionConfig::default().with_secure(false).effective_cookie_name(), "id");
+    /// let shared = SessionConfig::default().with_domain(Some("example.com".into()));
+    /// assert_eq!(shared.effective_cookie_name(), "__Secure-id");
+    /// let named = SessionConfig::default().with_cookie_name("sid");
+    /// assert_eq!(named.effective_cookie_name(), "sid");
+    /// ```
+    pub fn effective_cookie_name(&self) -> &str {
+        match &self.cookie_name {
+            Some(name) => name,
+            None if !self.secure => "id",
+            None if self.path == "/" && self.domain.is_none() => "__Host-id",
+            None => "__Secure-id",
+        }
     }
 
     /// Sets [`idle_timeout`](Self::idle_timeout).
@@ -348,7 +381,7 @@ impl SessionConfig {
     /// `secure`, a zero timeout, a grace window over [`MAX_ROTATION_GRACE`], a fraction or
     /// probability out of range, or a `Path`/`Domain` with characters a cookie cannot carry.
     pub fn validate(&self) -> Result<()> {
-        let name = &self.cookie_name;
+        let name = self.effective_cookie_name();
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(config(format!(
                 "cookie_name {name:?} must be a non-empty HTTP token (letters, digits, !#$%&'*+-.^_`|~)"
@@ -446,6 +479,30 @@ fn has_prefix(name: &str, prefix: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Cookie tossing (issue 16, item 1): unless the application names the cookie, a secure
+    /// configuration uses a prefixed name a sibling subdomain cannot set, and every default
+    /// name it picks passes its own validation.
+    #[test]
+    fn the_default_name_is_prefixed_whenever_secure() {
+        let d = SessionConfig::default;
+        assert_eq!(d().effective_cookie_name(), "__Host-id");
+        assert_eq!(d().with_secure(false).effective_cookie_name(), "id");
+        let domain = d().with_domain(Some("example.com".into()));
+        assert_eq!(domain.effective_cookie_name(), "__Secure-id");
+        domain.validate().unwrap();
+        let path = d().with_path("/app");
+        assert_eq!(path.effective_cookie_name(), "__Secure-id");
+        path.validate().unwrap();
+        let plain = d()
+            .with_secure(false)
+            .with_domain(Some("example.com".into()));
+        assert_eq!(plain.effective_cookie_name(), "id");
+        plain.validate().unwrap();
+        // An explicit name is kept as given (the example site keeps `id`).
+        assert_eq!(d().with_cookie_name("id").effective_cookie_name(), "id");
+        assert!(format!("{:?}", d()).contains("__Host-id"));
+    }
+
     fn err(c: SessionConfig) -> String {
         match c.validate() {
             Err(Error::Config(m)) => m,
@@ -457,6 +514,7 @@ mod tests {
     fn defaults_are_secure_and_valid() {
         let c = SessionConfig::default();
         c.validate().unwrap();
+        assert_eq!(c.effective_cookie_name(), "__Host-id");
         assert!(c.secure);
         assert_eq!(c.same_site, SameSite::Lax);
         assert_eq!(c.path, "/");

@@ -95,7 +95,7 @@ fn classify(name: &str, value: &str) -> Presented {
 }
 
 fn base(config: &SessionConfig, value: String) -> Cookie<'static> {
-    let mut builder = Cookie::build((config.cookie_name.clone(), value))
+    let mut builder = Cookie::build((config.effective_cookie_name().to_owned(), value))
         .path(config.path.clone())
         .http_only(true)
         .secure(config.secure)

@@ -11,6 +11,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{IpBinding, MAX_COOKIE_LEN, MAX_ROTATION_GRACE, SameSite, SessionConfig};
 pub use events::{EventListener, ExpiryReason, SessionEvent};
 
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +43,10 @@ const ID_ATTEMPTS: usize = 3;
 ///     .with_user_agent("Mozilla/5.0");
 /// assert_eq!(request.cookie_headers.len(), 1);
 /// ```
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` never prints a cookie's value (it may be a session id): each `Cookie` header shows
+/// as its cookie names with redacted values.
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct RequestInfo {
     /// Every `Cookie` header value of the request, as bytes.
@@ -136,8 +140,48 @@ impl ActiveSession {
     }
 }
 
+impl fmt::Debug for RequestInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cookies: Vec<String> = self
+            .cookie_headers
+            .iter()
+            .map(|h| redact_cookie_pairs(&String::from_utf8_lossy(h)))
+            .collect();
+        f.debug_struct("RequestInfo")
+            .field("cookie_headers", &cookies)
+            .field("client_ip", &self.client_ip)
+            .field(
+                "user_agent",
+                &self.user_agent.as_deref().map(String::from_utf8_lossy),
+            )
+            .finish()
+    }
+}
+
+/// `a=1; b=2` as `a=<redacted>; b=<redacted>`: the names, never a value.
+fn redact_cookie_pairs(header: &str) -> String {
+    header
+        .split(';')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) => format!("{}=<redacted>", name.trim()),
+            None => "<redacted>".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `Set-Cookie` value with the cookie's value redacted and its attributes kept.
+fn redact_set_cookie(header: &str) -> String {
+    match header.split_once(';') {
+        Some((pair, attributes)) => format!("{};{attributes}", redact_cookie_pairs(pair)),
+        None => redact_cookie_pairs(header),
+    }
+}
+
 /// What the response needs after [`SessionManager::finish`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// `Debug` shows the `Set-Cookie` header with its value redacted (it is the session id).
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Outcome {
     /// The full `Set-Cookie` header value to send, if any: the session's cookie (new, rotated,
@@ -153,6 +197,20 @@ pub struct Outcome {
     /// request lost a race, and a removal cookie could arrive after, and wipe, the cookie of
     /// the request that won it.
     pub gone: bool,
+}
+
+impl fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outcome")
+            .field(
+                "set_cookie",
+                &self.set_cookie.as_deref().map(redact_set_cookie),
+            )
+            .field("cache_control_no_store", &self.cache_control_no_store)
+            .field("vary_cookie", &self.vary_cookie)
+            .field("gone", &self.gone)
+            .finish()
+    }
 }
 
 /// Loads and saves sessions around requests, enforcing the lifecycle of
@@ -281,7 +339,7 @@ impl<S: Store + 'static> SessionManager<S> {
         let ua_tag = config
             .check_user_agent
             .then(|| meta::ua_tag(request.user_agent.as_deref()));
-        let presented = cookie::find(&request.cookie_headers, &config.cookie_name);
+        let presented = cookie::find(&request.cookie_headers, config.effective_cookie_name());
         let clear_malformed = presented.is_malformed();
         let found = match presented {
             Presented::Missing => None,
