@@ -162,6 +162,7 @@
 
 mod error;
 mod id;
+mod limits;
 pub mod manager;
 mod op;
 mod record;
@@ -171,6 +172,10 @@ mod typed;
 
 pub use error::{BoxError, Error, Result};
 pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
+pub use limits::{
+    DEFAULT_MAX_FIELDS, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_VALUE_BYTES, Limit, Limits,
+    MAX_TIMEOUT,
+};
 pub use manager::{
     ActiveSession, Clock, EventListener, ExpiryReason, IpBinding, ManualClock, Outcome,
     RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,

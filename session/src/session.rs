@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::limits::{Footprint, Limits};
 use crate::op::{Op, array_len};
 use crate::record::ChangeSet;
 
@@ -63,6 +64,11 @@ struct State {
     /// Flash names set during this request: not readable until a later one.
     fresh_flash: BTreeSet<String>,
     flash_disabled: bool,
+    /// The bounds setters enforce (the manager's, or the defaults).
+    limits: Limits,
+    /// How much `fields` holds now, and held when loaded.
+    size: Footprint,
+    loaded: Footprint,
 }
 
 /// Lifecycle requests recorded on a [`Session`] for the manager to carry out at the end of
@@ -179,19 +185,45 @@ fn is_user_key(key: &str) -> bool {
 }
 
 impl State {
+    /// Refuses setting `key` to `bytes` past the session's [`Limits`].
+    fn admit(&self, key: &str, bytes: &Bytes) -> Result<()> {
+        let old = self.fields.get(key).map(Bytes::len);
+        self.limits.admit(self.size, key, old, bytes.len())
+    }
+
+    /// A set within the limits (see [`put`](Self::put)); refused ones change nothing.
+    fn set(&mut self, key: String, bytes: Bytes) -> Result<()> {
+        self.admit(&key, &bytes)?;
+        self.put(key, bytes);
+        Ok(())
+    }
+
     /// A plain set replaces the key's pending operations: the store gets the whole value.
-    fn set(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
+    /// Unchecked: for setters that cannot fail (the manager checks the limits at save).
+    fn put(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
         let had_ops = self.ops.remove(&key).is_some();
         if !had_ops && self.fields.get(&key) == Some(&bytes) {
             return Some(bytes);
         }
         self.dirty.insert(key.clone());
+        self.replace_field(key, bytes)
+    }
+
+    /// `fields.insert`, keeping the footprint.
+    fn replace_field(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
+        if let Some(old) = self.fields.get(&key) {
+            self.size.sub(&key, old.len());
+        }
+        self.size.add(&key, bytes.len());
         self.fields.insert(key, bytes)
     }
 
     fn remove(&mut self, key: &str) -> Option<Bytes> {
         let had_ops = self.ops.remove(key).is_some();
         let old = self.fields.remove(key);
+        if let Some(old) = &old {
+            self.size.sub(key, old.len());
+        }
         if old.is_some() || had_ops {
             self.dirty.insert(key.to_owned());
         }
@@ -210,7 +242,8 @@ impl State {
     ) -> Result<Bytes> {
         let next = op.apply_to(key, self.fields.get(key).map(|b| &b[..]))?;
         accept(&next)?;
-        self.fields.insert(key.to_owned(), next.clone());
+        self.admit(key, &next)?;
+        self.replace_field(key.to_owned(), next.clone());
         if self.cleared || self.dirty.contains(key) {
             self.dirty.insert(key.to_owned());
         } else {
@@ -233,9 +266,12 @@ impl Session {
 
     /// A session holding `fields` as loaded from a store, with nothing changed yet.
     pub fn from_fields(fields: BTreeMap<String, Bytes>) -> Self {
+        let size = Footprint::of(&fields);
         Session {
             state: Arc::new(Mutex::new(State {
                 fields,
+                size,
+                loaded: size,
                 ..State::default()
             })),
         }
@@ -286,7 +322,7 @@ impl Session {
             Some(old) => Some(decode::<U>(&key, old)?),
             None => None,
         };
-        state.set(key, bytes);
+        state.set(key, bytes)?;
         Ok(old)
     }
 
@@ -347,6 +383,7 @@ impl Session {
     pub fn clear(&self) {
         let mut state = self.state.lock();
         state.fields.retain(|k, _| !is_user_key(k));
+        state.size = Footprint::of(&state.fields);
         state.ops.clear();
         state.cleared = true;
         // The clear wipes the stored map; sessionkit's own keys are written again after it.
@@ -396,7 +433,7 @@ impl Session {
         }
         let value = default();
         let bytes = encode(key, &value)?;
-        state.set(key.to_owned(), bytes);
+        state.set(key.to_owned(), bytes)?;
         Ok(value)
     }
 
@@ -418,8 +455,23 @@ impl Session {
             encoded.push((k, bytes));
         }
         let mut state = self.state.lock();
+        // All or nothing: the whole batch is checked against the limits before any of it is
+        // set (a key given twice counts once, with its last value).
+        let mut after = state.size;
+        let mut batch: BTreeMap<&str, usize> = BTreeMap::new();
+        for (k, bytes) in &encoded {
+            state.limits.check_value(k, bytes.len())?;
+            let old = batch
+                .insert(k, bytes.len())
+                .or_else(|| state.fields.get(k).map(Bytes::len));
+            if let Some(old) = old {
+                after.sub(k, old);
+            }
+            after.add(k, bytes.len());
+        }
+        state.limits.check_growth(state.size, after)?;
         for (k, bytes) in encoded {
-            state.set(k, bytes);
+            state.put(k, bytes);
         }
         Ok(())
     }
@@ -429,7 +481,7 @@ impl Session {
         let entries: Vec<RawValue> = other.iter().collect();
         let mut state = self.state.lock();
         for raw in entries {
-            state.set(raw.key, raw.bytes);
+            state.put(raw.key, raw.bytes);
         }
     }
 
@@ -489,8 +541,7 @@ impl Session {
             key: key.clone(),
             source: Box::new(e),
         })?;
-        self.state.lock().set(key, Bytes::from(buf));
-        Ok(())
+        self.state.lock().set(key, Bytes::from(buf))
     }
 
     /// The encoded value under `key`, to inspect or to copy elsewhere with
@@ -521,8 +572,7 @@ impl Session {
     pub fn insert_raw(&self, key: impl Into<String>, value: RawValue) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;
-        self.state.lock().set(key, value.bytes);
-        Ok(())
+        self.state.lock().set(key, value.bytes)
     }
 
     // ---- operations: merged by the store into the value it holds, so none is lost ----
@@ -736,6 +786,7 @@ impl Session {
         };
         state.owner = None;
         state.fields.clear();
+        state.size = Footprint::default();
         state.dirty.clear();
         state.ops.clear();
         state.cleared = false;
@@ -814,7 +865,7 @@ impl Session {
         let key = format!("{FLASH_PREFIX}{name}");
         let bytes = encode(&key, &value)?;
         let mut state = self.state.lock();
-        state.set(key, bytes);
+        state.set(key, bytes)?;
         state.fresh_flash.insert(name.to_owned());
         Ok(())
     }
@@ -857,8 +908,7 @@ impl Session {
     #[doc(hidden)]
     pub fn insert_unchecked<T: Serialize + ?Sized>(&self, key: String, value: &T) -> Result<()> {
         let bytes = encode(&key, value)?;
-        self.state.lock().set(key, bytes);
-        Ok(())
+        self.state.lock().set(key, bytes)
     }
 
     /// Removes any key, reserved ones included; returns whether it was present.
@@ -876,7 +926,7 @@ impl Session {
     /// Writes encoded bytes under any key (marking it changed only if the bytes differ).
     #[doc(hidden)]
     pub fn set_raw_unchecked(&self, key: String, bytes: Bytes) {
-        self.state.lock().set(key, bytes);
+        self.state.lock().put(key, bytes);
     }
 
     /// The changes since load, as a change set (expiry and owner left unset), and forgets them.
@@ -923,6 +973,17 @@ impl Session {
     /// Records the owner tag the session was loaded with.
     pub(crate) fn set_loaded_owner(&self, owner: Option<String>) {
         self.state.lock().owner = owner;
+    }
+
+    /// Sets the bounds the setters enforce (the manager's [`Limits`]).
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        self.state.lock().limits = limits;
+    }
+
+    /// The session's size when loaded and now, for the manager's check at save.
+    pub(crate) fn footprints(&self) -> (Footprint, Footprint) {
+        let state = self.state.lock();
+        (state.loaded, state.size)
     }
 
     /// Turns flash support off for this handle (`integrate_flash = false`).
