@@ -1213,6 +1213,97 @@ mod tests {
         assert_eq!(c.set["k"], encode("k", &2).unwrap());
     }
 
+    fn limited(limits: Limits) -> Session {
+        let s = Session::new();
+        s.set_limits(limits);
+        s
+    }
+
+    fn limit_of<T: fmt::Debug>(result: Result<T>) -> crate::Limit {
+        match result {
+            Err(Error::LimitExceeded { limit, .. }) => limit,
+            other => panic!("expected a limit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn setters_refuse_what_breaks_a_limit_and_change_nothing() {
+        use crate::Limit;
+        let s = limited(Limits::default().with_max_value_bytes(16));
+        let long = "x".repeat(20);
+        assert_eq!(limit_of(s.insert("a", &long)), Limit::ValueBytes);
+        assert_eq!(
+            limit_of(s.replace::<_, String>("a", &long)),
+            Limit::ValueBytes
+        );
+        assert_eq!(
+            limit_of(s.get_or_insert_with("a", || long.clone())),
+            Limit::ValueBytes
+        );
+        assert_eq!(
+            limit_of(s.insert_value("a", &Value::from(long.as_str()))),
+            Limit::ValueBytes
+        );
+        assert_eq!(limit_of(s.flash("n", &long)), Limit::ValueBytes);
+        assert_eq!(
+            limit_of(s.extend([("ok", "y"), ("a", long.as_str())])),
+            Limit::ValueBytes
+        );
+        s.insert("list", [1u8; 10]).unwrap();
+        s.take_changes();
+        assert_eq!(
+            limit_of(s.push("list", 1u8).and_then(|()| s.push("list", [0u8; 8]))),
+            Limit::ValueBytes
+        );
+        assert_eq!(s.get::<Vec<u8>>("list").unwrap().map(|l| l.len()), Some(11));
+        assert_eq!(
+            s.keys(),
+            ["list"],
+            "a refused extend sets none of its pairs"
+        );
+
+        let s = limited(Limits::default().with_max_fields(3));
+        s.extend([("a", 1), ("b", 2), ("c", 3)]).unwrap();
+        assert_eq!(limit_of(s.insert("d", 4)), Limit::Fields);
+        assert_eq!(limit_of(s.increment("d", 1)), Limit::Fields);
+        assert_eq!(limit_of(s.extend([("a", 9), ("d", 4)])), Limit::Fields);
+        s.insert("a", 10).unwrap(); // a replaced key adds no field
+        s.remove("c");
+        s.insert("d", 4).unwrap();
+        assert_eq!(s.keys(), ["a", "b", "d"]);
+
+        // Each entry counts its key and value: "k0".."k2" with 10-byte values are 12 each.
+        let s = limited(
+            Limits::default()
+                .with_max_value_bytes(20)
+                .with_max_record_bytes(36),
+        );
+        let ten = Bytes::from_static(&[0xc4, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for k in ["k0", "k1", "k2"] {
+            s.insert_raw(
+                k,
+                RawValue {
+                    key: k.into(),
+                    bytes: ten.clone(),
+                },
+            )
+            .unwrap();
+        }
+        let eleven = RawValue {
+            key: "k0".into(),
+            bytes: Bytes::from_static(&[0xc4, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        };
+        assert_eq!(
+            limit_of(s.insert_raw("k0", eleven.clone())),
+            Limit::RecordBytes
+        );
+        s.remove("k2");
+        s.insert_raw("k0", eleven).unwrap();
+        assert_eq!(s.footprints().1.bytes, 25);
+        s.clear();
+        assert_eq!(s.footprints().1.bytes, 0);
+    }
+
     #[test]
     fn failing_operations_change_nothing() {
         let s = Session::new();
