@@ -297,7 +297,13 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Encode`] when `value` cannot be serialized (the session is unchanged);
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    /// [`Error::ReservedKey`] for sessionkit's own keys; [`Error::LimitExceeded`] when the
+    /// value, or the session with it, breaks the [`Limits`] (the manager's
+    /// [`SessionConfig::limits`](crate::SessionConfig::limits), or the defaults for a
+    /// session made with [`Session::new`]); the session is then unchanged. Every setter
+    /// that returns a `Result` checks the limits the same way; those that cannot fail
+    /// ([`update`](Self::update), a typed view's whole-struct write) are
+    /// checked when the session is saved.
     pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;
@@ -624,7 +630,9 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::WrongType`] when the value is not an array; [`Error::Encode`] when `value`
-    /// cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys.
+    /// cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys;
+    /// [`Error::LimitExceeded`] when the array would grow past
+    /// [`Limits::max_value_bytes`] (the store checks again against the array it holds).
     pub fn push<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;

@@ -23,6 +23,8 @@ use crate::id::SessionKey;
 ///   into the stored record in place, so it costs what the change costs, not a copy of the
 ///   session. Expired entries are dropped when touched and by [`cleanup`](Store::cleanup),
 ///   which reports exactly how many it removed; run it now and then (the manager does).
+///   [`MemoryStore::with_max_entries`] is the same store with a bound on its entries: at the
+///   bound it refuses new sessions rather than evict any.
 /// - [`MemoryStore::with_capacity`] is bounded and built on [`moka`]: beyond the capacity it
 ///   evicts the least useful entries (TinyLFU) and it drops expired entries by itself, so it
 ///   can sit in front of a durable store as the cache tier. Records are shared behind `Arc`s
