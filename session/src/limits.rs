@@ -47,8 +47,9 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 << 20;
 /// stores; set them on [`SessionConfig::with_limits`](crate::SessionConfig::with_limits).
 ///
 /// Sizes are counted in bytes of the field map: each key's UTF-8 length plus its encoded
-/// (MessagePack) value, sessionkit's own `__sk.` keys included. A stored record is that plus
-/// a few bytes per field.
+/// (MessagePack) value, sessionkit's own `__sk.` keys included (three to six small ones:
+/// timestamps, binding tags; they count against `max_fields` too). A stored record is that
+/// plus a few bytes per field.
 ///
 /// Where they are enforced, before anything is written:
 ///
