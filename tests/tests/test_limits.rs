@@ -4,11 +4,11 @@
 //! Run: `cargo nextest run -p sessionkit-tests --test test_limits`
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit::{
-    Error, Limit, Limits, RequestInfo, Session, SessionConfig, SessionManager, Store,
+    Error, Limit, Limits, ManualClock, RequestInfo, Session, SessionConfig, SessionManager, Store,
 };
 use sessionkit_backends::file::{Durability, FileConfig};
 use sessionkit_tests::counting::CountingStore;
@@ -347,4 +347,29 @@ async fn a_huge_cache_ttl_does_not_panic() {
             Some("bob")
         );
     }
+}
+
+/// Item 7: a clock at the end of what `SystemTime` holds (a broken or hostile time source)
+/// makes every deadline saturate instead of panicking in `now + timeout`: requests are
+/// answered, and a session whose deadline cannot be represented simply does not last.
+#[tokio::test]
+async fn a_clock_at_the_end_of_time_does_not_panic() {
+    // Unix's SystemTime holds i64 seconds: a minute before its end.
+    let end = UNIX_EPOCH
+        .checked_add(Duration::from_secs(i64::MAX as u64 - 60))
+        .expect("a Unix SystemTime");
+    let clock = ManualClock::at(end);
+    let config = SessionConfig::default()
+        .with_secure(false)
+        .with_persistent(true)
+        .with_clock(clock.clone());
+    let manager = SessionManager::new(MemoryStore::new(), config).unwrap();
+    let active = manager.load(&RequestInfo::new()).await.unwrap();
+    active.session().insert("k", 1).unwrap();
+    let outcome = manager.finish(active).await.unwrap();
+    let cookie = outcome.set_cookie.expect("a new session sets its cookie");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    clock.advance(Duration::MAX);
+    let active = manager.load(&request(&pair)).await.unwrap();
+    manager.finish(active).await.unwrap();
 }
