@@ -60,7 +60,7 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 << 20;
 /// - The manager checks the whole session again when it saves (setters that cannot fail,
 ///   such as `Session::update`, are caught there) and writes nothing when a bound is
 ///   exceeded; the web layer then answers `500` (not `503`: retrying cannot help).
-/// - Stores that merge with [`Record::apply`](crate::store::Record) (memory, file, and the
+/// - Stores that merge with [`Record::apply`](crate::store::Record::apply) (memory, file, and the
 ///   tiers over them) check the merged record again, atomically with the save, so an
 ///   operation such as `push` cannot grow a value or the record past a bound even when
 ///   concurrent requests push onto one array. `RedisStore` merges in a script that does not
