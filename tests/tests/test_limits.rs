@@ -10,16 +10,20 @@ use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit::{
     Error, Limit, Limits, ManualClock, RequestInfo, Session, SessionConfig, SessionManager, Store,
 };
+use sessionkit_backends::RedisStore;
 use sessionkit_backends::file::{Durability, FileConfig};
 use sessionkit_tests::counting::CountingStore;
-use tempfile::TempDir;
+use sessionkit_tests::redis_server::RedisServer;
 
 type Manager = SessionManager<Arc<dyn Store>>;
 
+/// What a store needs kept alive (its directory, its redis-server).
+type Guard = Option<Box<dyn std::any::Any + Send>>;
+
 /// Every store whose merge checks the limits (memory, file, a tier over a file), each with
-/// the directory it needs kept alive.
-async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<TempDir>)> {
-    let mut out: Vec<(&'static str, Arc<dyn Store>, Option<TempDir>)> =
+/// what it needs kept alive.
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Guard)> {
+    let mut out: Vec<(&'static str, Arc<dyn Store>, Guard)> =
         vec![("memory", Arc::new(MemoryStore::new()), None)];
     for tiered in [false, true] {
         let dir = tempfile::tempdir().unwrap();
@@ -30,11 +34,21 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<TempDir>)> {
             .unwrap();
         if tiered {
             let store = TieredStore::new(MemoryStore::with_capacity(100), file);
-            out.push(("memory+file", Arc::new(store), Some(dir)));
+            out.push(("memory+file", Arc::new(store), Some(Box::new(dir))));
         } else {
-            out.push(("file", Arc::new(file), Some(dir)));
+            out.push(("file", Arc::new(file), Some(Box::new(dir))));
         }
     }
+    out
+}
+
+/// [`stores`] and a `RedisStore`, for the cases the manager's own check decides (Redis merges
+/// in a script that does not re-check the limits).
+async fn stores_and_redis() -> Vec<(&'static str, Arc<dyn Store>, Guard)> {
+    let mut out = stores().await;
+    let server = RedisServer::start();
+    let redis = RedisStore::open(&server.url()).await.unwrap();
+    out.push(("redis", Arc::new(redis), Some(Box::new(server))));
     out
 }
 
@@ -76,7 +90,7 @@ fn limit_of(err: &Error) -> Option<Limit> {
 /// and bound; the session and the store keep what they had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_over_the_limit_is_refused_where_it_is_set() {
-    for (name, store, _dir) in stores().await {
+    for (name, store, _guard) in stores_and_redis().await {
         let manager = manager(store, Limits::default().with_max_value_bytes(1024));
         let cookie = start(&manager, "user", "bob").await;
         let active = manager.load(&request(&cookie)).await.unwrap();
@@ -112,7 +126,7 @@ async fn a_value_over_the_limit_is_refused_where_it_is_set() {
 /// session (the store stays empty) and for an existing one (it keeps its data).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_value_is_refused_at_save_and_nothing_is_written() {
-    for (name, store, _dir) in stores().await {
+    for (name, store, _guard) in stores_and_redis().await {
         let counting = Arc::new(CountingStore::new(store));
         let manager = manager(
             counting.clone(),
@@ -158,7 +172,7 @@ async fn an_oversized_value_is_refused_at_save_and_nothing_is_written() {
 /// and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_fields_are_refused() {
-    for (name, store, _dir) in stores().await {
+    for (name, store, _guard) in stores().await {
         // One user key plus sessionkit's three (created, seen, rotated): 4 fields.
         let manager = manager(store, Limits::default().with_max_fields(6));
         let cookie = start(&manager, "user", "bob").await;
@@ -191,7 +205,7 @@ async fn too_many_fields_are_refused() {
 /// `max_record_bytes`: the second save is refused by the store and writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_over_the_limit_after_the_merge_is_refused() {
-    for (name, store, _dir) in stores().await {
+    for (name, store, _guard) in stores().await {
         let manager = manager(
             store,
             Limits::default()
@@ -229,7 +243,7 @@ async fn a_record_over_the_limit_after_the_merge_is_refused() {
 /// first one's element only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_growing_a_value_past_the_limit_is_refused_by_the_store() {
-    for (name, store, _dir) in stores().await {
+    for (name, store, _guard) in stores().await {
         let manager = manager(store, Limits::default().with_max_value_bytes(1000));
         let cookie = start(&manager, "user", "bob").await;
         let active = manager.load(&request(&cookie)).await.unwrap();
