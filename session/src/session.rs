@@ -483,6 +483,9 @@ impl Session {
     }
 
     /// Copies every entry of `other` into this session, as stored (no decoding).
+    ///
+    /// It cannot fail, so it does not check the [`Limits`]: a session it grows past them is
+    /// refused when the manager saves it ([`Error::LimitExceeded`], nothing written).
     pub fn update(&self, other: &Session) {
         let entries: Vec<RawValue> = other.iter().collect();
         let mut state = self.state.lock();
