@@ -123,6 +123,22 @@ pub enum Error {
         /// The field map key.
         key: String,
     },
+    /// A session, a value or a store would grow past a configured bound (see
+    /// [`Limits`](crate::Limits) and
+    /// [`MemoryStore::with_max_entries`](crate::MemoryStore::with_max_entries)). Nothing
+    /// was written: the session (or the store) is as it was before the call or the save.
+    /// Retrying the same change cannot help.
+    #[error("session limit {limit} exceeded{}: {size} > {max}", for_key(.key))]
+    LimitExceeded {
+        /// Which bound.
+        limit: crate::Limit,
+        /// The key whose value was too large ([`Limit::ValueBytes`](crate::Limit::ValueBytes)).
+        key: Option<String>,
+        /// The size (bytes, fields or entries) the change would have reached.
+        size: usize,
+        /// The bound.
+        max: usize,
+    },
     /// A configuration was refused (for example a `__Host-` cookie with a `Domain`).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -130,6 +146,12 @@ pub enum Error {
     /// fallback to a weaker generator.
     #[error("the OS random number generator failed")]
     Rng(#[source] BoxError),
+}
+
+fn for_key(key: &Option<String>) -> String {
+    key.as_ref()
+        .map(|k| format!(" for {k:?}"))
+        .unwrap_or_default()
 }
 
 impl Error {
@@ -175,6 +197,7 @@ impl Error {
             | Error::WrongType { .. }
             | Error::Overflow { .. }
             | Error::Missing { .. }
+            | Error::LimitExceeded { .. }
             | Error::Config(_) => false,
         }
     }

@@ -61,7 +61,26 @@
 //! A record carries its `expires_at`; every store treats an expired record as absent from that
 //! instant, before any cleanup, and a cache tier never keeps a record longer than the record
 //! lives. The manager sets `expires_at` to the earlier of the idle and absolute deadlines,
-//! and checks both itself on every load with its own [`Clock`].
+//! and checks both itself on every load with its own [`Clock`]. Timeouts over
+//! [`MAX_TIMEOUT`] (100 years) are refused when the manager is built, and every deadline sum
+//! saturates, so no duration or clock value can make a request panic.
+//!
+//! ## Size limits
+//!
+//! [`Limits`] bound one session: keys, bytes of one value, bytes of the whole field map
+//! (defaults 10⁴, 1 MiB, 4 MiB; [`SessionConfig::with_limits`]). A setter that would break one
+//! returns [`Error::LimitExceeded`] and changes nothing; the manager checks the whole session
+//! again before it saves, and stores that merge with [`store::Record::apply`] check the merged
+//! record atomically. A save refused this way writes nothing.
+//!
+//! ```
+//! use sessionkit::{Error, Limit, Limits, Session};
+//! let session = Session::new(); // the default limits; a manager's session has its own
+//! let err = session.insert("upload", vec![0u8; 2 << 20]).unwrap_err();
+//! assert!(matches!(err, Error::LimitExceeded { limit: Limit::ValueBytes, .. }));
+//! assert!(session.is_empty());
+//! # let _ = Limits::default();
+//! ```
 //!
 //! ## Concurrency
 //!
@@ -162,6 +181,7 @@
 
 mod error;
 mod id;
+mod limits;
 pub mod manager;
 mod op;
 mod record;
@@ -171,6 +191,10 @@ mod typed;
 
 pub use error::{BoxError, Error, Result};
 pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
+pub use limits::{
+    DEFAULT_MAX_FIELDS, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_VALUE_BYTES, Limit, Limits,
+    MAX_TIMEOUT,
+};
 pub use manager::{
     ActiveSession, Clock, EventListener, ExpiryReason, IpBinding, ManualClock, Outcome,
     RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::SessionKey;
+use crate::limits::{Footprint, Limits, later};
 use crate::op::Op;
 
 /// The encoding version written by [`Record::encode`].
@@ -22,8 +23,11 @@ pub fn to_millis(t: SystemTime) -> u64 {
 }
 
 /// The inverse of [`to_millis`].
+///
+/// Saturating: a time past what the platform's `SystemTime` holds (a stored record's, say)
+/// becomes a time far in the future, never a panic.
 pub fn from_millis(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    later(UNIX_EPOCH, Duration::from_millis(ms))
 }
 
 /// One session as a store holds it.
@@ -111,13 +115,21 @@ impl Record {
     /// fails the record is left exactly as it was. A store that keeps records whole gets
     /// the operations' semantics from here.
     ///
+    /// When the change set carries [`limits`](ChangeSet::limits), the merged record is
+    /// checked against them first: no value over the bound, and no growth past the field or
+    /// record bound (see [`Limits`]).
+    ///
     /// # Errors
     /// [`Error::WrongType`], [`Error::Overflow`] or [`Error::Encode`] from the first
-    /// operation that fails (see [`Op::apply_to`]); the record is then unchanged.
+    /// operation that fails (see [`Op::apply_to`]); [`Error::LimitExceeded`] when the
+    /// merged record would break a limit. The record is then unchanged.
     ///
     /// [`Store`]: crate::Store
     pub fn apply(&mut self, changes: &ChangeSet) -> Result<()> {
         let results = self.op_results(changes)?;
+        if let Some(limits) = &changes.limits {
+            self.check_limits(limits, changes, &results)?;
+        }
         if changes.clear {
             self.fields.clear();
         }
@@ -137,6 +149,48 @@ impl Record {
             self.owner.clone_from(owner);
         }
         Ok(())
+    }
+
+    /// Works out the footprint of the merged record (clear, removals, sets, then the
+    /// operations' results) without changing anything, and checks it against `limits`.
+    fn check_limits(
+        &self,
+        limits: &Limits,
+        changes: &ChangeSet,
+        results: &[(String, Bytes)],
+    ) -> Result<()> {
+        let before = Footprint::of(&self.fields);
+        let mut after = if changes.clear {
+            Footprint::default()
+        } else {
+            before
+        };
+        // What this change set already did to a key: `None` removed, `Some(len)` set.
+        let mut overlay: BTreeMap<&str, Option<usize>> = BTreeMap::new();
+        let len_of = |overlay: &BTreeMap<&str, Option<usize>>, key: &str| match overlay.get(key) {
+            Some(len) => *len,
+            None if changes.clear => None,
+            None => self.fields.get(key).map(Bytes::len),
+        };
+        for key in &changes.remove {
+            if let Some(old) = len_of(&overlay, key) {
+                after.sub(key, old);
+            }
+            overlay.insert(key, None);
+        }
+        for (key, value) in changes
+            .set
+            .iter()
+            .chain(results.iter().map(|(k, v)| (k, v)))
+        {
+            limits.check_value(key, value.len())?;
+            if let Some(old) = len_of(&overlay, key) {
+                after.sub(key, old);
+            }
+            after.add(key, value.len());
+            overlay.insert(key, Some(value.len()));
+        }
+        limits.check_growth(before, after)
     }
 
     /// The value each key with operations ends up with, read against what the key holds
@@ -183,6 +237,11 @@ pub struct ChangeSet {
     /// sets: a counter incremented here adds to the value the store holds, not to the value
     /// this request loaded.
     pub ops: BTreeMap<String, Vec<Op>>,
+    /// Bounds the merged record must keep, checked by [`Record::apply`] atomically with
+    /// the merge (a store that merges elsewhere documents what it checks). Not a change:
+    /// [`is_empty`](Self::is_empty) ignores it. The manager sets its
+    /// [`SessionConfig::limits`](crate::SessionConfig::limits).
+    pub limits: Option<Limits>,
 }
 
 impl ChangeSet {
@@ -376,7 +435,7 @@ impl Entry {
             },
             None => Entry::Tombstone {
                 to,
-                until: (now + MOVE_TOMBSTONE).min(expires_at),
+                until: later(now, MOVE_TOMBSTONE).min(expires_at),
             },
         }
     }

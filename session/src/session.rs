@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::limits::{Footprint, Limits};
 use crate::op::{Op, array_len};
 use crate::record::ChangeSet;
 
@@ -63,6 +64,11 @@ struct State {
     /// Flash names set during this request: not readable until a later one.
     fresh_flash: BTreeSet<String>,
     flash_disabled: bool,
+    /// The bounds setters enforce (the manager's, or the defaults).
+    limits: Limits,
+    /// How much `fields` holds now, and held when loaded.
+    size: Footprint,
+    loaded: Footprint,
 }
 
 /// Lifecycle requests recorded on a [`Session`] for the manager to carry out at the end of
@@ -179,19 +185,45 @@ fn is_user_key(key: &str) -> bool {
 }
 
 impl State {
+    /// Refuses setting `key` to `bytes` past the session's [`Limits`].
+    fn admit(&self, key: &str, bytes: &Bytes) -> Result<()> {
+        let old = self.fields.get(key).map(Bytes::len);
+        self.limits.admit(self.size, key, old, bytes.len())
+    }
+
+    /// A set within the limits (see [`put`](Self::put)); refused ones change nothing.
+    fn set(&mut self, key: String, bytes: Bytes) -> Result<()> {
+        self.admit(&key, &bytes)?;
+        self.put(key, bytes);
+        Ok(())
+    }
+
     /// A plain set replaces the key's pending operations: the store gets the whole value.
-    fn set(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
+    /// Unchecked: for setters that cannot fail (the manager checks the limits at save).
+    fn put(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
         let had_ops = self.ops.remove(&key).is_some();
         if !had_ops && self.fields.get(&key) == Some(&bytes) {
             return Some(bytes);
         }
         self.dirty.insert(key.clone());
+        self.replace_field(key, bytes)
+    }
+
+    /// `fields.insert`, keeping the footprint.
+    fn replace_field(&mut self, key: String, bytes: Bytes) -> Option<Bytes> {
+        if let Some(old) = self.fields.get(&key) {
+            self.size.sub(&key, old.len());
+        }
+        self.size.add(&key, bytes.len());
         self.fields.insert(key, bytes)
     }
 
     fn remove(&mut self, key: &str) -> Option<Bytes> {
         let had_ops = self.ops.remove(key).is_some();
         let old = self.fields.remove(key);
+        if let Some(old) = &old {
+            self.size.sub(key, old.len());
+        }
         if old.is_some() || had_ops {
             self.dirty.insert(key.to_owned());
         }
@@ -210,7 +242,8 @@ impl State {
     ) -> Result<Bytes> {
         let next = op.apply_to(key, self.fields.get(key).map(|b| &b[..]))?;
         accept(&next)?;
-        self.fields.insert(key.to_owned(), next.clone());
+        self.admit(key, &next)?;
+        self.replace_field(key.to_owned(), next.clone());
         if self.cleared || self.dirty.contains(key) {
             self.dirty.insert(key.to_owned());
         } else {
@@ -233,9 +266,12 @@ impl Session {
 
     /// A session holding `fields` as loaded from a store, with nothing changed yet.
     pub fn from_fields(fields: BTreeMap<String, Bytes>) -> Self {
+        let size = Footprint::of(&fields);
         Session {
             state: Arc::new(Mutex::new(State {
                 fields,
+                size,
+                loaded: size,
                 ..State::default()
             })),
         }
@@ -261,7 +297,13 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Encode`] when `value` cannot be serialized (the session is unchanged);
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    /// [`Error::ReservedKey`] for sessionkit's own keys; [`Error::LimitExceeded`] when the
+    /// value, or the session with it, breaks the [`Limits`] (the manager's
+    /// [`SessionConfig::limits`](crate::SessionConfig::limits), or the defaults for a
+    /// session made with [`Session::new`]); the session is then unchanged. Every setter
+    /// that returns a `Result` checks the limits the same way; those that cannot fail
+    /// ([`update`](Self::update), a typed view's whole-struct write) are
+    /// checked when the session is saved.
     pub fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;
@@ -286,7 +328,7 @@ impl Session {
             Some(old) => Some(decode::<U>(&key, old)?),
             None => None,
         };
-        state.set(key, bytes);
+        state.set(key, bytes)?;
         Ok(old)
     }
 
@@ -347,6 +389,7 @@ impl Session {
     pub fn clear(&self) {
         let mut state = self.state.lock();
         state.fields.retain(|k, _| !is_user_key(k));
+        state.size = Footprint::of(&state.fields);
         state.ops.clear();
         state.cleared = true;
         // The clear wipes the stored map; sessionkit's own keys are written again after it.
@@ -396,7 +439,7 @@ impl Session {
         }
         let value = default();
         let bytes = encode(key, &value)?;
-        state.set(key.to_owned(), bytes);
+        state.set(key.to_owned(), bytes)?;
         Ok(value)
     }
 
@@ -418,18 +461,36 @@ impl Session {
             encoded.push((k, bytes));
         }
         let mut state = self.state.lock();
+        // All or nothing: the whole batch is checked against the limits before any of it is
+        // set (a key given twice counts once, with its last value).
+        let mut after = state.size;
+        let mut batch: BTreeMap<&str, usize> = BTreeMap::new();
+        for (k, bytes) in &encoded {
+            state.limits.check_value(k, bytes.len())?;
+            let old = batch
+                .insert(k, bytes.len())
+                .or_else(|| state.fields.get(k).map(Bytes::len));
+            if let Some(old) = old {
+                after.sub(k, old);
+            }
+            after.add(k, bytes.len());
+        }
+        state.limits.check_growth(state.size, after)?;
         for (k, bytes) in encoded {
-            state.set(k, bytes);
+            state.put(k, bytes);
         }
         Ok(())
     }
 
     /// Copies every entry of `other` into this session, as stored (no decoding).
+    ///
+    /// It cannot fail, so it does not check the [`Limits`]: a session it grows past them is
+    /// refused when the manager saves it ([`Error::LimitExceeded`], nothing written).
     pub fn update(&self, other: &Session) {
         let entries: Vec<RawValue> = other.iter().collect();
         let mut state = self.state.lock();
         for raw in entries {
-            state.set(raw.key, raw.bytes);
+            state.put(raw.key, raw.bytes);
         }
     }
 
@@ -489,8 +550,7 @@ impl Session {
             key: key.clone(),
             source: Box::new(e),
         })?;
-        self.state.lock().set(key, Bytes::from(buf));
-        Ok(())
+        self.state.lock().set(key, Bytes::from(buf))
     }
 
     /// The encoded value under `key`, to inspect or to copy elsewhere with
@@ -521,8 +581,7 @@ impl Session {
     pub fn insert_raw(&self, key: impl Into<String>, value: RawValue) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;
-        self.state.lock().set(key, value.bytes);
-        Ok(())
+        self.state.lock().set(key, value.bytes)
     }
 
     // ---- operations: merged by the store into the value it holds, so none is lost ----
@@ -574,7 +633,9 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::WrongType`] when the value is not an array; [`Error::Encode`] when `value`
-    /// cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys.
+    /// cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys;
+    /// [`Error::LimitExceeded`] when the array would grow past
+    /// [`Limits::max_value_bytes`] (the store checks again against the array it holds).
     pub fn push<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;
@@ -736,6 +797,7 @@ impl Session {
         };
         state.owner = None;
         state.fields.clear();
+        state.size = Footprint::default();
         state.dirty.clear();
         state.ops.clear();
         state.cleared = false;
@@ -814,7 +876,7 @@ impl Session {
         let key = format!("{FLASH_PREFIX}{name}");
         let bytes = encode(&key, &value)?;
         let mut state = self.state.lock();
-        state.set(key, bytes);
+        state.set(key, bytes)?;
         state.fresh_flash.insert(name.to_owned());
         Ok(())
     }
@@ -857,8 +919,7 @@ impl Session {
     #[doc(hidden)]
     pub fn insert_unchecked<T: Serialize + ?Sized>(&self, key: String, value: &T) -> Result<()> {
         let bytes = encode(&key, value)?;
-        self.state.lock().set(key, bytes);
-        Ok(())
+        self.state.lock().set(key, bytes)
     }
 
     /// Removes any key, reserved ones included; returns whether it was present.
@@ -876,7 +937,7 @@ impl Session {
     /// Writes encoded bytes under any key (marking it changed only if the bytes differ).
     #[doc(hidden)]
     pub fn set_raw_unchecked(&self, key: String, bytes: Bytes) {
-        self.state.lock().set(key, bytes);
+        self.state.lock().put(key, bytes);
     }
 
     /// The changes since load, as a change set (expiry and owner left unset), and forgets them.
@@ -923,6 +984,17 @@ impl Session {
     /// Records the owner tag the session was loaded with.
     pub(crate) fn set_loaded_owner(&self, owner: Option<String>) {
         self.state.lock().owner = owner;
+    }
+
+    /// Sets the bounds the setters enforce (the manager's [`Limits`]).
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        self.state.lock().limits = limits;
+    }
+
+    /// The session's size when loaded and now, for the manager's check at save.
+    pub(crate) fn footprints(&self) -> (Footprint, Footprint) {
+        let state = self.state.lock();
+        (state.loaded, state.size)
     }
 
     /// Turns flash support off for this handle (`integrate_flash = false`).
@@ -1150,6 +1222,97 @@ mod tests {
         let c = s.take_changes();
         assert!(c.clear && c.ops.is_empty());
         assert_eq!(c.set["k"], encode("k", &2).unwrap());
+    }
+
+    fn limited(limits: Limits) -> Session {
+        let s = Session::new();
+        s.set_limits(limits);
+        s
+    }
+
+    fn limit_of<T: fmt::Debug>(result: Result<T>) -> crate::Limit {
+        match result {
+            Err(Error::LimitExceeded { limit, .. }) => limit,
+            other => panic!("expected a limit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn setters_refuse_what_breaks_a_limit_and_change_nothing() {
+        use crate::Limit;
+        let s = limited(Limits::default().with_max_value_bytes(16));
+        let long = "x".repeat(20);
+        assert_eq!(limit_of(s.insert("a", &long)), Limit::ValueBytes);
+        assert_eq!(
+            limit_of(s.replace::<_, String>("a", &long)),
+            Limit::ValueBytes
+        );
+        assert_eq!(
+            limit_of(s.get_or_insert_with("a", || long.clone())),
+            Limit::ValueBytes
+        );
+        assert_eq!(
+            limit_of(s.insert_value("a", &Value::from(long.as_str()))),
+            Limit::ValueBytes
+        );
+        assert_eq!(limit_of(s.flash("n", &long)), Limit::ValueBytes);
+        assert_eq!(
+            limit_of(s.extend([("ok", "y"), ("a", long.as_str())])),
+            Limit::ValueBytes
+        );
+        s.insert("list", [1u8; 10]).unwrap();
+        s.take_changes();
+        assert_eq!(
+            limit_of(s.push("list", 1u8).and_then(|()| s.push("list", [0u8; 8]))),
+            Limit::ValueBytes
+        );
+        assert_eq!(s.get::<Vec<u8>>("list").unwrap().map(|l| l.len()), Some(11));
+        assert_eq!(
+            s.keys(),
+            ["list"],
+            "a refused extend sets none of its pairs"
+        );
+
+        let s = limited(Limits::default().with_max_fields(3));
+        s.extend([("a", 1), ("b", 2), ("c", 3)]).unwrap();
+        assert_eq!(limit_of(s.insert("d", 4)), Limit::Fields);
+        assert_eq!(limit_of(s.increment("d", 1)), Limit::Fields);
+        assert_eq!(limit_of(s.extend([("a", 9), ("d", 4)])), Limit::Fields);
+        s.insert("a", 10).unwrap(); // a replaced key adds no field
+        s.remove("c");
+        s.insert("d", 4).unwrap();
+        assert_eq!(s.keys(), ["a", "b", "d"]);
+
+        // Each entry counts its key and value: "k0".."k2" with 10-byte values are 12 each.
+        let s = limited(
+            Limits::default()
+                .with_max_value_bytes(20)
+                .with_max_record_bytes(36),
+        );
+        let ten = Bytes::from_static(&[0xc4, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for k in ["k0", "k1", "k2"] {
+            s.insert_raw(
+                k,
+                RawValue {
+                    key: k.into(),
+                    bytes: ten.clone(),
+                },
+            )
+            .unwrap();
+        }
+        let eleven = RawValue {
+            key: "k0".into(),
+            bytes: Bytes::from_static(&[0xc4, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        };
+        assert_eq!(
+            limit_of(s.insert_raw("k0", eleven.clone())),
+            Limit::RecordBytes
+        );
+        s.remove("k2");
+        s.insert_raw("k0", eleven).unwrap();
+        assert_eq!(s.footprints().1.bytes, 25);
+        s.clear();
+        assert_eq!(s.footprints().1.bytes, 0);
     }
 
     #[test]

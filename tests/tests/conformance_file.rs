@@ -4,7 +4,7 @@ use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit_backends::FileStore;
 use sessionkit_backends::file::{Durability, FileConfig};
 use sessionkit_tests::conformance::Caps;
-use sessionkit_tests::conformance_suite;
+use sessionkit_tests::{conformance_suite, limits_suite};
 use tempfile::TempDir;
 
 /// Each synced write costs two fsyncs (about 10 ms here), so the synced invocations write 10⁴
@@ -35,6 +35,7 @@ mod file {
         open(Durability::Sync).await
     }
     conformance_suite!(make, SYNCED_CAPS);
+    limits_suite!(make);
 }
 
 mod file_nosync {
@@ -43,6 +44,7 @@ mod file_nosync {
         open(Durability::NoSync).await
     }
     conformance_suite!(make, UNSYNCED_CAPS);
+    limits_suite!(make);
 }
 
 /// The MemoryStore tier expires entries by itself, but cleanup reports the durable tier's
@@ -57,4 +59,5 @@ mod tiered_memory_file {
         )
     }
     conformance_suite!(make, SYNCED_CAPS);
+    limits_suite!(make);
 }

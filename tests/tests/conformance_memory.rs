@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit_tests::conformance::Caps;
-use sessionkit_tests::conformance_suite;
 use sessionkit_tests::failing::FailingStore;
+use sessionkit_tests::{conformance_suite, limits_suite};
 
 /// The bounded MemoryStore (moka) expires entries by itself, so cleanup finds fewer than it
 /// could; so does a tiered store whose durable tier is exact but whose count is the durable's.
@@ -27,6 +27,7 @@ mod memory {
         (MemoryStore::new(), ())
     }
     conformance_suite!(make, EXACT_CAPS);
+    limits_suite!(make);
 }
 
 mod memory_bounded {
@@ -36,6 +37,7 @@ mod memory_bounded {
         (MemoryStore::with_capacity(1_000_000), ())
     }
     conformance_suite!(make, MEMORY_CAPS);
+    limits_suite!(make);
 }
 
 mod tiered_memory_memory {
@@ -47,6 +49,7 @@ mod tiered_memory_memory {
         )
     }
     conformance_suite!(make, MEMORY_CAPS);
+    limits_suite!(make);
 }
 
 mod boxed_dyn {
@@ -55,6 +58,7 @@ mod boxed_dyn {
         (Box::new(MemoryStore::new()), ())
     }
     conformance_suite!(make, MEMORY_CAPS);
+    limits_suite!(make);
 }
 
 mod arc_dyn_tiered {
@@ -66,6 +70,7 @@ mod arc_dyn_tiered {
         )
     }
     conformance_suite!(make, MEMORY_CAPS);
+    limits_suite!(make);
 }
 
 /// A dead cache tier is invisible to the contract: the durable tier answers everything.
@@ -78,6 +83,7 @@ mod tiered_dead_cache {
         )
     }
     conformance_suite!(make, MEMORY_CAPS);
+    limits_suite!(make);
 }
 
 /// Tiers nest: a tiered store is a store, so it can be another tier's durable store.
@@ -94,6 +100,7 @@ mod tiered_nested {
         )
     }
     conformance_suite!(make, MEMORY_CAPS);
+    limits_suite!(make);
 }
 
 /// The racing-move behaviour reaches MemoryStore's retry branches: a save lands on the record

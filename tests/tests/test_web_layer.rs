@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit::web::SessionLayer;
-use sessionkit::{Session, SessionConfig, SessionManager, Store};
+use sessionkit::{Error, Limits, Session, SessionConfig, SessionManager, Store};
 use sessionkit_tests::counting::CountingStore;
 use sessionkit_tests::failing::FailingStore;
 
@@ -29,6 +29,25 @@ async fn write_then_fail(session: Session) -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
+/// Sets a value over the test layer's 1 KiB value limit through `insert`, which refuses it:
+/// the handler sees the error and answers 413 itself.
+async fn too_large(session: Session) -> StatusCode {
+    match session.insert("blob", "x".repeat(2000)) {
+        Err(Error::LimitExceeded { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Ok(()) => StatusCode::OK,
+    }
+}
+
+/// Gets the same value in through `update`, a setter that cannot fail: only the save
+/// finds it.
+async fn too_large_unchecked(session: Session) -> &'static str {
+    let scratch = Session::new();
+    let _ = scratch.insert("blob", "x".repeat(2000));
+    session.update(&scratch);
+    "handler done"
+}
+
 async fn optional(session: Option<Session>) -> String {
     match session {
         Some(_) => "with session".into(),
@@ -42,6 +61,8 @@ async fn serve(layer: SessionLayer) -> String {
         .route("/plain", get(no_session))
         .route("/fail", get(write_then_fail))
         .route("/optional", get(optional))
+        .route("/too-large", get(too_large))
+        .route("/too-large-unchecked", get(too_large_unchecked))
         .layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -165,4 +186,41 @@ async fn the_layer_takes_any_store_form() {
         assert!(sc.contains("Secure"), "the library default is Secure: {sc}");
         assert_eq!(res.text().await.unwrap(), "1");
     }
+}
+
+/// A session over its size limit is the handler's (or the visitor's) doing, not an outage:
+/// the handler sees the error where it sets the value; a value only the save finds makes the
+/// response a 500 without `Retry-After` (never the store-outage 503), and nothing is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_over_its_limit_is_not_a_503() {
+    let store = probe();
+    let config = SessionConfig::default()
+        .with_secure(false)
+        .with_limits(Limits::default().with_max_value_bytes(1024));
+    let manager = SessionManager::new(store.clone(), config).unwrap();
+    let base = serve(SessionLayer::new(manager)).await;
+    let cookie = cookie_of(&get_with(&base, "/count", None).await);
+
+    let res = get_with(&base, "/too-large", Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let writes = store.counts().writes();
+    let res = get_with(&base, "/too-large-unchecked", Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(res.headers().get("retry-after").is_none());
+    assert!(
+        res.text().await.unwrap().contains("limit"),
+        "a 500 that says why"
+    );
+    assert_eq!(
+        store.counts().writes(),
+        writes,
+        "the oversized session was written"
+    );
+    let res = get_with(&base, "/count", Some(&cookie)).await;
+    assert_eq!(
+        res.text().await.unwrap(),
+        "2",
+        "the session survives, without the blob"
+    );
 }

@@ -363,7 +363,9 @@ async fn discover(
                 .query_async::<Value>(&mut conn)
                 .await
         };
-        let limit = settings.connect_timeout + settings.response_timeout;
+        let limit = settings
+            .connect_timeout
+            .saturating_add(settings.response_timeout);
         match tokio::time::timeout(limit, asked).await {
             Ok(Ok(reply)) => {
                 let masters = master_addrs(&reply, &label);

@@ -57,10 +57,10 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by` (no further than the platform's `SystemTime` reaches).
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock();
-        *now += by;
+        *now = crate::limits::later(*now, by);
     }
 
     /// Sets the clock to `time` (forward or back).

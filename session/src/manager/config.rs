@@ -8,6 +8,7 @@ use super::clock::{Clock, SystemClock};
 use super::events::{EventListener, SessionEvent};
 use crate::error::{Error, Result};
 use crate::id::ID_LEN;
+use crate::limits::{Limits, MAX_TIMEOUT};
 
 /// The longest rotation grace window the manager accepts.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(60);
@@ -65,6 +66,7 @@ pub enum IpBinding {
 /// | [`same_site`](Self::same_site) | [`SameSite::Lax`] | the `SameSite` attribute |
 /// | [`path`](Self::path) | `"/"` | the `Path` attribute |
 /// | [`domain`](Self::domain) | `None` | the `Domain` attribute (unset: this host only) |
+/// | [`limits`](Self::limits) | 10⁴ fields, 1 MiB a value, 4 MiB a session | bounds on what one session holds ([`Limits`]) |
 ///
 /// The cookie is always `HttpOnly`.
 ///
@@ -141,6 +143,9 @@ pub struct SessionConfig {
     pub listener: Option<EventListener>,
     /// Where the manager reads the time. Default [`SystemClock`].
     pub clock: Arc<dyn Clock>,
+    /// How much one session may hold (fields, bytes of a value, bytes of the session),
+    /// enforced before anything is written. Default [`Limits::default()`].
+    pub limits: Limits,
 }
 
 impl Default for SessionConfig {
@@ -163,6 +168,7 @@ impl Default for SessionConfig {
             domain: None,
             listener: None,
             clock: Arc::new(SystemClock),
+            limits: Limits::default(),
         }
     }
 }
@@ -189,6 +195,7 @@ impl fmt::Debug for SessionConfig {
                 "listener",
                 &self.listener.as_ref().map(|_| "Fn(&SessionEvent)"),
             )
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -372,14 +379,23 @@ impl SessionConfig {
         self
     }
 
+    /// Sets [`limits`](Self::limits).
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Checks the configuration; [`SessionManager::new`](super::SessionManager::new) calls it.
     ///
     /// # Errors
     /// [`Error::Config`] naming the first problem: an empty or non-token cookie name, a
     /// name too long for a 4 KiB cookie, a `__Host-` name with `secure` off, a `Path` other
     /// than `/` or a `Domain`, a `__Secure-` name with `secure` off, `SameSite=None` without
-    /// `secure`, a zero timeout, a grace window over [`MAX_ROTATION_GRACE`], a fraction or
-    /// probability out of range, or a `Path`/`Domain` with characters a cookie cannot carry.
+    /// `secure`, a zero timeout or one over [`MAX_TIMEOUT`] (100 years: say "never" with
+    /// `None`), a grace window over [`MAX_ROTATION_GRACE`], a fraction or probability out of
+    /// range, a `Path`/`Domain` with characters a cookie cannot carry, or invalid
+    /// [`Limits`].
     pub fn validate(&self) -> Result<()> {
         let name = self.effective_cookie_name();
         if name.is_empty() || !name.bytes().all(is_token_byte) {
@@ -432,6 +448,18 @@ impl SessionConfig {
         if self.rotate_after.is_some_and(|t| t.is_zero()) {
             return Err(config("rotate_after must be more than zero (or None)"));
         }
+        for (name, timeout) in [
+            ("idle_timeout", Some(self.idle_timeout)),
+            ("absolute_timeout", self.absolute_timeout),
+            ("rotate_after", self.rotate_after),
+        ] {
+            if timeout.is_some_and(|t| t > MAX_TIMEOUT) {
+                return Err(config(format!(
+                    "{name} must be at most {} days (100 years; use None for no limit where the option allows it)",
+                    MAX_TIMEOUT.as_secs() / 86_400
+                )));
+            }
+        }
         if self.rotation_grace > MAX_ROTATION_GRACE {
             return Err(config(format!(
                 "rotation_grace must be at most {} s",
@@ -444,7 +472,7 @@ impl SessionConfig {
         if !(0.0..=1.0).contains(&self.cleanup_probability) {
             return Err(config("cleanup_probability must be in 0.0..=1.0"));
         }
-        Ok(())
+        self.limits.validate()
     }
 
     /// How long after the last refresh a read-only request refreshes again.
@@ -558,6 +586,36 @@ mod tests {
         let c = SessionConfig::default().with_same_site(SameSite::None);
         c.clone().validate().unwrap();
         assert!(err(c.with_secure(false)).contains("SameSite"));
+    }
+
+    #[test]
+    fn huge_timeouts_are_refused_naming_the_option() {
+        let d = SessionConfig::default;
+        assert!(err(d().with_idle_timeout(Duration::MAX)).contains("idle_timeout"));
+        assert!(err(d().with_absolute_timeout(Some(Duration::MAX))).contains("absolute_timeout"));
+        assert!(err(d().with_rotate_after(Some(Duration::MAX))).contains("rotate_after"));
+        let just_over = MAX_TIMEOUT + Duration::from_secs(1);
+        assert!(err(d().with_idle_timeout(just_over)).contains("idle_timeout"));
+        d().with_idle_timeout(MAX_TIMEOUT)
+            .with_absolute_timeout(Some(MAX_TIMEOUT))
+            .with_rotate_after(Some(MAX_TIMEOUT))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        let d = SessionConfig::default;
+        assert_eq!(d().limits, Limits::default());
+        assert!(err(d().with_limits(Limits::default().with_max_fields(0))).contains("limits"));
+        assert!(
+            err(d().with_limits(
+                Limits::default()
+                    .with_max_value_bytes(10)
+                    .with_max_record_bytes(9)
+            ))
+            .contains("max_value_bytes")
+        );
     }
 
     #[test]

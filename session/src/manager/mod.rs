@@ -22,6 +22,7 @@ use self::events::emit;
 use self::meta::Meta;
 use crate::error::{Error, Result};
 use crate::id::{Fingerprint, SessionId, SessionKey};
+use crate::limits::{Footprint, later};
 use crate::record::{ChangeSet, Grace, Record};
 use crate::session::{Intent, PERSIST_KEY, Session};
 use crate::store::{Store, StoreExt};
@@ -363,6 +364,7 @@ impl<S: Store + 'static> SessionManager<S> {
         if !config.integrate_flash {
             session.disable_flash();
         }
+        session.set_limits(config.limits);
         Ok(ActiveSession {
             session,
             origin,
@@ -429,10 +431,10 @@ impl<S: Store + 'static> SessionManager<S> {
         };
         let expired = if config
             .absolute_timeout
-            .is_some_and(|limit| now >= meta.created + limit)
+            .is_some_and(|limit| now >= later(meta.created, limit))
         {
             Some(ExpiryReason::Absolute)
-        } else if now >= meta.seen + config.idle_timeout {
+        } else if now >= later(meta.seen, config.idle_timeout) {
             Some(ExpiryReason::Idle)
         } else {
             None
@@ -493,8 +495,14 @@ impl<S: Store + 'static> SessionManager<S> {
     /// A session deleted meanwhile by another request (logout, revocation) is not brought
     /// back: the changes are dropped and [`Outcome::gone`] is set.
     ///
+    /// Nothing is written when the session breaks the configured
+    /// [`Limits`](crate::Limits) (checked on the whole session, and again by the store as it
+    /// merges, where it can).
+    ///
     /// # Errors
-    /// Store errors. When regeneration fails, the session stays as it was under its old id.
+    /// Store errors; [`Error::LimitExceeded`] when the session would grow past a limit (then
+    /// nothing was written). When regeneration fails, the session stays as it was under its
+    /// old id.
     pub async fn finish(&self, active: ActiveSession) -> Result<Outcome> {
         let intent = active.session.intent();
         match &active.origin {
@@ -543,9 +551,9 @@ impl<S: Store + 'static> SessionManager<S> {
     /// The record's expiry: the idle deadline, capped by the absolute one.
     fn deadline(&self, seen: SystemTime, created: SystemTime) -> SystemTime {
         let config = &self.inner.config;
-        let idle = seen + config.idle_timeout;
+        let idle = later(seen, config.idle_timeout);
         match config.absolute_timeout {
-            Some(limit) => idle.min(created + limit),
+            Some(limit) => idle.min(later(created, limit)),
             None => idle,
         }
     }
@@ -618,6 +626,11 @@ impl<S: Store + 'static> SessionManager<S> {
         fields.insert(meta::CREATED.to_owned(), meta::time(meta::CREATED, now)?);
         fields.insert(meta::SEEN.to_owned(), meta::time(meta::SEEN, now)?);
         fields.insert(meta::ROTATED.to_owned(), meta::time(meta::ROTATED, now)?);
+        let limits = &self.inner.config.limits;
+        for (key, value) in &fields {
+            limits.check_value(key, value.len())?;
+        }
+        limits.check_growth(Footprint::default(), Footprint::of(&fields))?;
         let expires_at = self.deadline(now, now);
         let record = Record {
             fields,
@@ -670,7 +683,14 @@ impl<S: Store + 'static> SessionManager<S> {
         existing: &Existing,
         intent: &Intent,
     ) -> Result<ChangeSet> {
+        let limits = self.inner.config.limits;
+        let (loaded, now) = active.session.footprints();
         let mut changes = active.session.take_changes();
+        for (key, value) in &changes.set {
+            limits.check_value(key, value.len())?;
+        }
+        limits.check_growth(loaded, now)?;
+        changes.limits = Some(limits);
         if let Some(owner) = &intent.owner {
             changes.owner = Some(owner.clone());
         }
@@ -820,8 +840,8 @@ impl<S: Store + 'static> SessionManager<S> {
         let mut rotate = !existing.resend
             && config
                 .rotate_after
-                .is_some_and(|after| now >= meta.rotated + after);
-        let refresh = now >= meta.seen + config.refresh_interval();
+                .is_some_and(|after| now >= later(meta.rotated, after));
+        let refresh = now >= later(meta.seen, config.refresh_interval());
         let write = !changes.is_empty() || refresh || rotate;
         let mut expires_at = self.deadline(meta.seen, meta.created);
         if write {
@@ -888,7 +908,7 @@ impl<S: Store + 'static> SessionManager<S> {
     ) -> Result<Rotation> {
         let config = &self.inner.config;
         let store = &self.inner.store;
-        let until = (now + config.rotation_grace).min(expires_at);
+        let until = later(now, config.rotation_grace).min(expires_at);
         for _ in 0..ID_ATTEMPTS {
             let new_id = SessionId::generate()?;
             let grace = (!config.rotation_grace.is_zero()).then(|| Grace {

@@ -23,6 +23,8 @@ use crate::id::SessionKey;
 ///   into the stored record in place, so it costs what the change costs, not a copy of the
 ///   session. Expired entries are dropped when touched and by [`cleanup`](Store::cleanup),
 ///   which reports exactly how many it removed; run it now and then (the manager does).
+///   [`MemoryStore::with_max_entries`] is the same store with a bound on its entries: at the
+///   bound it refuses new sessions rather than evict any.
 /// - [`MemoryStore::with_capacity`] is bounded and built on [`moka`]: beyond the capacity it
 ///   evicts the least useful entries (TinyLFU) and it drops expired entries by itself, so it
 ///   can sit in front of a durable store as the cache tier. Records are shared behind `Arc`s
@@ -52,6 +54,10 @@ pub struct MemoryStore {
     backing: Backing,
     owners: Arc<Mutex<HashMap<String, HashSet<SessionKey>>>>,
     move_retries: Arc<AtomicU64>,
+    /// The entry bound of [`MemoryStore::with_max_entries`], and when a create at the bound
+    /// last swept expired entries (ms since the epoch).
+    max_entries: Option<u64>,
+    last_sweep: Arc<AtomicU64>,
 }
 
 /// How many times a [`rename`](Store::rename) copies the record again because a save landed
@@ -81,6 +87,7 @@ impl std::fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("kind", &kind)
             .field("entries", &entries)
+            .field("max_entries", &self.max_entries)
             .finish()
     }
 }
@@ -131,6 +138,42 @@ impl MemoryStore {
         Self::build(None)
     }
 
+    /// An unbounded-kind store (exact retention, never evicts) that refuses to create a
+    /// session once it holds `max_entries` entries: [`create`](Store::create) then fails
+    /// with [`Error::LimitExceeded`] ([`Limit::Entries`](crate::Limit::Entries)), and the
+    /// visitor gets no session until sessions expire or are deleted. Saves, loads and moves
+    /// of existing sessions go on as usual.
+    ///
+    /// This store refuses rather than evicts because it is the only copy of its sessions:
+    /// evicting would log a visitor out to make room for whoever comes next, so a flood of
+    /// new visitors could push every real session out. Use
+    /// [`with_capacity`](Self::with_capacity) for a cache tier, where evicting is harmless.
+    ///
+    /// Entries count as in [`len`](Self::len): sessions, the old ids of recent moves, and
+    /// expired entries not yet reclaimed; a create at the bound reclaims expired entries
+    /// first (at most once a second). Concurrent creates may overshoot the bound by their
+    /// number.
+    ///
+    /// ```
+    /// use sessionkit::store::{MemoryStore, Record, Store};
+    /// use sessionkit::{Error, Limit, SessionId};
+    /// use std::time::{Duration, SystemTime};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::with_max_entries(1);
+    /// let record = Record::new(SystemTime::now() + Duration::from_secs(60));
+    /// store.create(&SessionId::generate()?.key(), &record).await?;
+    /// let full = store.create(&SessionId::generate()?.key(), &record).await;
+    /// assert!(matches!(full, Err(Error::LimitExceeded { limit: Limit::Entries, .. })));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn with_max_entries(max_entries: u64) -> Self {
+        MemoryStore {
+            max_entries: Some(max_entries),
+            ..Self::build(None)
+        }
+    }
+
     /// A store holding at most `max_entries` sessions (and aliases), evicting beyond that.
     /// Use this for a cache tier; an evicted session is simply reloaded from the durable tier.
     pub fn with_capacity(max_entries: u64) -> Self {
@@ -151,7 +194,46 @@ impl MemoryStore {
             backing,
             owners: Arc::new(Mutex::new(HashMap::new())),
             move_retries: Arc::new(AtomicU64::new(0)),
+            max_entries: None,
+            last_sweep: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Whether a create of `key` fits under [`with_max_entries`](Self::with_max_entries)'s
+    /// bound; at the bound, reclaims expired entries first (at most once a second, so a
+    /// flood of creates at the bound does not scan the map on each).
+    fn make_room(
+        &self,
+        map: &DashMap<SessionKey, Slot>,
+        key: &SessionKey,
+        now: SystemTime,
+    ) -> Result<()> {
+        let Some(max) = self.max_entries else {
+            return Ok(());
+        };
+        let full = || map.len() as u64 >= max && !map.contains_key(key);
+        if !full() {
+            return Ok(());
+        }
+        let now_ms = crate::to_millis(now);
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= 1000
+            && self
+                .last_sweep
+                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            map::cleanup(map, now);
+        }
+        if full() {
+            return Err(Error::LimitExceeded {
+                limit: crate::Limit::Entries,
+                key: None,
+                size: map.len().saturating_add(1),
+                max: usize::try_from(max).unwrap_or(usize::MAX),
+            });
+        }
+        Ok(())
     }
 
     /// How many times a move had to copy a record again because a concurrent save changed it
@@ -575,7 +657,10 @@ impl Store for MemoryStore {
         let now = SystemTime::now();
         let entry = Entry::Record(record.clone());
         let created = match &self.backing {
-            Backing::Map(map) => map::create(map, key, entry, now),
+            Backing::Map(map) => {
+                self.make_room(map, key, now)?;
+                map::create(map, key, entry, now)
+            }
             Backing::Cache(cache) => cache::create(cache, key, entry, now),
         };
         if !created {

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use super::coherence::{Flush, Invalidation, InvalidationFeed, InvalidationSource};
 use super::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 use crate::id::SessionKey;
+use crate::limits::later;
 
 /// A fast cache `C` in front of a durable store `D`, itself a [`Store`], so tiers nest:
 /// `TieredStore<MemoryStore, TieredStore<RedisStore, FileStore>>`.
@@ -245,7 +246,7 @@ impl Shared {
     fn stop_trusting(&self, key: &SessionKey) {
         self.bypass
             .lock()
-            .insert(*key, SystemTime::now() + self.max_cache_ttl());
+            .insert(*key, later(SystemTime::now(), self.max_cache_ttl()));
         self.bypassing.store(true, Ordering::Release);
     }
 
@@ -439,7 +440,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
     }
 
     fn cache_cap(&self, expires_at: SystemTime) -> SystemTime {
-        expires_at.min(SystemTime::now() + self.shared.max_cache_ttl())
+        expires_at.min(later(SystemTime::now(), self.shared.max_cache_ttl()))
     }
 
     /// Advances `key`'s generation and drops it from the cache (see [`Stripe`]). When that

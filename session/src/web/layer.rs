@@ -142,6 +142,23 @@ fn unavailable() -> Response<Body> {
     res
 }
 
+/// The response for a save that failed with `err`. A session over its
+/// [`Limits`](crate::Limits) is the application's (or the visitor's) doing, not an outage:
+/// retrying cannot help, so it is a `500` without `Retry-After`. A memory store at its entry
+/// bound and every store failure are a `503` with `Retry-After`.
+fn save_failed(err: &crate::Error) -> Response<Body> {
+    match err {
+        crate::Error::LimitExceeded { limit, .. } if *limit != crate::Limit::Entries => {
+            let mut res = Response::new(Body::from("session data over its configured limit"));
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            res.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        _ => unavailable(),
+    }
+}
+
 impl<I, B> Service<Request<B>> for SessionService<I>
 where
     I: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
@@ -197,7 +214,7 @@ where
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "session could not be saved");
-                    Ok(unavailable())
+                    Ok(save_failed(&err))
                 }
             }
         })

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use sessionkit::store::{ChangeSet, Error, Grace, Record, Removed, Store, StoreExt};
 use sessionkit::{SessionId, SessionKey};
 
+pub mod limits;
 pub mod ops;
 
 /// How a backend differs from the strictest reading of the contract. Each difference is a

@@ -17,9 +17,9 @@ use tokio::sync::Barrier;
 use super::{enc, fresh_key, record};
 
 /// Tasks per concurrent case.
-const TASKS: usize = 8;
+pub(super) const TASKS: usize = 8;
 /// Saves per task in a concurrent case.
-const ROUNDS: usize = 25;
+pub(super) const ROUNDS: usize = 25;
 
 fn one_op(key: &str, op: Op) -> ChangeSet {
     let mut c = ChangeSet::default();
@@ -49,7 +49,7 @@ async fn fields<S: Store + ?Sized>(store: &S, key: &SessionKey) -> BTreeMap<Stri
 }
 
 /// Runs `task(store, t)` for `TASKS` spawned tasks released together, and waits for all.
-async fn race<S, F, Fut>(store: &Arc<S>, task: F)
+pub(super) async fn race<S, F, Fut>(store: &Arc<S>, task: F)
 where
     S: Store + 'static,
     F: Fn(Arc<S>, usize) -> Fut,
