@@ -164,6 +164,7 @@ mod error;
 mod id;
 pub mod manager;
 mod op;
+pub mod proxy;
 mod record;
 mod session;
 pub mod store;

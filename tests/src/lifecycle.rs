@@ -845,11 +845,25 @@ pub async fn ip_binding_mismatch_gives_fresh_session<S: Store + 'static>(store: 
         Some(1),
         "the owner's session is untouched"
     );
-    let mut no_ip = Client {
+    // A request without an address is refused outright (a misconfigured server), not
+    // given a session every address-less request would share.
+    let no_ip = Client {
         ip: None,
         ..owner.clone()
     };
-    assert_eq!(h.n(&mut no_ip).await, None, "a missing IP does not match");
+    let err = h.manager.load(&no_ip.request()).await.unwrap_err();
+    assert!(matches!(err, Error::NoClientIp), "{err}");
+    let fresh = Client {
+        ip: None,
+        ..Client::new()
+    };
+    let err = h.manager.load(&fresh.request()).await.unwrap_err();
+    assert!(matches!(err, Error::NoClientIp), "{err}");
+    assert_eq!(
+        h.n(&mut owner).await,
+        Some(1),
+        "the owner's session is untouched"
+    );
 }
 
 /// `IpBinding::Subnet`: the same /24 passes, another network does not.
@@ -1194,12 +1208,20 @@ pub async fn events_never_carry_raw_ids<S: Store + 'static>(store: S) {
     ids.extend(client.cookie.clone());
     let unknown = SessionId::generate().unwrap().expose();
     ids.push(unknown.clone());
-    h.visit(&mut Client::with_cookie(unknown), |_| {}).await;
-    h.visit(&mut Client::with_cookie("not-an-id"), |_| {}).await;
+    // IP binding is on: every request carries an address.
+    let from = |c: Client| Client {
+        ip: ip("192.0.2.1"),
+        ..c
+    };
+    h.visit(&mut from(Client::with_cookie(unknown)), |_| {})
+        .await;
+    h.visit(&mut from(Client::with_cookie("not-an-id")), |_| {})
+        .await;
     h.advance(mins(31));
     let mut idle = client.clone();
     h.visit(&mut idle, |_| {}).await;
-    let mut last = h.signed_in().await;
+    let mut last = from(Client::new());
+    h.visit(&mut last, |s| s.insert("n", 1u32).unwrap()).await;
     ids.extend(last.cookie.clone());
     h.visit(&mut last, |s| s.destroy()).await;
     let names: Vec<&str> = h.events.lock().iter().map(SessionEvent::name).collect();
