@@ -23,6 +23,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
+use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit::web::{SessionLayer, Typed};
 use sessionkit::{Session, SessionConfig, SessionData, SessionManager};
@@ -89,6 +90,11 @@ pub struct SiteConfig {
     /// `SESSIONKIT_GRACE_SECS`, `SESSIONKIT_CHECK_IP`, `SESSIONKIT_CHECK_UA`, `SESSIONKIT_SECURE`
     /// (the site serves plain http, so `Secure` defaults to off here; the library's default is on).
     pub session: SessionConfig,
+    /// `SESSIONKIT_TRUSTED_PROXIES`: the reverse proxies in front of the site, addresses and
+    /// CIDR ranges separated by commas (`10.0.0.0/8,::1`); default none, so forwarding
+    /// headers are ignored. `SESSIONKIT_FORWARDED_HEADER` picks the header they write:
+    /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
+    pub trusted_proxies: TrustedProxies,
 }
 
 fn env_secs(name: &str) -> Result<Option<Duration>, String> {
@@ -151,7 +157,25 @@ impl SiteConfig {
         if let Some(on) = env_flag("SESSIONKIT_SECURE")? {
             session = session.with_secure(on);
         }
+        let mut trusted_proxies = match std::env::var("SESSIONKIT_TRUSTED_PROXIES") {
+            Ok(list) => TrustedProxies::parse(&list)
+                .map_err(|e| format!("SESSIONKIT_TRUSTED_PROXIES: {e}"))?,
+            Err(_) => TrustedProxies::new(),
+        };
+        match std::env::var("SESSIONKIT_FORWARDED_HEADER").as_deref() {
+            Ok(h) if h.eq_ignore_ascii_case("x-forwarded-for") => {}
+            Ok(h) if h.eq_ignore_ascii_case("forwarded") => {
+                trusted_proxies = trusted_proxies.with_header(ForwardedHeader::Forwarded);
+            }
+            Ok(_) => {
+                return Err(
+                    "SESSIONKIT_FORWARDED_HEADER must be x-forwarded-for or forwarded".to_owned(),
+                );
+            }
+            Err(_) => {}
+        }
         Ok(SiteConfig {
+            trusted_proxies,
             port,
             store,
             dir: std::env::var_os("SESSIONKIT_DIR")
@@ -195,12 +219,15 @@ pub async fn open_store(
 /// The site's router around `manager`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so IP binding sees the client.
 pub fn router(manager: SessionManager<Arc<dyn Store>>) -> Router {
-    router_behind_proxies(manager, 0)
+    router_behind_proxies(manager, TrustedProxies::new())
 }
 
-/// [`router`] for a site behind `hops` trusted reverse proxies that append to
-/// `X-Forwarded-For`.
-pub fn router_behind_proxies(manager: SessionManager<Arc<dyn Store>>, hops: usize) -> Router {
+/// [`router`] for a site behind reverse proxies: their forwarding header is believed on
+/// connections from `proxies`.
+pub fn router_behind_proxies(
+    manager: SessionManager<Arc<dyn Store>>,
+    proxies: TrustedProxies,
+) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
@@ -209,21 +236,23 @@ pub fn router_behind_proxies(manager: SessionManager<Arc<dyn Store>>, hops: usiz
         .route("/cart", post(add_to_cart))
         .route("/flash", post(set_flash))
         .route("/api/session", get(api_session))
-        .layer(SessionLayer::new(manager.clone()).with_trusted_proxy_hops(hops))
+        .layer(SessionLayer::new(manager.clone()).with_trusted_proxies(proxies))
         .with_state(manager)
 }
 
-/// Serves the site on `listener` until the process ends.
+/// Serves the site on `listener` until the process ends, believing forwarding headers only
+/// from `proxies`.
 ///
 /// # Errors
 /// When the server fails.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     manager: SessionManager<Arc<dyn Store>>,
+    proxies: TrustedProxies,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(manager).into_make_service_with_connect_info::<SocketAddr>(),
+        router_behind_proxies(manager, proxies).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
 }

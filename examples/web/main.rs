@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manager = SessionManager::new(store, config.session.clone())?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, store = ?config.store, "sessionkit example site listening");
-    serve(listener, manager).await?;
+    tracing::info!(%addr, store = ?config.store, trusted_proxies = %config.trusted_proxies, "sessionkit example site listening");
+    serve(listener, manager, config.trusted_proxies.clone()).await?;
     Ok(())
 }

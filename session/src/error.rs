@@ -142,6 +142,15 @@ pub enum Error {
     /// A configuration was refused (for example a `__Host-` cookie with a `Domain`).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// IP binding is on ([`SessionConfig::check_ip`](crate::SessionConfig::check_ip)), but
+    /// the request carries no client address ([`RequestInfo::client_ip`](crate::RequestInfo)
+    /// is `None`): the server does not pass the connection's address to the layer (with axum,
+    /// serve with `into_make_service_with_connect_info::<SocketAddr>()`). A configuration
+    /// error: the session is not loaded, rather than every client sharing one binding.
+    #[error(
+        "IP binding is on, but the request has no client address (serve with connection info, or turn IP binding off)"
+    )]
+    NoClientIp,
     /// The operating system could not provide random bytes for a new id. There is no
     /// fallback to a weaker generator.
     #[error("the OS random number generator failed")]
@@ -198,7 +207,8 @@ impl Error {
             | Error::Overflow { .. }
             | Error::Missing { .. }
             | Error::LimitExceeded { .. }
-            | Error::Config(_) => false,
+            | Error::Config(_)
+            | Error::NoClientIp => false,
         }
     }
 

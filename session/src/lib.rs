@@ -111,7 +111,9 @@
 //! into the `Set-Cookie` to send. It is framework-agnostic: the web layer hands it a
 //! [`RequestInfo`] (the `Cookie` headers, the client IP, the User-Agent), calls
 //! [`load`](SessionManager::load), runs the handler, calls
-//! [`finish`](SessionManager::finish) and copies the [`Outcome`] onto the response.
+//! [`finish`](SessionManager::finish) and copies the [`Outcome`] onto the response. Behind
+//! reverse proxies, [`proxy::TrustedProxies`] (no framework dependency) decides which client
+//! IP a forwarding header may claim.
 //!
 //! ```
 //! use sessionkit::{IpBinding, MemoryStore, SameSite, SessionConfig, SessionManager};
@@ -184,6 +186,7 @@ mod id;
 mod limits;
 pub mod manager;
 mod op;
+pub mod proxy;
 mod record;
 mod session;
 pub mod store;

@@ -859,11 +859,25 @@ pub async fn ip_binding_mismatch_gives_fresh_session<S: Store + 'static>(store: 
         Some(1),
         "the owner's session is untouched"
     );
-    let mut no_ip = Client {
+    // A request without an address is refused outright (a misconfigured server), not
+    // given a session every address-less request would share.
+    let no_ip = Client {
         ip: None,
         ..owner.clone()
     };
-    assert_eq!(h.n(&mut no_ip).await, None, "a missing IP does not match");
+    let err = h.manager.load(&no_ip.request()).await.unwrap_err();
+    assert!(matches!(err, Error::NoClientIp), "{err}");
+    let fresh = Client {
+        ip: None,
+        ..Client::new()
+    };
+    let err = h.manager.load(&fresh.request()).await.unwrap_err();
+    assert!(matches!(err, Error::NoClientIp), "{err}");
+    assert_eq!(
+        h.n(&mut owner).await,
+        Some(1),
+        "the owner's session is untouched"
+    );
 }
 
 /// `IpBinding::Subnet`: the same /24 passes, another network does not.

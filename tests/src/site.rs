@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sessionkit::proxy::TrustedProxies;
 use sessionkit::store::Store;
 use sessionkit::{ManualClock, SessionConfig, SessionManager};
 use sessionkit_examples::site::{SessionJson, StoreKind, open_store, router_behind_proxies};
@@ -43,16 +44,17 @@ impl Site {
         kind: StoreKind,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
-        Self::start_behind_proxies(kind, 0, tweak).await
+        Self::start_behind_proxies(kind, TrustedProxies::new(), tweak).await
     }
 
-    /// As [`Site::start`], trusting `hops` proxies' `X-Forwarded-For`.
+    /// As [`Site::start`], believing forwarding headers on connections from `proxies` (the
+    /// test client connects from 127.0.0.1, so trusting it makes the client a proxy).
     pub async fn start_behind_proxies(
         kind: StoreKind,
-        hops: usize,
+        proxies: TrustedProxies,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
-        Self::start_with(kind, hops, None, tweak).await
+        Self::start_with(kind, proxies, None, tweak).await
     }
 
     /// As [`Site::start`], on a Redis the caller started and may share with other sites (two
@@ -62,12 +64,18 @@ impl Site {
         redis_url: &str,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
-        Self::start_with(kind, 0, Some(redis_url.to_owned()), tweak).await
+        Self::start_with(
+            kind,
+            TrustedProxies::new(),
+            Some(redis_url.to_owned()),
+            tweak,
+        )
+        .await
     }
 
     async fn start_with(
         kind: StoreKind,
-        hops: usize,
+        proxies: TrustedProxies,
         shared_redis: Option<String>,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
@@ -97,7 +105,7 @@ impl Site {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = router_behind_proxies(manager.clone(), hops)
+        let app = router_behind_proxies(manager.clone(), proxies)
             .into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -8,10 +8,12 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_hostile_requests`
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use sessionkit::SessionId;
+use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
+use sessionkit::{IpBinding, SessionId};
 use sessionkit_examples::site::{SessionJson, StoreKind};
 use sessionkit_tests::site::Site;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -32,8 +34,30 @@ async fn raw_request(
     headers: &[Vec<u8>],
     body: &[u8],
 ) -> Raw {
+    raw_request_from(site, LOOPBACK, method, path, headers, body).await
+}
+
+const LOOPBACK: &str = "127.0.0.1";
+
+/// [`raw_request`] from the local address `from` (any of 127.0.0.0/8 on Linux).
+async fn raw_request_from(
+    site: &Site,
+    from: &str,
+    method: &str,
+    path: &str,
+    headers: &[Vec<u8>],
+    body: &[u8],
+) -> Raw {
     let addr = site.base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    let local: IpAddr = from.parse().expect("local address");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .expect("bind a loopback address");
+    let mut stream = socket
+        .connect(addr.parse().expect("site address"))
+        .await
+        .expect("connect");
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
     for h in headers {
@@ -564,6 +588,208 @@ async fn replayed_ids(kind: StoreKind) {
     }
 }
 
+/// The victim's address, as the trusted proxy reports it.
+const VICTIM: &str = "198.51.100.7";
+
+/// Forwarding headers a client may send (both kinds, whichever the site reads). None of
+/// them, sent through the proxy, resolves to the victim's address.
+fn forwarding_catalogue() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let xff = |v: &[u8]| [b"X-Forwarded-For: ".as_slice(), v].concat();
+    let fwd = |v: &[u8]| [b"Forwarded: ".as_slice(), v].concat();
+    let victim_then = |tail: &str| format!("{VICTIM}, {tail}").into_bytes();
+    vec![
+        ("xff empty", vec![xff(b"")]),
+        ("xff commas only", vec![xff(b" , ,, ")]),
+        ("xff unknown", vec![xff(b"unknown")]),
+        (
+            "xff victim then garbage",
+            vec![xff(&victim_then("not-an-ip"))],
+        ),
+        (
+            "xff victim then port too big",
+            vec![xff(&victim_then("192.0.2.1:99999"))],
+        ),
+        (
+            "xff victim then bracketed v4",
+            vec![xff(&victim_then("[192.0.2.1]"))],
+        ),
+        (
+            "xff victim then open bracket",
+            vec![xff(&victim_then("[2001:db8::1"))],
+        ),
+        (
+            "xff victim then zone id",
+            vec![xff(&victim_then("fe80::1%eth0"))],
+        ),
+        (
+            "xff victim then integer",
+            vec![xff(&victim_then("3325256711"))],
+        ),
+        (
+            "xff victim then octal",
+            vec![xff(&victim_then("0306.063.0144.07"))],
+        ),
+        (
+            "xff victim then hex",
+            vec![xff(&victim_then("0xc6.0x33.0x64.0x7"))],
+        ),
+        (
+            "xff victim then obfuscated",
+            vec![xff(&victim_then("_hidden"))],
+        ),
+        (
+            "xff victim then tab soup",
+            vec![xff(&victim_then("\t,\t1.2.3.4\t:\t5"))],
+        ),
+        (
+            "xff non-utf8",
+            vec![xff(&[VICTIM.as_bytes(), b", 192.0.2.\xff"].concat())],
+        ),
+        ("xff latin1", vec![xff(b"192.0.2.1\xe9")]),
+        (
+            "xff 4000 entries",
+            vec![xff("192.0.2.1, ".repeat(4000).as_bytes())],
+        ),
+        (
+            "xff 90 lines",
+            (0..90)
+                .map(|i| xff(format!("192.0.2.{i}").as_bytes()))
+                .collect(),
+        ),
+        (
+            "xff victim on an earlier line, garbage last",
+            vec![xff(VICTIM.as_bytes()), xff(b"?")],
+        ),
+        (
+            "xff v6 with port, no brackets",
+            vec![xff(&victim_then("2001:db8::1:443:1"))],
+        ),
+        (
+            "xff mapped v6 victim in brackets, garbage",
+            vec![xff(format!("[::ffff:{VICTIM}]:1, ]").as_bytes())],
+        ),
+        ("forwarded empty", vec![fwd(b"")]),
+        ("forwarded separators only", vec![fwd(b";;;,,,;")]),
+        ("forwarded unknown", vec![fwd(b"for=unknown")]),
+        (
+            "forwarded obfuscated",
+            vec![fwd(b"for=_hidden;proto=https")],
+        ),
+        ("forwarded no for", vec![fwd(b"proto=https;by=10.0.0.1")]),
+        (
+            "forwarded victim then unterminated quote",
+            vec![fwd(format!("for={VICTIM}, for=\"192.0.2.1").as_bytes())],
+        ),
+        (
+            "forwarded victim then two fors",
+            vec![fwd(
+                format!("for={VICTIM}, for=1.2.3.4;for=5.6.7.8").as_bytes()
+            )],
+        ),
+        (
+            "forwarded victim then escaped quotes",
+            vec![fwd(format!("for={VICTIM}, for=\"\\\"\\\\\"").as_bytes())],
+        ),
+        (
+            "forwarded victim then quote soup",
+            vec![fwd(format!("for={VICTIM}, \"\"\"\"\"").as_bytes())],
+        ),
+        (
+            "forwarded victim then bare name",
+            vec![fwd(format!("for={VICTIM}, for").as_bytes())],
+        ),
+        (
+            "forwarded victim then empty quoted",
+            vec![fwd(format!("for={VICTIM}, for=\"\"").as_bytes())],
+        ),
+        (
+            "forwarded victim then obfuscated port",
+            vec![fwd(
+                format!("for={VICTIM}, for=\"[2001:db8::1]:_\"").as_bytes()
+            )],
+        ),
+        (
+            "forwarded non-utf8",
+            vec![fwd(
+                &[b"for=", VICTIM.as_bytes(), b", for=\xff\xfe"].concat()
+            )],
+        ),
+        (
+            "forwarded 2000 elements",
+            vec![fwd("for=192.0.2.1;proto=http, ".repeat(2000).as_bytes())],
+        ),
+        (
+            "both headers, garbage in each",
+            vec![
+                xff(&victim_then("x")),
+                fwd(format!("for={VICTIM}, for=x").as_bytes()),
+            ],
+        ),
+    ]
+}
+
+/// Forwarding-header parsing under hostile input, on a site that binds sessions to the IP and
+/// believes the proxy at 127.0.0.1, once for each header kind. Through the proxy, no malformed
+/// chain yields the victim's address, a 5xx, a panic or a dropped connection; sent directly
+/// from 127.0.0.3, even the victim's address in a well-formed header is ignored.
+async fn forwarding_headers(kind: StoreKind) {
+    for header in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
+        let proxies = TrustedProxies::parse(LOOPBACK)
+            .expect("list")
+            .with_header(header);
+        let site =
+            Site::start_behind_proxies(kind, proxies, |c| c.with_ip_binding(IpBinding::Exact))
+                .await;
+        let mut victim = site.client();
+        let via_proxy = match header {
+            ForwardedHeader::Forwarded => ("forwarded".to_owned(), format!("for={VICTIM}")),
+            _ => ("x-forwarded-for".to_owned(), VICTIM.to_owned()),
+        };
+        victim.headers.push(via_proxy.clone());
+        victim.post("/login", &[("username", "victim")]).await;
+        let live = victim.cookie.clone().expect("victim cookie");
+        let spoof = format!("{}: {}", via_proxy.0, via_proxy.1).into_bytes();
+        let mut cases: Vec<(&str, &str, Vec<Vec<u8>>)> = forwarding_catalogue()
+            .into_iter()
+            .map(|(name, headers)| (LOOPBACK, name, headers))
+            .collect();
+        cases.push((
+            "127.0.0.3",
+            "direct, the victim's address",
+            vec![spoof.clone()],
+        ));
+        cases.push((
+            "127.0.0.3",
+            "direct, victim twice",
+            vec![spoof.clone(), spoof],
+        ));
+        for (from, name, mut headers) in cases {
+            headers.push(cookie(format!("id={live}")));
+            // Every case is within the HTTP parser's limits, so each reaches the layer.
+            let r = raw_request_from(&site, from, "GET", "/api/session", &headers, b"").await;
+            assert_eq!(
+                r.status,
+                200,
+                "{header:?} {name}: {:?}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let state: SessionJson = serde_json::from_slice(&r.body).expect("json");
+            assert_eq!(
+                state.user, None,
+                "{header:?} {name}: got the victim's session"
+            );
+            let w = raw_request_from(&site, from, "POST", "/cart", &headers, b"item=x").await;
+            assert_eq!(w.status, 303, "{header:?} {name}: {w:?}");
+            let id = issued(&w.set_cookies)
+                .unwrap_or_else(|| panic!("{header:?} {name}: no fresh session: {w:?}"));
+            assert_ne!(id, live, "{header:?} {name}");
+        }
+        let state = victim.state().await;
+        assert_eq!(state.user.as_deref(), Some("victim"), "{header:?}");
+        assert!(state.cart.is_empty(), "{header:?}");
+    }
+}
+
 macro_rules! hostile_tests {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -575,6 +801,10 @@ macro_rules! hostile_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn replayed_ids() {
                 super::replayed_ids($kind).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn forwarding_headers() {
+                super::forwarding_headers($kind).await;
             }
         }
     )*};

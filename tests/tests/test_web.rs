@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use sessionkit::proxy::TrustedProxies;
 use sessionkit::{IpBinding, SessionId};
 use sessionkit_examples::site::{SessionJson, StoreKind};
 use sessionkit_tests::site::Site;
@@ -203,7 +204,10 @@ pub async fn rotation_with_grace(kind: StoreKind) {
 }
 
 pub async fn ip_binding(kind: StoreKind) {
-    let site = Site::start_behind_proxies(kind, 1, |c| c.with_ip_binding(IpBinding::Exact)).await;
+    // The test client connects from 127.0.0.1: trusting it makes it the reverse proxy.
+    let proxies = TrustedProxies::parse("127.0.0.1").expect("proxy list");
+    let site =
+        Site::start_behind_proxies(kind, proxies, |c| c.with_ip_binding(IpBinding::Exact)).await;
     let mut owner = site.client();
     owner
         .headers

@@ -1,14 +1,16 @@
-//! The tower layer on its own: laziness, 5xx handling, optional extraction, concrete stores.
+//! The tower layer on its own: laziness, 5xx handling, optional extraction, concrete stores,
+//! and where the client address for IP binding comes from.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
 use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit::web::SessionLayer;
-use sessionkit::{Error, Limits, Session, SessionConfig, SessionManager, Store};
+use sessionkit::{Error, IpBinding, Limits, Session, SessionConfig, SessionManager, Store};
 use sessionkit_tests::counting::CountingStore;
 use sessionkit_tests::failing::FailingStore;
 
@@ -223,4 +225,147 @@ async fn a_session_over_its_limit_is_not_a_503() {
         "2",
         "the session survives, without the blob"
     );
+}
+/// A layer binding sessions to the exact client IP, believing forwarding headers from `proxies`.
+fn bound_layer(proxies: TrustedProxies) -> SessionLayer {
+    let config = SessionConfig::default()
+        .with_secure(false)
+        .with_ip_binding(IpBinding::Exact);
+    let manager = SessionManager::new(MemoryStore::new(), config).unwrap();
+    SessionLayer::new(manager).with_trusted_proxies(proxies)
+}
+
+/// `GET /count` from the loopback address `from` (all of 127.0.0.0/8 is local on Linux),
+/// with a cookie and a forwarding header (`name: value`) if given.
+async fn count_from(
+    base: &str,
+    from: &str,
+    cookie: &str,
+    forwarded: Option<(&str, &str)>,
+) -> String {
+    let from: IpAddr = from.parse().unwrap();
+    let client = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
+    let mut req = client.get(format!("{base}/count")).header("cookie", cookie);
+    if let Some((name, value)) = forwarded {
+        req = req.header(name, value);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+/// SEC-27: the victim reaches the site through the trusted proxy at 127.0.0.1, which reports
+/// their address in `X-Forwarded-For`. An attacker holding the victim's cookie who connects
+/// directly and claims the victim's address in the same header fails the IP binding (a fresh
+/// session); so does one who goes through the proxy, whose real address the proxy appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_client_cannot_claim_the_victims_address() {
+    let base = serve(bound_layer(TrustedProxies::parse("127.0.0.1").unwrap())).await;
+    let victim = ("x-forwarded-for", "198.51.100.7");
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.1".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let first = client
+        .get(format!("{base}/count"))
+        .header(victim.0, victim.1)
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_of(&first);
+    assert_eq!(
+        count_from(&base, "127.0.0.1", &cookie, Some(victim)).await,
+        "2"
+    );
+    // Direct, spoofing the victim's address.
+    assert_eq!(
+        count_from(&base, "127.0.0.3", &cookie, Some(victim)).await,
+        "1"
+    );
+    // Direct, with no header: its own address.
+    assert_eq!(count_from(&base, "127.0.0.3", &cookie, None).await, "1");
+    // Through the proxy, with the victim's address prepended by the attacker.
+    let prepended = ("x-forwarded-for", "198.51.100.7, 203.0.113.9");
+    assert_eq!(
+        count_from(&base, "127.0.0.1", &cookie, Some(prepended)).await,
+        "1"
+    );
+    // The victim, through the proxy, still has their session.
+    assert_eq!(
+        count_from(&base, "127.0.0.1", &cookie, Some(victim)).await,
+        "3"
+    );
+}
+
+/// SEC-27: a chain of two trusted proxies is walked from the right, in the RFC 7239
+/// `Forwarded` form too, and the other header is then ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_trusted_proxies_reports_the_client() {
+    let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8")
+        .unwrap()
+        .with_header(ForwardedHeader::Forwarded);
+    let base = serve(bound_layer(proxies)).await;
+    let client = reqwest::Client::new();
+    let first = client
+        .get(format!("{base}/count"))
+        .header("forwarded", "for=\"[2001:db8::7]:5151\", for=10.1.1.1")
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_of(&first);
+    let victim = (
+        "forwarded",
+        "for=\"[2001:db8::7]:1\";proto=https, for=10.2.2.2:80",
+    );
+    assert_eq!(
+        count_from(&base, "127.0.0.1", &cookie, Some(victim)).await,
+        "2"
+    );
+    // X-Forwarded-For is not read when Forwarded is configured.
+    let other = ("x-forwarded-for", "2001:db8::7");
+    assert_eq!(
+        count_from(&base, "127.0.0.1", &cookie, Some(other)).await,
+        "1"
+    );
+    // Direct from an untrusted address: the header is ignored.
+    assert_eq!(
+        count_from(&base, "127.0.0.4", &cookie, Some(victim)).await,
+        "1"
+    );
+}
+
+/// IP binding on, but the server does not pass connection info to the layer: every request
+/// would share one "no address" binding. It fails loudly instead, with a 500 that says why,
+/// also for handlers that accept `Option<Session>`; with binding off the same server works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_without_a_client_address_fails_loudly() {
+    for check_ip in [true, false] {
+        let config = SessionConfig::default()
+            .with_secure(false)
+            .with_check_ip(check_ip);
+        let manager = SessionManager::new(MemoryStore::new(), config).unwrap();
+        let app = Router::new()
+            .route("/count", get(count))
+            .route("/optional", get(optional))
+            .layer(SessionLayer::new(manager));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            // No `into_make_service_with_connect_info`: the layer sees no peer address.
+            let _ = axum::serve(listener, app).await;
+        });
+        let res = get_with(&base, "/count", None).await;
+        if !check_ip {
+            assert_eq!(res.status(), 200);
+            continue;
+        }
+        assert_eq!(res.status(), 500);
+        assert!(res.headers().get("set-cookie").is_none());
+        assert!(res.text().await.unwrap().contains("client address"));
+        let res = get_with(&base, "/optional", None).await;
+        assert_eq!(res.status(), 500, "not silently run without a session");
+    }
 }

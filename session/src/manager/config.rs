@@ -120,7 +120,13 @@ pub struct SessionConfig {
     pub integrate_flash: bool,
     /// Bind sessions to the client IP (seed: `check_ip`). Default [`IpBinding::Off`]. The
     /// IP comes from [`RequestInfo`](super::RequestInfo); deciding which proxy headers to
-    /// trust is the web layer's job.
+    /// trust is the web layer's job (see [`TrustedProxies`](crate::proxy::TrustedProxies)).
+    ///
+    /// With binding on, every request must carry a client IP: a request without one is not
+    /// given a session at all ([`load`](super::SessionManager::load) fails with
+    /// [`Error::NoClientIp`](crate::Error::NoClientIp), logged once, and the axum layer
+    /// answers `500`), because binding every such visitor to the same "no address" would
+    /// silently turn binding off.
     pub check_ip: IpBinding,
     /// Bind sessions to the User-Agent (seed: `check_user_agent`). Default `false`. Only a
     /// hash of it is stored.

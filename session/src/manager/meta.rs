@@ -73,39 +73,32 @@ pub(crate) fn time(key: &str, t: SystemTime) -> Result<Bytes> {
 }
 
 /// The binding tag of a client IP: a hash of the address, or of its /24 (IPv4) or /64
-/// (IPv6) network under [`IpBinding::Subnet`]. A request without an IP has a tag too, so a
-/// session created without one is not adopted by a request with one.
-pub(crate) fn ip_tag(ip: Option<IpAddr>, binding: IpBinding) -> String {
+/// (IPv6) network under [`IpBinding::Subnet`]. There is no tag for "no address": the manager
+/// refuses to load a session with binding on and no address
+/// ([`Error::NoClientIp`](crate::Error::NoClientIp)). An IPv4 address reached over IPv6
+/// (`::ffff:a.b.c.d`) is the same client as `a.b.c.d`.
+pub(crate) fn ip_tag(ip: IpAddr, binding: IpBinding) -> String {
     let mut h = Sha256::new();
     h.update(b"sessionkit/ip/v1\0");
-    match (ip.map(canonical), binding) {
-        (None, _) => h.update(b"none"),
-        (Some(IpAddr::V4(v4)), IpBinding::Subnet) => {
+    match (ip.to_canonical(), binding) {
+        (IpAddr::V4(v4), IpBinding::Subnet) => {
             let [a, b, c, _] = v4.octets();
             h.update([4, a, b, c]);
         }
-        (Some(IpAddr::V6(v6)), IpBinding::Subnet) => {
+        (IpAddr::V6(v6), IpBinding::Subnet) => {
             h.update([6]);
             h.update(&v6.octets()[..8]);
         }
-        (Some(IpAddr::V4(v4)), _) => {
+        (IpAddr::V4(v4), _) => {
             h.update([4]);
             h.update(v4.octets());
         }
-        (Some(IpAddr::V6(v6)), _) => {
+        (IpAddr::V6(v6), _) => {
             h.update([6]);
             h.update(v6.octets());
         }
     }
     short_hex(h)
-}
-
-/// An IPv4 address reached over IPv6 (`::ffff:a.b.c.d`) is the same client as `a.b.c.d`.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// The binding tag of a User-Agent: a hash, so the header itself is never stored.
@@ -171,17 +164,16 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
         let exact = IpBinding::Exact;
         let subnet = IpBinding::Subnet;
-        assert_eq!(ip_tag(Some(a), exact), ip_tag(Some(mapped), exact));
-        assert_ne!(ip_tag(Some(a), exact), ip_tag(Some(b), exact));
-        assert_eq!(ip_tag(Some(a), subnet), ip_tag(Some(b), subnet));
-        assert_ne!(ip_tag(Some(a), subnet), ip_tag(Some(c), subnet));
-        assert_ne!(ip_tag(Some(a), exact), ip_tag(None, exact));
+        assert_eq!(ip_tag(a, exact), ip_tag(mapped, exact));
+        assert_ne!(ip_tag(a, exact), ip_tag(b, exact));
+        assert_eq!(ip_tag(a, subnet), ip_tag(b, subnet));
+        assert_ne!(ip_tag(a, subnet), ip_tag(c, subnet));
         let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let v6c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(ip_tag(Some(v6a), subnet), ip_tag(Some(v6b), subnet));
-        assert_ne!(ip_tag(Some(v6a), subnet), ip_tag(Some(v6c), subnet));
-        assert_ne!(ip_tag(Some(v6a), exact), ip_tag(Some(v6b), exact));
+        assert_eq!(ip_tag(v6a, subnet), ip_tag(v6b, subnet));
+        assert_ne!(ip_tag(v6a, subnet), ip_tag(v6c, subnet));
+        assert_ne!(ip_tag(v6a, exact), ip_tag(v6b, exact));
     }
 
     #[test]

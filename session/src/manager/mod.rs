@@ -248,6 +248,8 @@ struct Inner<S> {
     store: S,
     config: SessionConfig,
     cleaning: AtomicBool,
+    /// Whether the missing-client-address error was logged (it is logged once).
+    warned_no_ip: AtomicBool,
 }
 
 impl<S> Clone for SessionManager<S> {
@@ -287,6 +289,7 @@ impl<S: Store + 'static> SessionManager<S> {
                 store,
                 config,
                 cleaning: AtomicBool::new(false),
+                warned_no_ip: AtomicBool::new(false),
             }),
         })
     }
@@ -332,11 +335,22 @@ impl<S: Store + 'static> SessionManager<S> {
     /// # Errors
     /// Store errors other than a corrupt record ([`Error::Unavailable`],
     /// [`Error::Storage`]): the web layer decides whether to fail the request.
+    /// [`Error::NoClientIp`] when IP binding is on and the request has no
+    /// [`client_ip`](RequestInfo::client_ip) (logged once per manager): a server set up
+    /// without client addresses must not silently bind every visitor to the same nothing.
     pub async fn load(&self, request: &RequestInfo) -> Result<ActiveSession> {
         self.maybe_cleanup();
         let config = &self.inner.config;
-        let ip_tag = (config.check_ip != IpBinding::Off)
-            .then(|| meta::ip_tag(request.client_ip, config.check_ip));
+        let ip_tag = match (config.check_ip, request.client_ip) {
+            (IpBinding::Off, _) => None,
+            (binding, Some(ip)) => Some(meta::ip_tag(ip, binding)),
+            (_, None) => {
+                if !self.inner.warned_no_ip.swap(true, Ordering::Relaxed) {
+                    tracing::error!(target: "sessionkit", "IP binding is on, but requests arrive without a client address: no session is loaded until the server provides one (with axum: into_make_service_with_connect_info::<SocketAddr>()) or IP binding is turned off");
+                }
+                return Err(Error::NoClientIp);
+            }
+        };
         let ua_tag = config
             .check_user_agent
             .then(|| meta::ua_tag(request.user_agent.as_deref()));

@@ -20,6 +20,10 @@ pub enum SessionRejection {
     /// The route is not behind a [`SessionLayer`](super::SessionLayer): a programming error,
     /// answered with `500 Internal Server Error`.
     MissingLayer,
+    /// IP binding is on but the request has no client address
+    /// ([`Error::NoClientIp`](crate::Error::NoClientIp)): the server is not serving with
+    /// connection info. A configuration error, answered with `500 Internal Server Error`.
+    NoClientIp,
 }
 
 impl IntoResponse for SessionRejection {
@@ -36,6 +40,11 @@ impl IntoResponse for SessionRejection {
                 "session layer missing for this route",
             )
                 .into_response(),
+            SessionRejection::NoClientIp => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "session IP binding is on but the server provides no client address",
+            )
+                .into_response(),
         }
     }
 }
@@ -45,6 +54,7 @@ impl std::fmt::Display for SessionRejection {
         f.write_str(match self {
             SessionRejection::Unavailable => "session store unavailable",
             SessionRejection::MissingLayer => "session layer missing",
+            SessionRejection::NoClientIp => "no client address for IP binding",
         })
     }
 }
@@ -56,7 +66,7 @@ async fn extract(parts: &Parts) -> Result<Session, SessionRejection> {
         .extensions
         .get::<LazySession>()
         .ok_or(SessionRejection::MissingLayer)?;
-    lazy.get().await.ok_or(SessionRejection::Unavailable)
+    lazy.get().await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {

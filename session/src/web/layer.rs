@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use super::{LazySession, Lifecycle};
 use crate::manager::{Outcome, RequestInfo, SessionManager};
+use crate::proxy::TrustedProxies;
 use crate::store::Store;
 
 /// Runs the session lifecycle around every request of the wrapped service.
@@ -23,14 +24,14 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct SessionLayer {
     lifecycle: Arc<dyn Lifecycle>,
-    trusted_proxy_hops: usize,
+    trusted_proxies: Arc<TrustedProxies>,
     save_on_server_error: bool,
 }
 
 impl std::fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("save_on_server_error", &self.save_on_server_error)
             .finish_non_exhaustive()
     }
@@ -41,17 +42,37 @@ impl SessionLayer {
     pub fn new<S: Store + 'static>(manager: SessionManager<S>) -> Self {
         SessionLayer {
             lifecycle: Arc::new(manager),
-            trusted_proxy_hops: 0,
+            trusted_proxies: Arc::new(TrustedProxies::new()),
             save_on_server_error: false,
         }
     }
 
-    /// How many reverse proxies in front of the app append to `X-Forwarded-For` and are
-    /// trusted (default 0: the header is ignored and the connection's address is the client's).
-    /// With `n` hops the client is the `n`-th address from the right.
+    /// The reverse proxies whose forwarding header (`X-Forwarded-For` by default, or
+    /// `Forwarded`) is believed. Default: none, so the client is always the connection's
+    /// address ([`ConnectInfo<SocketAddr>`](ConnectInfo)).
+    ///
+    /// The header is read only on connections **from** one of these addresses, and walked
+    /// from the right past trusted proxies; see [`crate::proxy`] for the rule. A client that
+    /// connects directly and sends `X-Forwarded-For: <someone else's address>` is still
+    /// identified by its own address.
+    ///
+    /// (This replaces `with_trusted_proxy_hops`, which trusted the header by counting hops
+    /// whoever sent it, so a client connecting directly could claim any address.)
+    ///
+    /// ```
+    /// use sessionkit::proxy::TrustedProxies;
+    /// use sessionkit::web::SessionLayer;
+    /// use sessionkit::{MemoryStore, SessionConfig, SessionManager};
+    ///
+    /// let config = SessionConfig::default().with_check_ip(true);
+    /// let manager = SessionManager::new(MemoryStore::new(), config)?;
+    /// let layer = SessionLayer::new(manager)
+    ///     .with_trusted_proxies(TrustedProxies::parse("10.0.0.0/8, ::1")?);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     #[must_use]
-    pub fn with_trusted_proxy_hops(mut self, hops: usize) -> Self {
-        self.trusted_proxy_hops = hops;
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
         self
     }
 
@@ -84,24 +105,22 @@ pub struct SessionService<I> {
     layer: SessionLayer,
 }
 
-/// The client address: the connection's, or the one the trusted proxies reported.
-fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, hops: usize) -> Option<IpAddr> {
-    if hops == 0 {
-        return peer;
-    }
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    // Fewer entries than trusted hops means the request skipped a proxy: trust nothing in it.
-    let index = forwarded.len().checked_sub(hops)?;
-    forwarded.get(index).and_then(|s| s.parse().ok())
+/// The client address: the connection's, or the one its trusted proxies reported. Without
+/// the connection's address nothing in the headers can be trusted, so there is none.
+fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    proxies: &TrustedProxies,
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let values = headers
+        .get_all(proxies.header().name())
+        .into_iter()
+        .map(HeaderValue::as_bytes);
+    Some(proxies.client_ip(peer, values))
 }
 
-fn request_info<B>(req: &Request<B>, hops: usize) -> RequestInfo {
+fn request_info<B>(req: &Request<B>, proxies: &TrustedProxies) -> RequestInfo {
     let headers = req.headers();
     let peer = req
         .extensions()
@@ -113,7 +132,7 @@ fn request_info<B>(req: &Request<B>, hops: usize) -> RequestInfo {
             .iter()
             .map(|v| v.as_bytes().to_vec())
             .collect(),
-        client_ip: client_ip(headers, peer, hops),
+        client_ip: client_ip(headers, peer, proxies),
         user_agent: headers.get(USER_AGENT).map(|v| v.as_bytes().to_vec()),
     }
 }
@@ -176,7 +195,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let lazy = LazySession::new(
             self.layer.lifecycle.clone(),
-            request_info(&req, self.layer.trusted_proxy_hops),
+            request_info(&req, &self.layer.trusted_proxies),
         );
         req.extensions_mut().insert(lazy.clone());
         // The clone that was made ready is the one to call; leave a fresh clone behind.
@@ -226,21 +245,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarded_for_is_trusted_only_for_configured_hops() {
+    fn forwarding_headers_count_only_from_trusted_peers() {
         let mut h = HeaderMap::new();
         h.append(
             "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6, 10.0.0.1"),
+            HeaderValue::from_static("6.6.6.6, 192.0.2.1"),
         );
         h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        let peer: Option<IpAddr> = "127.0.0.1".parse().ok();
-        assert_eq!(client_ip(&h, peer, 0), peer);
-        assert_eq!(client_ip(&h, peer, 1), "10.0.0.2".parse().ok());
-        assert_eq!(client_ip(&h, peer, 2), "10.0.0.1".parse().ok());
-        assert_eq!(client_ip(&h, peer, 3), "6.6.6.6".parse().ok());
-        assert_eq!(client_ip(&h, peer, 4), None);
-        let mut bad = HeaderMap::new();
-        bad.append("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
-        assert_eq!(client_ip(&bad, peer, 1), None);
+        h.append("forwarded", HeaderValue::from_static("for=198.51.100.1"));
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        assert_eq!(client_ip(&h, ip("10.0.0.1"), &proxies), ip("192.0.2.1"));
+        assert_eq!(
+            client_ip(&h, ip("203.0.113.9"), &proxies),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(&h, None, &proxies),
+            None,
+            "no peer: nothing to trust"
+        );
+        assert_eq!(
+            client_ip(&h, ip("10.0.0.1"), &TrustedProxies::new()),
+            ip("10.0.0.1")
+        );
+        let forwarded = proxies.with_header(crate::proxy::ForwardedHeader::Forwarded);
+        assert_eq!(
+            client_ip(&h, ip("10.0.0.1"), &forwarded),
+            ip("198.51.100.1")
+        );
     }
 }

@@ -30,9 +30,11 @@
 //!   with `Cache-Control: no-store` on any response that sets or clears the cookie and
 //!   `Vary: Cookie` on any response that read the session.
 //! - **Client IP** for IP binding comes from the connection
-//!   ([`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)), or from `X-Forwarded-For` only
-//!   when the application says how many proxy hops it trusts
-//!   ([`SessionLayer::with_trusted_proxy_hops`]).
+//!   ([`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)), or from `X-Forwarded-For`
+//!   (or `Forwarded`) only on connections from the reverse proxies the application trusts
+//!   ([`SessionLayer::with_trusted_proxies`], rule in [`crate::proxy`]). With IP binding on
+//!   and no connection info, extracting the session fails with `500` (and one logged error)
+//!   rather than binding everyone to "no address".
 //! - **Store failures**: extracting [`Session`] fails with `503 Service Unavailable` when the
 //!   session cannot be loaded (extract `Option<Session>` to run anyway without it); a failed
 //!   save turns the response into a 503. Both are logged. Responses with a 5xx status are not
@@ -54,6 +56,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
+use crate::error::Error;
 use crate::error::Result;
 use crate::manager::{ActiveSession, Outcome, RequestInfo, SessionManager};
 use crate::session::Session;
@@ -83,7 +86,7 @@ impl<S: Store + 'static> Lifecycle for SessionManager<S> {
 enum Slot {
     Unloaded,
     Loaded(Box<ActiveSession>),
-    Failed,
+    Failed(SessionRejection),
 }
 
 /// What the layer puts in the request's extensions: the means to load the session once.
@@ -109,24 +112,30 @@ impl LazySession {
         }
     }
 
-    /// The session, loading it on first use. `None` when the store failed (logged).
-    async fn get(&self) -> Option<Session> {
+    /// The session, loading it on first use; why not when it could not be loaded (logged).
+    async fn get(&self) -> Result<Session, SessionRejection> {
         let mut slot = self.inner.slot.lock().await;
         match &*slot {
-            Slot::Loaded(active) => return Some(active.session().clone()),
-            Slot::Failed => return None,
+            Slot::Loaded(active) => return Ok(active.session().clone()),
+            Slot::Failed(rejection) => return Err(*rejection),
             Slot::Unloaded => {}
         }
         match self.inner.lifecycle.load(&self.inner.request).await {
             Ok(active) => {
                 let session = active.session().clone();
                 *slot = Slot::Loaded(Box::new(active));
-                Some(session)
+                Ok(session)
+            }
+            Err(Error::NoClientIp) => {
+                // The manager logged the misconfiguration once; not again per request.
+                tracing::debug!("session not loaded: no client address for IP binding");
+                *slot = Slot::Failed(SessionRejection::NoClientIp);
+                Err(SessionRejection::NoClientIp)
             }
             Err(err) => {
                 tracing::error!(error = %err, "session could not be loaded");
-                *slot = Slot::Failed;
-                None
+                *slot = Slot::Failed(SessionRejection::Unavailable);
+                Err(SessionRejection::Unavailable)
             }
         }
     }
@@ -135,7 +144,7 @@ impl LazySession {
         let mut slot = self.inner.slot.lock().await;
         match std::mem::replace(&mut *slot, Slot::Unloaded) {
             Slot::Loaded(active) => Some(*active),
-            Slot::Unloaded | Slot::Failed => None,
+            Slot::Unloaded | Slot::Failed(_) => None,
         }
     }
 }
