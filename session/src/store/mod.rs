@@ -6,7 +6,7 @@ mod memory;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
-pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore};
+pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;
