@@ -1,6 +1,6 @@
 //! The embedded store: sessions in this process's memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +11,10 @@ use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::{ChangeSet, Entry, Error, Flush, Grace, Loaded, Moved, Record, Removed, Result, Store};
+use super::{
+    ChangeSet, Entry, Error, Flush, Grace, Loaded, MAX_ALIAS_HOPS, Moved, Record, Removed, Result,
+    Store,
+};
 use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
@@ -31,6 +34,12 @@ use crate::id::SessionKey;
 ///   and a save copies the record it changes.
 ///
 /// Value bytes are reference-counted ([`bytes::Bytes`]), so a load copies no value bytes.
+///
+/// The owner index behind [`owned_by`](Store::owned_by) is sharded too, with one lock per
+/// owner: a listing copies that owner's keys out under its lock, checks them without it, and
+/// prunes the stale ones [`OWNER_BATCH`] at a time, yielding to the runtime between batches.
+/// So listing or revoking an owner with 10⁵ sessions never holds a lock that a load, or a save
+/// of another owner, waits for.
 ///
 /// Data lives as long as the process: use it alone for development and single-process apps
 /// that can afford to lose sessions on restart, or as the cache of a [`TieredStore`].
@@ -52,13 +61,21 @@ use crate::id::SessionKey;
 #[derive(Clone)]
 pub struct MemoryStore {
     backing: Backing,
-    owners: Arc<Mutex<HashMap<String, HashSet<SessionKey>>>>,
+    owners: Arc<DashMap<String, OwnerSet>>,
     move_retries: Arc<AtomicU64>,
     /// The entry bound of [`MemoryStore::with_max_entries`], and when a create at the bound
     /// last swept expired entries (ms since the epoch).
     max_entries: Option<u64>,
     last_sweep: Arc<AtomicU64>,
 }
+
+/// The keys tagged with one owner, behind a lock of their own.
+type OwnerSet = Arc<Mutex<HashSet<SessionKey>>>;
+
+/// How many owner-index members a listing checks (and prunes) per step: [`MemoryStore`]
+/// yields to the runtime after each such batch (of a listing or a cleanup), and
+/// `sessionkit_backends::FileStore` runs each batch as its own step on the blocking pool.
+pub const OWNER_BATCH: usize = 256;
 
 /// How many times a [`rename`](Store::rename) copies the record again because a save landed
 /// on it meanwhile, before it gives up with [`Error::Unavailable`] (the session stays whole
@@ -192,7 +209,7 @@ impl MemoryStore {
         };
         MemoryStore {
             backing,
-            owners: Arc::new(Mutex::new(HashMap::new())),
+            owners: Arc::new(DashMap::new()),
             move_retries: Arc::new(AtomicU64::new(0)),
             max_entries: None,
             last_sweep: Arc::new(AtomicU64::new(0)),
@@ -259,22 +276,78 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn owner_matches(&self, key: &SessionKey, owner: &str, now: SystemTime) -> bool {
-        let matches = |e: &Entry| matches!(e, Entry::Record(r) if r.expires_at > now && r.owner.as_deref() == Some(owner));
-        match &self.backing {
-            Backing::Map(map) => map.get(key).is_some_and(|slot| matches(&slot.entry)),
-            Backing::Cache(cache) => cache.get(key).is_some_and(|e| matches(&e)),
+    /// The key of the live session of `owner` that the index member `key` leads to: `key`
+    /// itself, or, when the session moved since it was indexed (an alias or a tombstone is
+    /// left under `key`), the key it moved to, following at most [`MAX_ALIAS_HOPS`] moves.
+    /// A listing copies the members before it checks them, so a session that moves (and is
+    /// indexed under its new key) after the copy is still found.
+    fn owner_lead(&self, key: &SessionKey, owner: &str, now: SystemTime) -> Option<SessionKey> {
+        let mut key = *key;
+        for _ in 0..MAX_ALIAS_HOPS {
+            let next = |e: &Entry| match e {
+                Entry::Record(r) if r.expires_at > now && r.owner.as_deref() == Some(owner) => {
+                    Some(None)
+                }
+                Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
+                    Some(Some(*to))
+                }
+                _ => None,
+            };
+            let step = match &self.backing {
+                Backing::Map(map) => map.get(&key).and_then(|slot| next(&slot.entry)),
+                Backing::Cache(cache) => cache.get(&key).and_then(|e| next(&e)),
+            }?;
+            match step {
+                None => return Some(key),
+                Some(to) => key = to,
+            }
         }
+        None
     }
 
     fn index_owner(&self, key: &SessionKey, owner: Option<&str>) {
         if let Some(owner) = owner {
-            self.owners
-                .lock()
-                .entry(owner.to_owned())
-                .or_default()
-                .insert(*key);
+            // Inserted while the shard guard is held, so `prune` cannot drop the owner's set
+            // (when it looked empty) between this lookup and the insert.
+            let set = self.owners.entry(owner.to_owned()).or_default();
+            set.lock().insert(*key);
         }
+    }
+
+    /// The live keys of `owner`, pruning the stale ones. The member keys are copied out under
+    /// the owner's lock, then checked without it, a batch at a time with a yield in between;
+    /// a stale key is removed under the lock only after a second check there (a create or
+    /// save tagging it indexes it after taking the same lock, so it is never lost).
+    async fn prune(&self, owner: &str) -> Vec<SessionKey> {
+        let Some(set) = self.owners.get(owner).map(|s| Arc::clone(s.value())) else {
+            return Vec::new();
+        };
+        let members: Vec<SessionKey> = set.lock().iter().copied().collect();
+        let mut live = Vec::new();
+        for batch in members.chunks(OWNER_BATCH) {
+            let now = SystemTime::now();
+            let mut stale = Vec::new();
+            for key in batch {
+                let lead = self.owner_lead(key, owner, now);
+                if let Some(live_key) = lead {
+                    live.push(live_key);
+                }
+                if lead != Some(*key) {
+                    stale.push(*key);
+                }
+            }
+            if !stale.is_empty() {
+                let mut keys = set.lock();
+                for key in stale {
+                    if self.owner_lead(&key, owner, now) != Some(key) {
+                        keys.remove(&key);
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        self.owners.remove_if(owner, |_, s| s.lock().is_empty());
+        live
     }
 }
 
@@ -647,7 +720,7 @@ impl Flush for MemoryStore {
             Backing::Map(map) => map.clear(),
             Backing::Cache(cache) => cache.invalidate_all(),
         }
-        self.owners.lock().clear();
+        self.owners.clear();
     }
 }
 
@@ -723,26 +796,19 @@ impl Store for MemoryStore {
             Backing::Map(map) => map::cleanup(map, now),
             Backing::Cache(cache) => cache::cleanup(cache, now),
         };
-        let mut owners = self.owners.lock();
-        owners.retain(|owner, keys| {
-            keys.retain(|k| self.owner_matches(k, owner, now));
-            !keys.is_empty()
-        });
+        // One owner at a time, each in batches: no lock is held across the whole index.
+        let owners: Vec<String> = self.owners.iter().map(|e| e.key().clone()).collect();
+        for owner in owners {
+            self.prune(&owner).await;
+        }
         Ok(removed)
     }
 
     async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
-        let now = SystemTime::now();
-        let mut owners = self.owners.lock();
-        let Some(keys) = owners.get_mut(owner) else {
-            return Ok(Vec::new());
-        };
-        keys.retain(|k| self.owner_matches(k, owner, now));
-        let mut out: Vec<SessionKey> = keys.iter().copied().collect();
-        if keys.is_empty() {
-            owners.remove(owner);
-        }
+        let mut out = self.prune(owner).await;
+        // A moved session may be reached from its old key and its new one.
         out.sort();
+        out.dedup();
         Ok(out)
     }
 }
