@@ -20,15 +20,21 @@
 //! with the longest-lived session it indexes.
 //!
 //! The `{…}` around the key hex is a cluster hash tag: a session's key is in one slot. On a
-//! single server the scripts also reach keys named inside the data (an alias's target, an
+//! single server the scripts also reach keys named inside the data (the new key of a move, an
 //! owner set), which Redis allows outside cluster mode; in a cluster they never do.
 //!
 //! # Round trips
 //!
-//! Each operation is one Lua script (`EVALSHA`, loaded when the store connects and reloaded
-//! by itself after a server restart): create-if-absent, load, the atomic merge of a save
-//! (`HDEL` the removed fields, `HSET` the set ones: a save sends only what changed), move,
-//! and listing an owner's sessions. [`Store::cleanup`] returns 0: Redis expires keys itself.
+//! A load is one plain `HGETALL` of the session hash (no script: Redis runs one command); only
+//! a load through an alias (the old key of a move, in its grace window) takes a second trip,
+//! an `HGETALL` of the session the alias names. Every other operation is one Lua script
+//! (`EVALSHA`, loaded when the store connects and reloaded by itself after a server
+//! restart): create-if-absent, the atomic merge of a save (one `HMGET` reads what the save
+//! needs, `HDEL` removes the removed fields, one `HSET` writes the set ones with the meta
+//! fields, `PEXPIREAT` runs only when the expiry moves: a save sends only what changed),
+//! move, and listing an owner's sessions. A save or create of a session without an owner
+//! runs at most four commands counting the `EVALSHA`; the owner index adds its own.
+//! [`Store::cleanup`] returns 0: Redis expires keys itself.
 //!
 //! A save's operations (increment, push, add, remove) run inside the same script, against the
 //! value Redis holds, on the MessagePack bytes themselves (`lua/ops.lua` follows
@@ -41,8 +47,6 @@
 //! A script may only touch one slot there, so a few operations take more trips than on a
 //! single server:
 //!
-//! - **Loading through an old key** (grace window) takes two trips: the alias, then the
-//!   session it points to, which lives in another slot.
 //! - **The owner index** lives in the owner's slot. It is written *before* the session (one
 //!   extra trip for a create with an owner or a save that sets the owner), so it always lists
 //!   at least every session of the owner; [`owned_by`](Store::owned_by) checks each member
@@ -635,24 +639,33 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Reads one hash without following aliases.
+    /// Reads one hash without following aliases: a plain `HGETALL`, one command.
     async fn read(&self, key: &SessionKey) -> Result<(Vec<Vec<u8>>, Option<Stored>)> {
-        let reply: Vec<Option<Vec<Vec<u8>>>> = self
-            .eval(
-                "load",
-                scripts::LOAD
-                    .key(self.redis_key(key))
-                    .arg(&*self.prefix)
-                    .arg("0"),
-            )
-            .await?;
-        match reply.into_iter().next() {
-            None => Ok((Vec::new(), None)),
-            Some(None) => Err(corrupt("the session key does not hold a hash")),
-            Some(Some(flat)) => {
-                let stored = parse(flat.clone())?;
-                Ok((flat, stored))
+        let flat = self.hgetall(key).await?;
+        let stored = parse(flat.clone())?;
+        Ok((flat, stored))
+    }
+
+    /// The flat `HGETALL` reply of one session hash; a key holding something else is corrupt.
+    async fn hgetall(&self, key: &SessionKey) -> Result<Vec<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        let reply = tokio::time::timeout(
+            self.op_timeout,
+            redis::cmd("HGETALL")
+                .arg(self.redis_key(key))
+                .query_async::<Vec<Vec<u8>>>(&mut conn),
+        )
+        .await;
+        match reply {
+            Ok(Ok(flat)) => Ok(flat),
+            Ok(Err(err)) if err.code() == Some("WRONGTYPE") => {
+                Err(corrupt("the session key does not hold a hash"))
             }
+            Ok(Err(err)) => Err(map_error("load", err)),
+            Err(elapsed) => Err(Error::unavailable_from(
+                format!("redis load: no answer within {:?}", self.op_timeout),
+                elapsed,
+            )),
         }
     }
 
@@ -856,38 +869,17 @@ impl Store for RedisStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let follow = !self.is_cluster();
-        let reply: Vec<Option<Vec<Vec<u8>>>> = self
-            .eval(
-                "load",
-                scripts::LOAD
-                    .key(self.redis_key(key))
-                    .arg(&*self.prefix)
-                    .arg(flag(follow)),
-            )
-            .await?;
+        // One plain `HGETALL`: no script, nothing but the hash. Only an alias (the old key of
+        // a move, in its grace window) takes a second trip, for the session it points to.
+        let main = parse(self.hgetall(key).await?)?;
         let now = SystemTime::now();
-        let mut parts = reply.into_iter();
-        let main = match parts.next() {
-            None => return Ok(None),
-            Some(None) => return Err(corrupt("the session key does not hold a hash")),
-            Some(Some(flat)) => parse(flat)?,
-        };
         let (to, token) = match main {
             None => return Ok(None),
             Some(stored) if stored.expires_at() <= now => return Ok(None),
             Some(Stored::Record { record, .. }) => return Ok(Some(Loaded::from(record))),
             Some(Stored::Alias { to, token, .. }) => (to, token),
         };
-        let target = if follow {
-            match parts.next() {
-                None => None,
-                Some(None) => return Err(corrupt("an alias target does not hold a hash")),
-                Some(Some(flat)) => parse(flat)?,
-            }
-        } else {
-            self.read(&to).await?.1
-        };
+        let target = self.read(&to).await?.1;
         Ok(match target {
             Some(Stored::Record { record, .. }) if record.expires_at > now => Some(Loaded {
                 record,
