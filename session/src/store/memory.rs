@@ -3,11 +3,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
@@ -24,9 +23,11 @@ use crate::id::SessionKey;
 ///   session. Expired entries are dropped when touched and by [`cleanup`](Store::cleanup),
 ///   which reports exactly how many it removed; run it now and then (the manager does).
 /// - [`MemoryStore::with_capacity`] is bounded and built on [`moka`]: beyond the capacity it
-///   evicts the least useful entries (TinyLFU) and it drops expired entries by itself, so it
-///   can sit in front of a durable store as the cache tier. A save merges into the stored
-///   record in place too, under that entry's own lock.
+///   evicts the least useful entries (TinyLFU), so it can sit in front of a durable store as
+///   the cache tier. A save merges into the stored record in place too, under that entry's
+///   own lock. An expired entry reads as absent at once and holds its slot until it is
+///   evicted or [`cleanup`](Store::cleanup) drops it (moka keeps no timer per entry: a save
+///   that moves the expiry costs nothing more).
 ///
 /// Value bytes are reference-counted ([`bytes::Bytes`]), so a load copies no value bytes.
 ///
@@ -91,48 +92,6 @@ impl Default for MemoryStore {
     }
 }
 
-struct EntryExpiry;
-
-fn remaining(cell: &Cell) -> Duration {
-    cell.expires_at()
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-}
-
-/// Every entry expires at its record's (or alias's) own time. A save merges in place, so the
-/// expiry is worked out again on reads as well as on writes.
-impl Expiry<SessionKey, Arc<Cell>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &SessionKey,
-        value: &Arc<Cell>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(remaining(value))
-    }
-
-    fn expire_after_read(
-        &self,
-        _key: &SessionKey,
-        value: &Arc<Cell>,
-        _read_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-        _last_modified_at: Instant,
-    ) -> Option<Duration> {
-        Some(remaining(value))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &SessionKey,
-        value: &Arc<Cell>,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(remaining(value))
-    }
-}
-
 fn live(entry: &Entry, now: SystemTime) -> bool {
     entry.expires_at() > now
 }
@@ -151,12 +110,7 @@ impl MemoryStore {
 
     fn build(max_entries: Option<u64>) -> Self {
         let backing = match max_entries {
-            Some(max) => Backing::Cache(
-                moka::sync::Cache::builder()
-                    .expire_after(EntryExpiry)
-                    .max_capacity(max)
-                    .build(),
-            ),
+            Some(max) => Backing::Cache(moka::sync::Cache::builder().max_capacity(max).build()),
             None => Backing::Map(Arc::new(DashMap::new())),
         };
         MemoryStore {
@@ -416,7 +370,7 @@ impl Cell {
         })
     }
 
-    /// When the entry stops resolving (moka's expiry follows it).
+    /// When the entry stops resolving.
     fn expires_at(&self) -> SystemTime {
         self.state.lock().entry.expires_at()
     }
@@ -502,11 +456,6 @@ mod cache {
                 _ => return Ok(false),
             }
             state.version += 1;
-        }
-        if changes.expires_at.is_some() {
-            // moka computes an entry's expiry on reads too (`EntryExpiry`): one more read
-            // moves it to the record's new expiry.
-            drop(cache.get(key));
         }
         Ok(true)
     }
@@ -758,6 +707,8 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::SessionId;
 
@@ -769,8 +720,8 @@ mod tests {
             .block_on(f)
     }
 
-    /// The bounded form merges a save in place, where moka does not see it: its expiry
-    /// timer must still follow a save that moves the record's expiry later.
+    /// The bounded form merges a save in place, where moka does not see it: nothing in moka
+    /// may drop the session at the expiry it had before the save.
     #[test]
     fn bounded_save_extending_the_expiry_keeps_the_session_past_the_old_one() {
         run(async {
