@@ -266,8 +266,11 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
         let value = items
             .next()
             .ok_or_else(|| corrupt("session hash reply has an odd length"))?;
-        if let Some(field) = name.strip_prefix(b"f:") {
-            let field = String::from_utf8(field.to_vec())
+        if name.starts_with(b"f:") {
+            // The reply's own buffer becomes the name: no copy.
+            let mut field = name;
+            field.drain(..2);
+            let field = String::from_utf8(field)
                 .map_err(|e| Error::corrupt("session field name is not UTF-8", e))?;
             fields.insert(field, Bytes::from(value));
             continue;
@@ -593,7 +596,17 @@ impl RedisStore {
 
     /// The Redis key of a session: `<prefix>{<key hex>}`.
     pub fn redis_key(&self, key: &SessionKey) -> String {
-        format!("{}{{{}}}", self.prefix, key.to_hex())
+        let mut hex = [0u8; 64];
+        let mut out = String::with_capacity(self.prefix.len() + 66);
+        out.push_str(&self.prefix);
+        out.push('{');
+        match hex::encode_to_slice(key.as_bytes(), &mut hex) {
+            Ok(()) => out.push_str(std::str::from_utf8(&hex).unwrap_or_default()),
+            // Unreachable (a key is 32 bytes, 64 hex digits); the general path if it were not.
+            Err(_) => out.push_str(&key.to_hex()),
+        }
+        out.push('}');
+        out
     }
 
     /// The Redis key of an owner's index set: `<prefix>owner:{<sha256(owner) hex>}`.

@@ -21,8 +21,9 @@ pub(crate) fn wanted(filter: Option<&str>) -> bool {
 /// How many times each route is sent, in the steady state, to average over.
 const REPEAT: u64 = 20;
 
-/// Every command the server ran so far, by name, except `INFO`.
-async fn commands(conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<(String, u64)>> {
+/// Every command the server ran so far, by name, except `INFO`: its calls and the server's
+/// time in it (µs; a script's time includes the commands it ran, which count their own too).
+async fn commands(conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<(String, u64, u64)>> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -32,28 +33,38 @@ async fn commands(conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<(Strin
         .filter_map(|l| l.strip_prefix("cmdstat_"))
         .filter_map(|l| {
             let (name, rest) = l.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
+            let field = |key: &str| -> Option<u64> {
+                rest.split(',')
+                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))?
+                    .parse()
+                    .ok()
+            };
+            Some((name.to_owned(), field("calls")?, field("usec")?))
         })
-        .filter(|(name, _)| name != "info")
+        .filter(|(name, _, _)| name != "info")
         .collect())
 }
 
-/// The commands run between two snapshots, per request: the total and the breakdown.
-fn per_request(before: &[(String, u64)], after: &[(String, u64)], requests: u64) -> (f64, String) {
+/// The commands run between two snapshots, per request: the total, the breakdown, and the
+/// server's time in what the site sent (`EVALSHA` and `HGETALL`; a script's time includes the
+/// commands it ran, so those are not summed again).
+fn per_request(
+    before: &[(String, u64, u64)],
+    after: &[(String, u64, u64)],
+    requests: u64,
+) -> (f64, String, f64) {
     let mut total = 0;
+    let mut usec = 0;
     let mut parts = Vec::new();
-    for (name, calls) in after {
-        let was = before
+    for (name, calls, time) in after {
+        let (was, was_time) = before
             .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0, |(_, c)| *c);
+            .find(|(n, _, _)| n == name)
+            .map_or((0, 0), |(_, c, t)| (*c, *t));
         let delta = calls - was;
+        if matches!(name.as_str(), "evalsha" | "hgetall") {
+            usec += time - was_time;
+        }
         if delta > 0 {
             total += delta;
             parts.push(format!(
@@ -63,7 +74,11 @@ fn per_request(before: &[(String, u64)], after: &[(String, u64)], requests: u64)
             ));
         }
     }
-    (total as f64 / requests as f64, parts.join(", "))
+    (
+        total as f64 / requests as f64,
+        parts.join(", "),
+        usec as f64 / requests as f64,
+    )
 }
 
 fn fmt(v: f64) -> String {
@@ -83,7 +98,7 @@ async fn measure(
     method: &str,
     path: &str,
     form: &[(&str, &str)],
-) -> anyhow::Result<(f64, String)> {
+) -> anyhow::Result<(f64, String, f64)> {
     let before = commands(admin).await?;
     for _ in 0..REPEAT {
         // A second between requests, as between a visitor's clicks: a write moves the
@@ -109,7 +124,7 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     let mut admin = redis::Client::open(server.url())?
         .get_multiplexed_async_connection()
         .await?;
-    let mut rows: Vec<(String, (f64, String))> = Vec::new();
+    let mut rows: Vec<(String, (f64, String, f64))> = Vec::new();
 
     // A first visit: no cookie, so the session is created.
     let before = commands(&mut admin).await?;
@@ -193,10 +208,10 @@ pub(crate) async fn run() -> anyhow::Result<()> {
         measure(&mut admin, &site.clock, &mut user, "GET", "/", &[]).await?,
     ));
 
-    eprintln!("| request | Redis commands per request | of which |");
-    eprintln!("|---|--:|---|");
-    for (route, (total, parts)) in rows {
-        eprintln!("| {route} | {} | {parts} |", fmt(total));
+    eprintln!("| request | Redis commands per request | server µs per request | of which |");
+    eprintln!("|---|--:|--:|---|");
+    for (route, (total, parts, usec)) in rows {
+        eprintln!("| {route} | {} | {usec:.1} | {parts} |", fmt(total));
     }
     Ok(())
 }

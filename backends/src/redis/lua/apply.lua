@@ -43,6 +43,7 @@ if not n or n <= now or got[2] then return 0 end
 -- Every operation is worked out before anything is written: a failing one writes nothing.
 local writes = {}
 if first_set > first_op then
+  local run_op = operations()
   local values, order = {}, {}
   for i = first_op, first_set - 1, 4 do
     local name = ARGV[i]
