@@ -7,8 +7,9 @@ use sessionkit_tests::conformance::Caps;
 use sessionkit_tests::failing::FailingStore;
 use sessionkit_tests::{conformance_suite, limits_suite};
 
-/// The bounded MemoryStore (moka) expires entries by itself, so cleanup finds fewer than it
-/// could; so does a tiered store whose durable tier is exact but whose count is the durable's.
+/// The bounded MemoryStore (moka) may evict expired entries before cleanup finds them, so
+/// cleanup counts fewer than it could; so does a tiered store whose durable tier is exact but
+/// whose count is the durable's.
 const MEMORY_CAPS: Caps = Caps {
     exact_cleanup: false,
     many_sessions: 100_000,

@@ -21,14 +21,20 @@
 //! expiry, on a single server and in a cluster.
 //!
 //! The `{…}` around the key hex is a cluster hash tag: a session's key is in one slot. On a
-//! single server the scripts also reach keys named inside the data (an alias's target, an
+//! single server the scripts also reach keys named inside the data (the new key of a move, an
 //! owner set), which Redis allows outside cluster mode; in a cluster they never do.
 //!
 //! # Round trips
 //!
-//! Each operation is one Lua script (`EVALSHA`, loaded when the store connects and reloaded
-//! by itself after a server restart): create-if-absent, load, the atomic merge of a save
-//! (`HDEL` the removed fields, `HSET` the set ones: a save sends only what changed), and move.
+//! A load is one plain `HGETALL` of the session hash (no script: Redis runs one command); only
+//! a load through an alias (the old key of a move, in its grace window) takes a second trip,
+//! an `HGETALL` of the session the alias names. Every other operation is one Lua script
+//! (`EVALSHA`, loaded when the store connects and reloaded by itself after a server
+//! restart): create-if-absent, the atomic merge of a save (one `HMGET` reads what the save
+//! needs, `HDEL` removes the removed fields, one `HSET` writes the set ones with the meta
+//! fields, `PEXPIREAT` runs only when the expiry moves: a save sends only what changed),
+//! and move. A save or create of a session without an owner
+//! runs at most four commands counting the `EVALSHA`; the owner index adds its own.
 //! [`Store::cleanup`] returns 0: Redis expires keys itself.
 //!
 //! Listing an owner's sessions is the exception, on purpose: it walks the owner set with
@@ -51,8 +57,6 @@
 //! A script may only touch one slot there, so a few operations take more trips than on a
 //! single server:
 //!
-//! - **Loading through an old key** (grace window) takes two trips: the alias, then the
-//!   session it points to, which lives in another slot.
 //! - **The owner index** lives in the owner's slot. It is written *before* the session (one
 //!   extra trip for a create with an owner or a save that sets the owner; a save that sets
 //!   the owner without a new expiry first reads the session's expiry, one more), so it always
@@ -279,8 +283,11 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
         let value = items
             .next()
             .ok_or_else(|| corrupt("session hash reply has an odd length"))?;
-        if let Some(field) = name.strip_prefix(b"f:") {
-            let field = String::from_utf8(field.to_vec())
+        if name.starts_with(b"f:") {
+            // The reply's own buffer becomes the name: no copy.
+            let mut field = name;
+            field.drain(..2);
+            let field = String::from_utf8(field)
                 .map_err(|e| Error::corrupt("session field name is not UTF-8", e))?;
             fields.insert(field, Bytes::from(value));
             continue;
@@ -606,7 +613,17 @@ impl RedisStore {
 
     /// The Redis key of a session: `<prefix>{<key hex>}`.
     pub fn redis_key(&self, key: &SessionKey) -> String {
-        format!("{}{{{}}}", self.prefix, key.to_hex())
+        let mut hex = [0u8; 64];
+        let mut out = String::with_capacity(self.prefix.len() + 66);
+        out.push_str(&self.prefix);
+        out.push('{');
+        match hex::encode_to_slice(key.as_bytes(), &mut hex) {
+            Ok(()) => out.push_str(std::str::from_utf8(&hex).unwrap_or_default()),
+            // Unreachable (a key is 32 bytes, 64 hex digits); the general path if it were not.
+            Err(_) => out.push_str(&key.to_hex()),
+        }
+        out.push('}');
+        out
     }
 
     /// The Redis key of an owner's index set: `<prefix>owner:{<sha256(owner) hex>}`.
@@ -683,24 +700,33 @@ impl RedisStore {
         }
     }
 
-    /// Reads one hash without following aliases.
+    /// Reads one hash without following aliases: a plain `HGETALL`, one command.
     async fn read(&self, key: &SessionKey) -> Result<(Vec<Vec<u8>>, Option<Stored>)> {
-        let reply: Vec<Option<Vec<Vec<u8>>>> = self
-            .eval(
-                "load",
-                scripts::LOAD
-                    .key(self.redis_key(key))
-                    .arg(&*self.prefix)
-                    .arg("0"),
-            )
-            .await?;
-        match reply.into_iter().next() {
-            None => Ok((Vec::new(), None)),
-            Some(None) => Err(corrupt("the session key does not hold a hash")),
-            Some(Some(flat)) => {
-                let stored = parse(flat.clone())?;
-                Ok((flat, stored))
+        let flat = self.hgetall(key).await?;
+        let stored = parse(flat.clone())?;
+        Ok((flat, stored))
+    }
+
+    /// The flat `HGETALL` reply of one session hash; a key holding something else is corrupt.
+    async fn hgetall(&self, key: &SessionKey) -> Result<Vec<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        let reply = tokio::time::timeout(
+            self.op_timeout,
+            redis::cmd("HGETALL")
+                .arg(self.redis_key(key))
+                .query_async::<Vec<Vec<u8>>>(&mut conn),
+        )
+        .await;
+        match reply {
+            Ok(Ok(flat)) => Ok(flat),
+            Ok(Err(err)) if err.code() == Some("WRONGTYPE") => {
+                Err(corrupt("the session key does not hold a hash"))
             }
+            Ok(Err(err)) => Err(map_error("load", err)),
+            Err(elapsed) => Err(Error::unavailable_from(
+                format!("redis load: no answer within {:?}", self.op_timeout),
+                elapsed,
+            )),
         }
     }
 
@@ -978,38 +1004,17 @@ impl Store for RedisStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let follow = !self.is_cluster();
-        let reply: Vec<Option<Vec<Vec<u8>>>> = self
-            .eval(
-                "load",
-                scripts::LOAD
-                    .key(self.redis_key(key))
-                    .arg(&*self.prefix)
-                    .arg(flag(follow)),
-            )
-            .await?;
+        // One plain `HGETALL`: no script, nothing but the hash. Only an alias (the old key of
+        // a move, in its grace window) takes a second trip, for the session it points to.
+        let main = parse(self.hgetall(key).await?)?;
         let now = SystemTime::now();
-        let mut parts = reply.into_iter();
-        let main = match parts.next() {
-            None => return Ok(None),
-            Some(None) => return Err(corrupt("the session key does not hold a hash")),
-            Some(Some(flat)) => parse(flat)?,
-        };
         let (to, token) = match main {
             None => return Ok(None),
             Some(stored) if stored.expires_at() <= now => return Ok(None),
             Some(Stored::Record { record, .. }) => return Ok(Some(Loaded::from(record))),
             Some(Stored::Alias { to, token, .. }) => (to, token),
         };
-        let target = if follow {
-            match parts.next() {
-                None => None,
-                Some(None) => return Err(corrupt("an alias target does not hold a hash")),
-                Some(Some(flat)) => parse(flat)?,
-            }
-        } else {
-            self.read(&to).await?.1
-        };
+        let target = self.read(&to).await?.1;
         Ok(match target {
             Some(Stored::Record { record, .. }) if record.expires_at > now => Some(Loaded {
                 record,

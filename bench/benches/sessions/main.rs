@@ -29,6 +29,7 @@ mod plot;
 mod prototype;
 mod redis_server;
 mod report;
+mod routes;
 mod runner;
 mod subject;
 mod workload;
@@ -447,6 +448,9 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
     }
     if owners::wanted(h.config.filter.as_deref()) {
         owners::run(&h.config).await?;
+    }
+    if routes::wanted(h.config.filter.as_deref()) {
+        routes::run().await?;
     }
     eprintln!("subjects done in {:.0}s", started.elapsed().as_secs_f64());
     let op_filter = h.config.filter.as_deref() == Some("ops");
