@@ -410,6 +410,70 @@ async fn bad_configuration_is_refused_before_connecting() {
     assert!(matches!(err, Error::Config(_)), "{err:?}");
 }
 
+/// Issue 15: a logged-in save that moves the expiry stays within the per-request command
+/// budget. The owner set is extended to twice the session's remaining life at most once in
+/// that span (recorded in the session as `m:ox`), so the following saves run no owner-index
+/// commands at all — while the set never expires before a session it lists, and every save's
+/// session stays listed.
+#[tokio::test]
+async fn a_logged_in_save_skips_the_owner_index_while_the_set_outlives_it() {
+    let server = RedisServer::start();
+    let store = RedisStore::open(&server.url()).await.unwrap();
+    let mut admin = admin(&server).await;
+    let key = fresh_key();
+    store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
+    // Login: the owner is set (the index is written and `m:ox` recorded).
+    let login = ChangeSet {
+        owner: Some(Some("alice".into())),
+        expires_at: Some(in_ms(1_800_000)),
+        ..ChangeSet::default()
+    };
+    store.apply(&key, &login).await.unwrap();
+    let mut extended = 0;
+    for step in 1..=20u64 {
+        // An active visitor: every save moves the expiry a little further.
+        let mut c = set_one("n", enc(step));
+        c.expires_at = Some(in_ms(1_800_000 + step * 120_000));
+        let sadd = calls(&mut admin, "sadd").await;
+        let before = commands_run(&mut admin).await;
+        store.apply(&key, &c).await.unwrap();
+        let ran = commands_run(&mut admin).await - before;
+        if calls(&mut admin, "sadd").await > sadd {
+            extended += 1;
+        } else {
+            // EVALSHA, HMGET, HSET, PEXPIREAT: with the request's HGETALL, 5.
+            assert!(ran <= 4, "step {step}: a logged-in save ran {ran} commands");
+        }
+        let session: i64 = redis::cmd("PEXPIRETIME")
+            .arg(store.redis_key(&key))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let set: i64 = redis::cmd("PEXPIRETIME")
+            .arg(store.owner_key("alice"))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!(set >= session, "step {step}: the owner set expires first");
+        assert_eq!(store.owned_by("alice").await.unwrap(), vec![key]);
+    }
+    // 40 min of extensions on a 30 min session: the set was extended again at most once.
+    assert!(extended <= 1, "the owner set was extended {extended} times");
+    // Dropping the owner drops the record of the set's life: a new owner is indexed at once.
+    let logout_owner = ChangeSet {
+        owner: Some(None),
+        ..ChangeSet::default()
+    };
+    store.apply(&key, &logout_owner).await.unwrap();
+    assert!(store.owned_by("alice").await.unwrap().is_empty());
+    let relogin = ChangeSet {
+        owner: Some(Some("bob".into())),
+        ..ChangeSet::default()
+    };
+    store.apply(&key, &relogin).await.unwrap();
+    assert_eq!(store.owned_by("bob").await.unwrap(), vec![key]);
+}
+
 /// Redis holds each key exactly until the record's expiry (never longer), also after a save
 /// moves it, and an alias until the end of its window or the record's expiry.
 #[tokio::test]
@@ -445,10 +509,14 @@ async fn redis_expires_keys_at_the_record_expiry() {
         expires_at: Some(later),
         ..ChangeSet::default()
     };
+    let saved_at = ms(SystemTime::now());
     store.apply(&key, &c).await.unwrap();
     assert_eq!(expire_time(store.redis_key(&key)).await, ms(later));
-    // The owner index lives as long as the sessions it lists.
-    assert_eq!(expire_time(store.owner_key("alice")).await, ms(later));
+    // The owner index lives at least as long as the sessions it lists (a save that extends it
+    // gives it twice the session's remaining life, so the next saves need not).
+    let set_expiry = expire_time(store.owner_key("alice")).await;
+    assert!(set_expiry >= ms(later), "{set_expiry} < {}", ms(later));
+    assert!(set_expiry <= saved_at + 2 * (ms(later) - saved_at) + 60_000);
 
     let to = fresh_key();
     let long_grace = Grace {

@@ -8,6 +8,10 @@
 -- {code, name} when an operation failed (see run_op), having written nothing.
 -- Commands: one HMGET reads the meta fields and every value an operation starts from, one
 -- HSET writes every value and meta field, PEXPIREAT runs only when the expiry moves.
+-- The owner index (standalone): `m:ox` records until when this session last made its owner
+-- set live. While the session's expiry stays at or below it, a save leaves the set alone (no
+-- SADD/PTTL/PEXPIREAT); past it, the set is extended to twice the session's remaining life
+-- and `m:ox` moves with it, so a busy session pays for its index about once per lifetime.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local removals = tonumber(ARGV[10])
@@ -16,7 +20,7 @@ local first_set = first_op + 4 * tonumber(ARGV[11])
 local clear = ARGV[4] == '1'
 -- What the one read asks for: the meta fields, then the stored value of each field an
 -- operation runs on (unless the change set sets, removes or clears it first).
-local want = {'m:exp', 'm:to', 'm:rev', 'm:oh'}
+local want = {'m:exp', 'm:to', 'm:rev', 'm:oh', 'm:ox'}
 local sets, removed, slot = {}, {}, {}
 if first_set > first_op then
   for i = first_set, #ARGV, 2 do sets[ARGV[i]] = ARGV[i + 1] end
@@ -72,7 +76,7 @@ if clear then
   each_batch('HDEL', key, doomed, 1, #doomed, 512)
 end
 if ARGV[6] == '-' then
-  local doomed = {'m:own', 'm:oh'}
+  local doomed = {'m:own', 'm:oh', 'm:ox'}
   for i = 12, first_op - 1 do doomed[#doomed + 1] = ARGV[i] end
   each_batch('HDEL', key, doomed, 1, #doomed, 512)
 else
@@ -92,19 +96,32 @@ if ARGV[6] == '=' then
   head[#head + 1] = 'm:oh'
   head[#head + 1] = ARGV[8]
 end
+-- The owner index: decided before the write, so `m:ox` goes in the same HSET.
+local result = 1
+local oh = got[4]
+if ARGV[6] == '-' then oh = nil elseif ARGV[6] == '=' then oh = ARGV[8] end
+local index_till = nil
+if oh and (ARGV[5] ~= '' or ARGV[6] == '=') then
+  if ARGV[3] == '1' then
+    local ox = tonumber(got[5])
+    local e = tonumber(exp)
+    if ARGV[6] == '=' or not ox or e > ox then
+      index_till = string.format('%d', now + 2 * (e - now))
+      head[#head + 1] = 'm:ox'
+      head[#head + 1] = index_till
+    end
+  else
+    -- Cluster: the client indexes in the owner's slot, after this script; `m:ox` is not
+    -- used there (the script cannot know that trip succeeded).
+    result = {oh, exp}
+  end
+end
 -- Set values, then operation results (they start from a set value and win over it).
 for i = first_set, #ARGV do head[#head + 1] = ARGV[i] end
 for i = 1, #writes do head[#head + 1] = writes[i] end
 each_batch('HSET', key, head, 1, #head, 512)
-local result = 1
-local oh = got[4]
-if ARGV[6] == '-' then oh = nil elseif ARGV[6] == '=' then oh = ARGV[8] end
-if oh and (ARGV[5] ~= '' or ARGV[6] == '=') then
-  if ARGV[3] == '1' then
-    index(KEYS[2] or (ARGV[2] .. 'owner:{' .. oh .. '}'), ARGV[9], exp, now)
-  else
-    result = {oh, exp}
-  end
+if index_till then
+  index(KEYS[2] or (ARGV[2] .. 'owner:{' .. oh .. '}'), ARGV[9], index_till, now)
 end
 if exp ~= stored_exp then redis.call('PEXPIREAT', key, exp) end
 return result
