@@ -66,9 +66,25 @@ impl Record {
         }
     }
 
-    /// Whether the record has expired at `now`.
+    /// Whether the record is live at `now`: it expires strictly after `now`. From the instant
+    /// `expires_at` on, the record reads as absent (the [`Store`](crate::Store) contract's
+    /// "expiry"). Every store and combinator asks this, never `expires_at` directly.
+    ///
+    /// ```
+    /// # use std::time::{Duration, UNIX_EPOCH};
+    /// let at = UNIX_EPOCH + Duration::from_secs(60);
+    /// let record = sessionkit::store::Record::new(at);
+    /// assert!(record.is_live_at(at - Duration::from_millis(1)));
+    /// assert!(!record.is_live_at(at), "expired from the instant it expires");
+    /// ```
+    pub fn is_live_at(&self, now: SystemTime) -> bool {
+        self.expires_at > now
+    }
+
+    /// Whether the record has expired at `now`: the negation of
+    /// [`is_live_at`](Self::is_live_at).
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
-        self.expires_at <= now
+        !self.is_live_at(now)
     }
 
     /// Serializes the record for stores that keep it as one blob.
@@ -335,10 +351,9 @@ impl Removed {
     /// What removing `entry` (if any) at `now` removed.
     pub fn of(entry: Option<&Entry>, now: SystemTime) -> Self {
         match entry {
-            Some(Entry::Record(r)) if r.expires_at > now => Removed::Record,
-            Some(Entry::Alias { to, until, .. } | Entry::Tombstone { to, until })
-                if *until > now =>
-            {
+            Some(e) if !e.is_live_at(now) => Removed::Nothing,
+            Some(Entry::Record(_)) => Removed::Record,
+            Some(Entry::Alias { to, .. } | Entry::Tombstone { to, .. }) => {
                 Removed::Alias { to: *to }
             }
             _ => Removed::Nothing,
@@ -410,6 +425,12 @@ enum EntryWire {
 }
 
 impl Entry {
+    /// Whether the entry is live at `now`, whatever its kind: it ends strictly after `now`
+    /// (for a record, [`Record::is_live_at`]; for an alias or tombstone, its `until`).
+    pub fn is_live_at(&self, now: SystemTime) -> bool {
+        self.expires_at() > now
+    }
+
     /// When the entry stops resolving.
     pub fn expires_at(&self) -> SystemTime {
         match self {
@@ -446,7 +467,9 @@ impl Entry {
     /// resolves to nothing and expires when the alias would have.
     pub fn left_by_delete(&self, now: SystemTime) -> Option<Entry> {
         match self {
-            Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
+            Entry::Alias { to, until, .. } | Entry::Tombstone { to, until }
+                if self.is_live_at(now) =>
+            {
                 Some(Entry::Tombstone {
                     to: *to,
                     until: *until,
@@ -460,7 +483,7 @@ impl Entry {
     /// `create` must not take the key. A tombstone never does.
     pub fn resolves_at(&self, now: SystemTime) -> bool {
         match self {
-            Entry::Record(_) | Entry::Alias { .. } => self.expires_at() > now,
+            Entry::Record(_) | Entry::Alias { .. } => self.is_live_at(now),
             Entry::Tombstone { .. } => false,
         }
     }
