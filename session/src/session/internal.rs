@@ -110,7 +110,7 @@ impl Session {
         self.state.lock().owner = owner;
     }
 
-    /// Sets the bounds the setters enforce (the manager's [`Limits`]).
+    /// Sets the bounds the setters enforce (the manager's [`Limits`](crate::Limits)).
     pub(crate) fn set_limits(&self, limits: Limits) {
         self.state.lock().limits = limits;
     }

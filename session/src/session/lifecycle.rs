@@ -32,6 +32,13 @@ impl Session {
     }
 
     /// Whether [`regenerate`](Self::regenerate) was called during this request.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert!(!session.is_regenerating());
+    /// session.regenerate();
+    /// assert!(session.is_regenerating());
+    /// ```
     pub fn is_regenerating(&self) -> bool {
         self.state.lock().intent.regenerate
     }
@@ -67,6 +74,13 @@ impl Session {
     }
 
     /// Whether [`destroy`](Self::destroy) was called during this request.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert!(!session.is_destroyed());
+    /// session.destroy();
+    /// assert!(session.is_destroyed());
+    /// ```
     pub fn is_destroyed(&self) -> bool {
         self.state.lock().intent.destroy
     }
@@ -90,6 +104,13 @@ impl Session {
     }
 
     /// The owner tag, including a change made during this request.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert_eq!(session.owner(), None);
+    /// session.set_owner(Some("user-42".to_owned()));
+    /// assert_eq!(session.owner().as_deref(), Some("user-42"));
+    /// ```
     pub fn owner(&self) -> Option<String> {
         let state = self.state.lock();
         match &state.intent.owner {
@@ -101,6 +122,14 @@ impl Session {
     /// Chooses a persistent cookie ("remember me": it survives a browser restart and expires
     /// with the session) or a browser-session cookie for this session, overriding the
     /// manager's default. The choice is stored with the session.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.set_persistent(true); // "remember me" was ticked
+    /// assert_eq!(session.persistent(), Some(true));
+    /// // Stored under a reserved key: not one of the session's entries.
+    /// assert!(session.is_empty());
+    /// ```
     pub fn set_persistent(&self, persistent: bool) {
         // Writing a bool cannot fail to encode; ignoring the impossible error keeps this
         // setter infallible.
@@ -109,6 +138,13 @@ impl Session {
 
     /// This session's own cookie persistence choice; `None` when it follows the manager's
     /// default.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert_eq!(session.persistent(), None); // follows the manager's default
+    /// session.set_persistent(false);
+    /// assert_eq!(session.persistent(), Some(false));
+    /// ```
     pub fn persistent(&self) -> Option<bool> {
         self.get_unchecked::<bool>(reserved::PERSIST).ok().flatten()
     }
@@ -145,6 +181,17 @@ impl Session {
 
     /// Takes the flash message `name` left by an earlier request: returns it and removes it,
     /// so it is shown once. Messages set during this request are not visible yet.
+    ///
+    /// ```
+    /// # use std::collections::BTreeMap;
+    /// # use sessionkit::Session;
+    /// # // A session loaded by a later request, holding the flash an earlier one left.
+    /// # let fields = BTreeMap::from([("__sk.flash.notice".to_owned(), bytes::Bytes::from_static(b"\xa6Saved."))]);
+    /// # let session = Session::from_fields(fields);
+    /// assert_eq!(session.take_flash::<String>("notice")?.as_deref(), Some("Saved."));
+    /// assert_eq!(session.take_flash::<String>("notice")?, None); // shown once
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Decode`] when the message is not a `T` (it is then kept);

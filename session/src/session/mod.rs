@@ -10,13 +10,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{decode_value, encode_value};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::limits::Footprint;
 use crate::reserved::{check_user_key, is_reserved};
 
 mod internal;
 mod lifecycle;
 mod ops;
+mod raw;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -24,9 +25,7 @@ mod tests;
 pub(crate) use state::Intent;
 use state::State;
 
-/// A dynamically typed value, for data whose type the reader does not know: inspect it,
-/// print it, or store it under another key.
-pub use rmpv::Value;
+pub use raw::{RawValue, Value};
 
 /// A visitor's session data: a map from `String` keys to values of any `Serialize` type,
 /// each stored encoded and decoded only when read.
@@ -56,81 +55,29 @@ pub struct Session {
     state: Arc<Mutex<State>>,
 }
 
-/// One encoded value of a session, with the key it came from, as returned by
-/// [`Session::get_raw`] and [`Session::iter`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct RawValue {
-    key: String,
-    bytes: Bytes,
-}
-
-impl RawValue {
-    /// The key this value was read from.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// The MessagePack bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Decodes the value as `T`.
-    ///
-    /// # Errors
-    /// [`Error::Decode`] naming the key and `T` when the bytes are not a `T`.
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        decode_value(&self.key, &self.bytes)
-    }
-
-    /// Decodes the value without knowing its type.
-    ///
-    /// # Errors
-    /// [`Error::Decode`] when the bytes are not MessagePack.
-    pub fn to_value(&self) -> Result<Value> {
-        decode_dynamic(&self.key, &self.bytes)
-    }
-}
-
-impl fmt::Debug for RawValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_value() {
-            Ok(v) => write!(f, "{:?} => {v}", self.key),
-            Err(_) => write!(
-                f,
-                "{:?} => <{} undecodable bytes>",
-                self.key,
-                self.bytes.len()
-            ),
-        }
-    }
-}
-
-/// Decodes bytes without knowing their type; the whole input must be one value.
-fn decode_dynamic(key: &str, mut bytes: &[u8]) -> Result<Value> {
-    let value = rmpv::decode::read_value(&mut bytes).map_err(|e| Error::Decode {
-        key: key.to_owned(),
-        expected: "sessionkit::Value",
-        source: Box::new(e),
-    })?;
-    if bytes.is_empty() {
-        Ok(value)
-    } else {
-        Err(Error::Decode {
-            key: key.to_owned(),
-            expected: "sessionkit::Value",
-            source: "trailing bytes after the value".into(),
-        })
-    }
-}
-
 impl Session {
     /// An empty session.
+    ///
+    /// ```
+    /// let session = sessionkit::Session::new();
+    /// assert!(session.is_empty() && !session.is_modified());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A session holding `fields` as loaded from a store, with nothing changed yet.
+    ///
+    /// ```
+    /// # use std::collections::BTreeMap;
+    /// # use sessionkit::Session;
+    /// let mut fields = BTreeMap::new();
+    /// fields.insert("visits".to_owned(), bytes::Bytes::from_static(&[3])); // MessagePack for 3
+    /// let session = Session::from_fields(fields);
+    /// assert_eq!(session.get::<u32>("visits")?, Some(3));
+    /// assert!(!session.is_modified());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn from_fields(fields: BTreeMap<String, Bytes>) -> Self {
         let size = Footprint::of(&fields);
         Session {
@@ -145,9 +92,18 @@ impl Session {
 
     /// The value under `key`, decoded as `T`; `None` when absent.
     ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("username", "bob")?;
+    /// assert_eq!(session.get::<String>("username")?.as_deref(), Some("bob"));
+    /// assert_eq!(session.get::<String>("missing")?, None);
+    /// assert!(session.get::<u32>("username").is_err()); // the wrong type
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Decode`] naming the key and `T` when the stored value is not a `T`;
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    /// [`Error::Decode`](crate::Error::Decode) naming the key and `T` when the stored value is not a `T`;
+    /// [`Error::ReservedKey`](crate::Error::ReservedKey) for sessionkit's own keys.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         check_user_key(key)?;
         self.get_unchecked(key)
@@ -162,9 +118,9 @@ impl Session {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Encode`] when `value` cannot be serialized (the session is unchanged);
-    /// [`Error::ReservedKey`] for sessionkit's own keys; [`Error::LimitExceeded`] when the
-    /// value, or the session with it, breaks the [`Limits`] (the manager's
+    /// [`Error::Encode`](crate::Error::Encode) when `value` cannot be serialized (the session is unchanged);
+    /// [`Error::ReservedKey`](crate::Error::ReservedKey) for sessionkit's own keys; [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the
+    /// value, or the session with it, breaks the [`Limits`](crate::Limits) (the manager's
     /// [`SessionConfig::limits`](crate::SessionConfig::limits), or the defaults for a
     /// session made with [`Session::new`]); the session is then unchanged. Every setter
     /// that returns a `Result` checks the limits the same way; those that cannot fail
@@ -178,8 +134,16 @@ impl Session {
 
     /// Stores `value` under `key` and returns the previous value decoded as `U`.
     ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("theme", "light")?;
+    /// let old: Option<String> = session.replace("theme", "dark")?;
+    /// assert_eq!(old.as_deref(), Some("light"));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// As [`insert`](Self::insert); [`Error::Decode`] when the previous value is not a `U`
+    /// As [`insert`](Self::insert); [`Error::Decode`](crate::Error::Decode) when the previous value is not a `U`
     /// (the new value is not stored then).
     pub fn replace<T: Serialize, U: DeserializeOwned>(
         &self,
@@ -199,15 +163,31 @@ impl Session {
     }
 
     /// Removes `key`; returns whether it was present.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("cart", [1, 2])?;
+    /// assert!(session.remove("cart"));
+    /// assert!(!session.remove("cart"));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn remove(&self, key: &str) -> bool {
         !is_reserved(key) && self.state.lock().remove(key).is_some()
     }
 
     /// Removes `key` and returns its value decoded as `T`.
     ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("return_to", "/checkout")?;
+    /// assert_eq!(session.take::<String>("return_to")?.as_deref(), Some("/checkout"));
+    /// assert!(!session.contains_key("return_to"));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Decode`] when the value is not a `T` (the key is then kept);
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
+    /// [`Error::Decode`](crate::Error::Decode) when the value is not a `T` (the key is then kept);
+    /// [`Error::ReservedKey`](crate::Error::ReservedKey) for sessionkit's own keys.
     pub fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         check_user_key(key)?;
         let mut state = self.state.lock();
@@ -220,11 +200,27 @@ impl Session {
     }
 
     /// Whether `key` holds a value.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("user_id", 42)?;
+    /// assert!(session.contains_key("user_id"));
+    /// assert!(!session.contains_key("cart"));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn contains_key(&self, key: &str) -> bool {
         !is_reserved(key) && self.state.lock().fields.contains_key(key)
     }
 
     /// The keys, in order.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("b", 2)?;
+    /// session.insert("a", 1)?;
+    /// assert_eq!(session.keys(), ["a", "b"]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn keys(&self) -> Vec<String> {
         self.state
             .lock()
@@ -236,6 +232,14 @@ impl Session {
     }
 
     /// How many keys hold values.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("a", 1)?;
+    /// session.insert("b", 2)?;
+    /// assert_eq!(session.len(), 2);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.state
             .lock()
@@ -246,12 +250,28 @@ impl Session {
     }
 
     /// Whether no key holds a value.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert!(session.is_empty());
+    /// session.insert("a", 1)?;
+    /// assert!(!session.is_empty());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Removes every key. The save clears the stored session, so keys another request added
     /// meanwhile go too.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("a", 1)?;
+    /// session.clear();
+    /// assert!(session.is_empty() && session.is_modified());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn clear(&self) {
         let mut state = self.state.lock();
         state.fields.retain(|k, _| is_reserved(k));
@@ -290,9 +310,17 @@ impl Session {
 
     /// The value under `key`, or `default()` stored under it first (Python's `setdefault`).
     ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert_eq!(session.get_or_insert_with("lang", || "en".to_owned())?, "en");
+    /// // Present now: the default is not used.
+    /// assert_eq!(session.get_or_insert_with("lang", || "fr".to_owned())?, "en");
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Decode`] when the present value is not a `T`; [`Error::Encode`] when the
-    /// default cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys.
+    /// [`Error::Decode`](crate::Error::Decode) when the present value is not a `T`; [`Error::Encode`](crate::Error::Encode) when the
+    /// default cannot be serialized; [`Error::ReservedKey`](crate::Error::ReservedKey) for sessionkit's own keys.
     pub fn get_or_insert_with<T, F>(&self, key: &str, default: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
@@ -309,10 +337,24 @@ impl Session {
         Ok(value)
     }
 
-    /// Inserts every pair; all or nothing (Python's `update`).
+    /// Encodes and inserts every `(key, value)` pair, replacing present values; all or
+    /// nothing: when one pair is refused (a reserved key, a value that cannot be encoded, or
+    /// the batch breaking the [`Limits`](crate::Limits)), none is inserted. To copy the
+    /// entries of another session as stored, see [`update`](Self::update).
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.extend([("width", 800), ("height", 600)])?;
+    /// assert_eq!(session.get::<u32>("height")?, Some(600));
+    /// // A reserved key refuses the whole batch.
+    /// assert!(session.extend([("depth", 1), ("__sk.x", 2)]).is_err());
+    /// assert!(!session.contains_key("depth"));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// The first [`Error::Encode`] or [`Error::ReservedKey`]; then nothing is inserted.
+    /// The first [`Error::Encode`](crate::Error::Encode) or [`Error::ReservedKey`](crate::Error::ReservedKey), or [`Error::LimitExceeded`](crate::Error::LimitExceeded);
+    /// then nothing is inserted.
     pub fn extend<K, V, I>(&self, entries: I) -> Result<()>
     where
         K: Into<String>,
@@ -348,10 +390,23 @@ impl Session {
         Ok(())
     }
 
-    /// Copies every entry of `other` into this session, as stored (no decoding).
+    /// Copies every entry of `other` into this session as stored (no decoding or encoding),
+    /// replacing present values with the same key; sessionkit's own reserved entries of
+    /// `other` are not copied. To insert values of your own, see [`extend`](Self::extend).
     ///
-    /// It cannot fail, so it does not check the [`Limits`]: a session it grows past them is
-    /// refused when the manager saves it ([`Error::LimitExceeded`], nothing written).
+    /// It cannot fail, so it does not check the [`Limits`](crate::Limits): a session it grows past them is
+    /// refused when the manager saves it ([`Error::LimitExceeded`](crate::Error::LimitExceeded), nothing written).
+    ///
+    /// ```
+    /// # use sessionkit::Session;
+    /// let guest = Session::new();
+    /// guest.insert("cart", ["tea"])?;
+    /// let user = Session::new();
+    /// user.insert("user_id", 42)?;
+    /// user.update(&guest);
+    /// assert_eq!(user.keys(), ["cart", "user_id"]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn update(&self, other: &Session) {
         let entries: Vec<RawValue> = other.iter().collect();
         let mut state = self.state.lock();
@@ -361,6 +416,15 @@ impl Session {
     }
 
     /// Keeps only the entries for which `keep` returns `true`.
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// session.insert("draft.title", "Hi")?;
+    /// session.insert("user_id", 42)?;
+    /// session.retain(|entry| !entry.key().starts_with("draft."));
+    /// assert_eq!(session.keys(), ["user_id"]);
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn retain<F: FnMut(&RawValue) -> bool>(&self, mut keep: F) {
         let mut state = self.state.lock();
         let doomed: Vec<String> = state
@@ -380,77 +444,15 @@ impl Session {
         }
     }
 
-    /// The value under `key` without knowing its type.
-    ///
-    /// ```
-    /// # let session = sessionkit::Session::new();
-    /// session.insert("visits", 3)?;
-    /// let v = session.get_value("visits")?.unwrap();
-    /// assert_eq!(v.as_u64(), Some(3));
-    /// assert_eq!(v.to_string(), "3");
-    /// # Ok::<(), sessionkit::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Decode`] when the stored bytes are not MessagePack;
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
-    pub fn get_value(&self, key: &str) -> Result<Option<Value>> {
-        check_user_key(key)?;
-        let state = self.state.lock();
-        state
-            .fields
-            .get(key)
-            .map(|b| decode_dynamic(key, b))
-            .transpose()
-    }
-
-    /// Stores a dynamic value under `key`.
-    ///
-    /// # Errors
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
-    pub fn insert_value(&self, key: impl Into<String>, value: &Value) -> Result<()> {
-        let key = key.into();
-        check_user_key(&key)?;
-        let mut buf = Vec::new();
-        rmpv::encode::write_value(&mut buf, value).map_err(|e| Error::Encode {
-            key: key.clone(),
-            source: Box::new(e),
-        })?;
-        self.state.lock().set(key, Bytes::from(buf))
-    }
-
-    /// The encoded value under `key`, to inspect or to copy elsewhere with
-    /// [`insert_raw`](Self::insert_raw).
-    pub fn get_raw(&self, key: &str) -> Option<RawValue> {
-        if is_reserved(key) {
-            return None;
-        }
-        self.state.lock().fields.get(key).map(|b| RawValue {
-            key: key.to_owned(),
-            bytes: b.clone(),
-        })
-    }
-
-    /// Stores an encoded value under `key` as is.
-    ///
-    /// ```
-    /// # let session = sessionkit::Session::new();
-    /// session.insert("draft", vec![1, 2, 3])?;
-    /// let raw = session.get_raw("draft").unwrap();
-    /// session.insert_raw("published", raw)?;
-    /// assert_eq!(session.get::<Vec<u8>>("published")?, Some(vec![1, 2, 3]));
-    /// # Ok::<(), sessionkit::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::ReservedKey`] for sessionkit's own keys.
-    pub fn insert_raw(&self, key: impl Into<String>, value: RawValue) -> Result<()> {
-        let key = key.into();
-        check_user_key(&key)?;
-        self.state.lock().set(key, value.bytes)
-    }
-
     /// Whether anything changed since the session was loaded (or last saved).
+    ///
+    /// ```
+    /// # let session = sessionkit::Session::new();
+    /// assert!(!session.is_modified());
+    /// session.insert("a", 1)?;
+    /// assert!(session.is_modified());
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
     pub fn is_modified(&self) -> bool {
         let state = self.state.lock();
         state.cleared || !state.dirty.is_empty() || !state.ops.is_empty()

@@ -27,8 +27,8 @@ impl Session {
     /// ```
     ///
     /// # Errors
-    /// [`Error::WrongType`] when the value is not an integer; [`Error::Overflow`] when the
-    /// result leaves `i64`; [`Error::ReservedKey`] for sessionkit's own keys. The session is
+    /// [`Error::WrongType`](crate::Error::WrongType) when the value is not an integer; [`Error::Overflow`](crate::Error::Overflow) when the
+    /// result leaves `i64`; [`Error::ReservedKey`](crate::Error::ReservedKey) for sessionkit's own keys. The session is
     /// then unchanged. The store checks again when saving, against the value it holds: a
     /// save whose operation fails there writes nothing and fails with the same errors.
     pub fn increment(&self, key: impl Into<String>, delta: i64) -> Result<i64> {
@@ -56,10 +56,10 @@ impl Session {
     /// ```
     ///
     /// # Errors
-    /// [`Error::WrongType`] when the value is not an array; [`Error::Encode`] when `value`
-    /// cannot be serialized; [`Error::ReservedKey`] for sessionkit's own keys;
-    /// [`Error::LimitExceeded`] when the array would grow past
-    /// [`Limits::max_value_bytes`] (the store checks again against the array it holds).
+    /// [`Error::WrongType`](crate::Error::WrongType) when the value is not an array; [`Error::Encode`](crate::Error::Encode) when `value`
+    /// cannot be serialized; [`Error::ReservedKey`](crate::Error::ReservedKey) for sessionkit's own keys;
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the array would grow past
+    /// [`Limits::max_value_bytes`](crate::Limits::max_value_bytes) (the store checks again against the array it holds).
     pub fn push<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
         let key = key.into();
         check_user_key(&key)?;

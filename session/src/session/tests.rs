@@ -4,6 +4,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::*;
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::op::Op;
 use crate::reserved::{FLASH_PREFIX, PERSIST as PERSIST_KEY};
