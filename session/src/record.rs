@@ -585,6 +585,43 @@ mod tests {
         assert_eq!(Entry::decode(&a.encode().unwrap()).unwrap(), a);
     }
 
+    /// Every kind of entry, and a delete through it, ends at the instant it expires: live one
+    /// millisecond before, gone at `expires_at` itself (the Store contract's expiry).
+    #[test]
+    fn liveness_ends_at_the_expiry_instant_for_every_kind() {
+        let end = from_millis(1_000_000);
+        let before = end - Duration::from_millis(1);
+        let to = SessionKey::from_bytes([7; 32]);
+        let record = Record::new(end);
+        assert!(record.is_live_at(before) && !record.is_expired_at(before));
+        assert!(!record.is_live_at(end) && record.is_expired_at(end));
+        let entries = [
+            Entry::Record(record),
+            Entry::Alias {
+                to,
+                until: end,
+                token: vec![1],
+            },
+            Entry::Tombstone { to, until: end },
+        ];
+        for e in &entries {
+            assert!(e.is_live_at(before) && !e.is_live_at(end), "{e:?}");
+            assert_eq!(Removed::of(Some(e), end), Removed::Nothing, "{e:?}");
+            assert_ne!(Removed::of(Some(e), before), Removed::Nothing, "{e:?}");
+            assert_eq!(e.left_by_delete(end), None, "{e:?}");
+        }
+        assert_eq!(Removed::of(Some(&entries[0]), before), Removed::Record);
+        assert_eq!(
+            Removed::of(Some(&entries[2]), before),
+            Removed::Alias { to }
+        );
+        assert!(entries[1].resolves_at(before) && !entries[1].resolves_at(end));
+        assert!(
+            !entries[2].resolves_at(before),
+            "a tombstone never resolves"
+        );
+    }
+
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
         for bad in [&b""[..], b"\xc1", b"\x92\x01", b"hello world", &[0xff; 64]] {
