@@ -9,8 +9,10 @@ use syn::{GenericParam, Type};
 use crate::ast::{Field, Input, Kind, Ops};
 use crate::ctxt::Ctxt;
 
-/// Keys starting with this belong to sessionkit itself. Must equal `sessionkit::RESERVED_PREFIX`
-/// (the two crates are pinned to each other; the `reserved` UI tests show the rejection).
+/// Keys starting with this belong to sessionkit itself: a copy of `sessionkit::RESERVED_PREFIX`
+/// (defined in `session/src/reserved.rs`), since a proc-macro crate cannot depend on the crate
+/// it serves. Every check below uses this one constant; `tests/tests/derive_access.rs`
+/// (`derive_and_session_agree_on_the_reserved_prefix`) fails if the copy drifts.
 const RESERVED_PREFIX: &str = "__sk.";
 
 pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {

@@ -181,6 +181,7 @@
 //!   extractors for [`Session`] and for typed sessions).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod codec;
 mod error;
 mod id;
 mod limits;
@@ -188,6 +189,7 @@ pub mod manager;
 mod op;
 pub mod proxy;
 mod record;
+mod reserved;
 mod session;
 pub mod store;
 mod typed;
@@ -203,7 +205,8 @@ pub use manager::{
     RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,
 };
 pub use record::{RECORD_VERSION, from_millis, to_millis};
-pub use session::{RESERVED_PREFIX, RawValue, Session, Value};
+pub use reserved::RESERVED_PREFIX;
+pub use session::{RawValue, Session, Value};
 pub use store::{MemoryStore, Store, StoreExt, TieredStore};
 pub use typed::SessionData;
 
@@ -216,7 +219,8 @@ pub use sessionkit_derive::SessionData;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{Error, Result};
-    pub use crate::session::{RESERVED_PREFIX, Session};
+    pub use crate::reserved::RESERVED_PREFIX;
+    pub use crate::session::Session;
     pub use crate::typed::{
         FieldDefault, SessionData, encode_option, encode_value, get_default, get_option,
         get_required, increment, push, remove, set_op, set_option, set_value, write_fields,

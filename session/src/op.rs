@@ -97,12 +97,7 @@ impl Op {
                 },
             };
             let next = now.checked_add(*delta).ok_or_else(overflow)?;
-            return rmp_serde::to_vec(&next)
-                .map(Bytes::from)
-                .map_err(|e| Error::Encode {
-                    key: key.to_owned(),
-                    source: Box::new(e),
-                });
+            return crate::codec::encode_value(key, &next);
         }
         let mut items = match current {
             None => Vec::new(),

@@ -66,9 +66,25 @@ impl Record {
         }
     }
 
-    /// Whether the record has expired at `now`.
+    /// Whether the record is live at `now`: it expires strictly after `now`. From the instant
+    /// `expires_at` on, the record reads as absent (the [`Store`](crate::Store) contract's
+    /// "expiry"). Every store and combinator asks this, never `expires_at` directly.
+    ///
+    /// ```
+    /// # use std::time::{Duration, UNIX_EPOCH};
+    /// let at = UNIX_EPOCH + Duration::from_secs(60);
+    /// let record = sessionkit::store::Record::new(at);
+    /// assert!(record.is_live_at(at - Duration::from_millis(1)));
+    /// assert!(!record.is_live_at(at), "expired from the instant it expires");
+    /// ```
+    pub fn is_live_at(&self, now: SystemTime) -> bool {
+        self.expires_at > now
+    }
+
+    /// Whether the record has expired at `now`: the negation of
+    /// [`is_live_at`](Self::is_live_at).
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
-        self.expires_at <= now
+        !self.is_live_at(now)
     }
 
     /// Serializes the record for stores that keep it as one blob.
@@ -335,10 +351,9 @@ impl Removed {
     /// What removing `entry` (if any) at `now` removed.
     pub fn of(entry: Option<&Entry>, now: SystemTime) -> Self {
         match entry {
-            Some(Entry::Record(r)) if r.expires_at > now => Removed::Record,
-            Some(Entry::Alias { to, until, .. } | Entry::Tombstone { to, until })
-                if *until > now =>
-            {
+            Some(e) if !e.is_live_at(now) => Removed::Nothing,
+            Some(Entry::Record(_)) => Removed::Record,
+            Some(Entry::Alias { to, .. } | Entry::Tombstone { to, .. }) => {
                 Removed::Alias { to: *to }
             }
             _ => Removed::Nothing,
@@ -410,6 +425,12 @@ enum EntryWire {
 }
 
 impl Entry {
+    /// Whether the entry is live at `now`, whatever its kind: it ends strictly after `now`
+    /// (for a record, [`Record::is_live_at`]; for an alias or tombstone, its `until`).
+    pub fn is_live_at(&self, now: SystemTime) -> bool {
+        self.expires_at() > now
+    }
+
     /// When the entry stops resolving.
     pub fn expires_at(&self) -> SystemTime {
         match self {
@@ -446,7 +467,9 @@ impl Entry {
     /// resolves to nothing and expires when the alias would have.
     pub fn left_by_delete(&self, now: SystemTime) -> Option<Entry> {
         match self {
-            Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
+            Entry::Alias { to, until, .. } | Entry::Tombstone { to, until }
+                if self.is_live_at(now) =>
+            {
                 Some(Entry::Tombstone {
                     to: *to,
                     until: *until,
@@ -460,7 +483,7 @@ impl Entry {
     /// `create` must not take the key. A tombstone never does.
     pub fn resolves_at(&self, now: SystemTime) -> bool {
         match self {
-            Entry::Record(_) | Entry::Alias { .. } => self.expires_at() > now,
+            Entry::Record(_) | Entry::Alias { .. } => self.is_live_at(now),
             Entry::Tombstone { .. } => false,
         }
     }
@@ -560,6 +583,43 @@ mod tests {
             token: vec![1, 2],
         };
         assert_eq!(Entry::decode(&a.encode().unwrap()).unwrap(), a);
+    }
+
+    /// Every kind of entry, and a delete through it, ends at the instant it expires: live one
+    /// millisecond before, gone at `expires_at` itself (the Store contract's expiry).
+    #[test]
+    fn liveness_ends_at_the_expiry_instant_for_every_kind() {
+        let end = from_millis(1_000_000);
+        let before = end - Duration::from_millis(1);
+        let to = SessionKey::from_bytes([7; 32]);
+        let record = Record::new(end);
+        assert!(record.is_live_at(before) && !record.is_expired_at(before));
+        assert!(!record.is_live_at(end) && record.is_expired_at(end));
+        let entries = [
+            Entry::Record(record),
+            Entry::Alias {
+                to,
+                until: end,
+                token: vec![1],
+            },
+            Entry::Tombstone { to, until: end },
+        ];
+        for e in &entries {
+            assert!(e.is_live_at(before) && !e.is_live_at(end), "{e:?}");
+            assert_eq!(Removed::of(Some(e), end), Removed::Nothing, "{e:?}");
+            assert_ne!(Removed::of(Some(e), before), Removed::Nothing, "{e:?}");
+            assert_eq!(e.left_by_delete(end), None, "{e:?}");
+        }
+        assert_eq!(Removed::of(Some(&entries[0]), before), Removed::Record);
+        assert_eq!(
+            Removed::of(Some(&entries[2]), before),
+            Removed::Alias { to }
+        );
+        assert!(entries[1].resolves_at(before) && !entries[1].resolves_at(end));
+        assert!(
+            !entries[2].resolves_at(before),
+            "a tombstone never resolves"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::op::{Op, array_len};
 use crate::session::Session;
@@ -222,12 +223,7 @@ pub fn remove(session: &Session, key: &str) -> bool {
 /// [`Session::insert`], so equal values give equal bytes.
 #[doc(hidden)]
 pub fn encode_value<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Option<Bytes>> {
-    rmp_serde::to_vec_named(value)
-        .map(|v| Some(Bytes::from(v)))
-        .map_err(|e| Error::Encode {
-            key: key.to_owned(),
-            source: Box::new(e),
-        })
+    codec::encode_value(key, value).map(Some)
 }
 
 /// Encodes an `Option` field for [`write_fields`]: `None` becomes a removal.
@@ -278,7 +274,7 @@ pub fn push<T: Serialize + ?Sized>(
     item: &T,
     max_len: Option<usize>,
 ) -> Result<bool> {
-    let value = element(key, item)?;
+    let value = codec::encode_value(key, item)?;
     let before = session.raw_unchecked(key).and_then(|b| array_len(&b));
     let after = session.operate_unchecked(key, Op::Push { value, max_len }, |_| Ok(()))?;
     Ok(array_len(&after) > Some(before.unwrap_or(0)))
@@ -291,7 +287,7 @@ pub fn set_op<T: Serialize + ?Sized>(
     item: &T,
     add: bool,
 ) -> Result<bool> {
-    let value = element(key, item)?;
+    let value = codec::encode_value(key, item)?;
     let before = session
         .raw_unchecked(key)
         .and_then(|b| array_len(&b))
@@ -303,13 +299,4 @@ pub fn set_op<T: Serialize + ?Sized>(
     };
     let after = array_len(&session.operate_unchecked(key, op, |_| Ok(()))?).unwrap_or(0);
     Ok(if add { after > before } else { after < before })
-}
-
-fn element<T: Serialize + ?Sized>(key: &str, item: &T) -> Result<Bytes> {
-    rmp_serde::to_vec_named(item)
-        .map(Bytes::from)
-        .map_err(|e| Error::Encode {
-            key: key.to_owned(),
-            source: Box::new(e),
-        })
 }

@@ -245,10 +245,17 @@ fn generic_code_works_over_the_trait() {
 #[test]
 fn derive_and_session_agree_on_the_reserved_prefix() {
     // session-derive keeps its own copy of the prefix (a proc-macro crate cannot depend on
-    // sessionkit); the `key/reserved_*` UI cases show it refusing "__sk." keys.
+    // sessionkit), declared once in valid.rs; the `key/reserved_*` UI cases show it refusing
+    // keys under it. Its declaration must spell sessionkit's prefix.
+    const DERIVE_SOURCE: &str = include_str!("../../session-derive/src/valid.rs");
+    let declared: Vec<&str> = DERIVE_SOURCE
+        .lines()
+        .filter_map(|line| line.strip_prefix("const RESERVED_PREFIX: &str = "))
+        .collect();
     assert_eq!(
-        sessionkit::RESERVED_PREFIX,
-        "__sk.",
-        "update RESERVED_PREFIX in session-derive/src/valid.rs and the key/reserved_* UI cases"
+        declared,
+        [format!("{:?};", sessionkit::RESERVED_PREFIX)],
+        "session-derive/src/valid.rs must declare RESERVED_PREFIX once, equal to sessionkit's \
+         (update it and the key/reserved_* UI cases together)"
     );
 }

@@ -138,6 +138,53 @@ fn typed_and_dictionary_writes_encode_identically() {
 }
 
 #[test]
+fn typed_setters_and_operations_encode_like_the_dictionary() {
+    #[derive(Serialize, serde::Deserialize)]
+    struct Stamp {
+        at: u64,
+        label: String,
+    }
+    #[derive(SessionData)]
+    struct Visit {
+        count: u32,
+        pages: Vec<String>,
+        when: Option<(u64, String)>,
+        stamp: Stamp,
+    }
+    let typed = Session::new();
+    let view = Visit::view(&typed);
+    view.set_count(3).unwrap();
+    view.incr_count(2).unwrap();
+    view.push_pages("home".into()).unwrap();
+    view.set_when(Some((9, "noon".into()))).unwrap();
+    view.set_stamp(Stamp {
+        at: 1,
+        label: "x".into(),
+    })
+    .unwrap();
+    let dict = Session::new();
+    dict.insert("count", 3u32).unwrap();
+    dict.increment("count", 2).unwrap();
+    dict.push("pages", "home").unwrap();
+    dict.insert("when", (9u64, "noon")).unwrap();
+    dict.insert(
+        "stamp",
+        Stamp {
+            at: 1,
+            label: "x".into(),
+        },
+    )
+    .unwrap();
+    for key in Visit::KEYS {
+        assert_eq!(raw(&typed, key), raw(&dict, key), "bytes of {key}");
+    }
+    assert_eq!(
+        raw(&typed, "count"),
+        rmp_serde::to_vec_named(&5u32).unwrap()
+    );
+}
+
+#[test]
 fn store_is_all_or_nothing_when_a_field_cannot_be_encoded() {
     #[derive(Debug)]
     struct Unencodable;

@@ -66,14 +66,9 @@ fn slot_is_tombstone(slot: &Slot) -> bool {
     matches!(slot, Slot::Entry(Entry::Tombstone { .. }))
 }
 
-/// Whether `entry` is still worth keeping at `now` (a tombstone included).
-fn live_or_tombstone(entry: &Entry, now: SystemTime) -> bool {
-    entry.expires_at() > now
-}
-
 fn live_record(slot: Slot, now: SystemTime) -> Option<Record> {
     match slot {
-        Slot::Entry(Entry::Record(r)) if !r.is_expired_at(now) => Some(r),
+        Slot::Entry(Entry::Record(r)) if r.is_live_at(now) => Some(r),
         _ => None,
     }
 }
@@ -424,12 +419,10 @@ impl Layout {
         match self.read_slot(&path, key)? {
             Slot::Absent => Ok(None),
             Slot::Corrupt(err) => Err(err),
-            Slot::Entry(Entry::Record(r)) => Ok((!r.is_expired_at(now)).then(|| r.into())),
+            Slot::Entry(Entry::Record(r)) => Ok(r.is_live_at(now).then(|| r.into())),
+            Slot::Entry(e) if !e.is_live_at(now) => Ok(None),
             Slot::Entry(Entry::Tombstone { .. }) => Ok(None),
-            Slot::Entry(Entry::Alias { to, until, token }) => {
-                if until <= now {
-                    return Ok(None);
-                }
+            Slot::Entry(Entry::Alias { to, token, .. }) => {
                 let (_, target) = self.paths(&to);
                 match self.read_slot(&target, &to)? {
                     Slot::Corrupt(err) => Err(err),
@@ -532,7 +525,7 @@ impl Layout {
         // session whole under its old key, plus a copy nobody holds the id of.
         self.write_entry(&to_dir, &to_path, &Entry::Record(record.clone()))?;
         let left = Entry::left_by_move(*to, grace, record.expires_at, now);
-        let replaced = if live_or_tombstone(&left, now) {
+        let replaced = if left.is_live_at(now) {
             self.write_entry(&from_dir, &from_path, &left)
         } else {
             self.remove_file(&from_dir, &from_path)
@@ -582,7 +575,7 @@ impl Layout {
             let (_, path) = self.paths(key);
             match self.read_slot(&path, key)? {
                 Slot::Entry(Entry::Record(r))
-                    if !r.is_expired_at(now) && r.owner.as_deref() == Some(owner) =>
+                    if r.is_live_at(now) && r.owner.as_deref() == Some(owner) =>
                 {
                     keys.push(*key);
                 }
@@ -613,7 +606,7 @@ impl Layout {
             let (_, path) = self.paths(&to);
             match self.read_slot(&path, &to)? {
                 Slot::Entry(Entry::Record(r))
-                    if !r.is_expired_at(now) && r.owner.as_deref() == Some(owner) =>
+                    if r.is_live_at(now) && r.owner.as_deref() == Some(owner) =>
                 {
                     return Ok(Some(to));
                 }

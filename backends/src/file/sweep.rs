@@ -163,7 +163,7 @@ impl Sweep {
                 continue;
             }
             match layout.read_slot(&path, &key)? {
-                Slot::Entry(entry) if entry.expires_at() <= now => {
+                Slot::Entry(entry) if !entry.is_live_at(now) => {
                     if fs::remove_file(&path).is_ok() {
                         self.removed += 1;
                     }
@@ -200,7 +200,7 @@ impl Sweep {
             };
             let (_, path) = self.layout.paths(&key);
             let current = match self.layout.read_slot(&path, &key)? {
-                Slot::Entry(Entry::Record(r)) if !r.is_expired_at(now) => r
+                Slot::Entry(Entry::Record(r)) if r.is_live_at(now) => r
                     .owner
                     .as_deref()
                     .is_some_and(|o| Layout::is_owner_dir(dir, o)),

@@ -6,27 +6,17 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 
 use super::config::IpBinding;
-use crate::error::{Error, Result};
+use crate::codec::decode_value;
+use crate::error::Result;
 use crate::id::{ID_BYTES, SessionId, open_forward, seal_forward};
 use crate::record::{from_millis, to_millis};
 
-/// When the session was created (ms since the epoch). Rotation and regeneration keep it.
-pub(crate) const CREATED: &str = "__sk.created";
-/// When the session was last refreshed: the idle timeout counts from here.
-pub(crate) const SEEN: &str = "__sk.seen";
-/// When the id was last replaced (or the session created).
-pub(crate) const ROTATED: &str = "__sk.rotated";
-/// When the session gained its current owner (a login): what the per-owner cap orders by.
-pub(crate) const LOGIN: &str = "__sk.login";
-/// Hash of the client IP (or its network) the session is bound to.
-pub(crate) const IP: &str = "__sk.ip";
-/// Hash of the User-Agent the session is bound to.
-pub(crate) const UA: &str = "__sk.ua";
+pub(crate) use crate::codec::encode_value as encode;
+pub(crate) use crate::reserved::{CREATED, IP, LOGIN, ROTATED, SEEN, UA};
 
 /// The bookkeeping of a stored session.
 #[derive(Debug, Clone)]
@@ -63,18 +53,9 @@ pub(crate) fn login_time(fields: &BTreeMap<String, Bytes>) -> SystemTime {
         .map_or(SystemTime::UNIX_EPOCH, from_millis)
 }
 
+/// A bookkeeping value; `None` when absent or undecodable.
 fn get<T: DeserializeOwned>(fields: &BTreeMap<String, Bytes>, key: &str) -> Option<T> {
-    fields.get(key).and_then(|b| rmp_serde::from_slice(b).ok())
-}
-
-/// Encodes a bookkeeping value the way [`Session`](crate::Session) encodes values.
-pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes> {
-    rmp_serde::to_vec_named(value)
-        .map(Bytes::from)
-        .map_err(|e| Error::Encode {
-            key: key.to_owned(),
-            source: Box::new(e),
-        })
+    fields.get(key).and_then(|b| decode_value(key, b).ok())
 }
 
 /// Encodes a timestamp.

@@ -24,8 +24,11 @@ use crate::error::{Error, Result};
 use crate::id::{Fingerprint, SessionId, SessionKey};
 use crate::limits::{Footprint, later};
 use crate::record::{ChangeSet, Grace, Record};
-use crate::session::{Intent, PERSIST_KEY, Session};
 use crate::store::{Store, StoreExt};
+use crate::{
+    reserved::PERSIST as PERSIST_KEY,
+    session::{Intent, Session},
+};
 
 /// How many fresh ids a save tries when the store reports one as taken. A collision of
 /// 256-bit random ids does not happen; a store that keeps saying "taken" is broken.

@@ -117,7 +117,7 @@ impl Default for MemoryStore {
 }
 
 fn live(entry: &Entry, now: SystemTime) -> bool {
-    entry.expires_at() > now
+    entry.is_live_at(now)
 }
 
 impl MemoryStore {
@@ -251,7 +251,7 @@ impl MemoryStore {
         let mut key = *key;
         for _ in 0..MAX_ALIAS_HOPS {
             let next = |e: &Entry| match e {
-                Entry::Record(r) if r.expires_at > now && r.owner.as_deref() == Some(owner) => {
+                Entry::Record(r) if r.is_live_at(now) && r.owner.as_deref() == Some(owner) => {
                     Some(None)
                 }
                 Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
@@ -370,7 +370,7 @@ mod map {
         let (to, token) = alias;
         let target = map.get(&to)?;
         match &target.entry {
-            Entry::Record(r) if r.expires_at > now => Some(Loaded {
+            Entry::Record(r) if r.is_live_at(now) => Some(Loaded {
                 record: r.clone(),
                 moved: Some(Moved { to, token }),
             }),
@@ -386,7 +386,7 @@ mod map {
     ) -> Result<bool> {
         match map.get_mut(key) {
             Some(mut slot) => match &mut slot.entry {
-                Entry::Record(r) if r.expires_at > now => {
+                Entry::Record(r) if r.is_live_at(now) => {
                     r.apply(changes)?;
                     slot.version += 1;
                     Ok(true)
@@ -416,7 +416,7 @@ mod map {
                 retries.fetch_add(1, Ordering::Relaxed);
             }
             let snapshot = map.get(from).and_then(|slot| match &slot.entry {
-                Entry::Record(r) if r.expires_at > now => Some((r.clone(), slot.version)),
+                Entry::Record(r) if r.is_live_at(now) => Some((r.clone(), slot.version)),
                 _ => None,
             });
             let Some((record, version)) = snapshot else {
@@ -564,7 +564,7 @@ mod cache {
         let cell = cache.get(key)?;
         let state = cell.state.lock();
         match &state.entry {
-            Entry::Record(r) if r.expires_at > now && !state.detached => Some(r.clone()),
+            Entry::Record(r) if r.is_live_at(now) && !state.detached => Some(r.clone()),
             _ => None,
         }
     }
@@ -605,7 +605,7 @@ mod cache {
                 return Ok(false);
             }
             match &mut state.entry {
-                Entry::Record(r) if r.expires_at > now => r.apply(changes)?,
+                Entry::Record(r) if r.is_live_at(now) => r.apply(changes)?,
                 _ => return Ok(false),
             }
             state.version += 1;
@@ -631,7 +631,7 @@ mod cache {
             let snapshot = cache.get(from).and_then(|cell| {
                 let state = cell.state.lock();
                 match &state.entry {
-                    Entry::Record(r) if r.expires_at > now && !state.detached => {
+                    Entry::Record(r) if r.is_live_at(now) && !state.detached => {
                         Some((r.clone(), state.version, Arc::clone(&cell)))
                     }
                     _ => None,

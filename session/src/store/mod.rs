@@ -93,25 +93,25 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, 
 ///     async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
 ///         let mut map = self.map()?;
 ///         match map.get(key) {
-///             Some(r) if !r.is_expired_at(SystemTime::now()) => Err(Error::AlreadyExists),
+///             Some(r) if r.is_live_at(SystemTime::now()) => Err(Error::AlreadyExists),
 ///             _ => { map.insert(*key, record.clone()); Ok(()) }
 ///         }
 ///     }
 ///     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
 ///         let map = self.map()?;
-///         Ok(map.get(key).filter(|r| !r.is_expired_at(SystemTime::now())).cloned().map(Loaded::from))
+///         Ok(map.get(key).filter(|r| r.is_live_at(SystemTime::now())).cloned().map(Loaded::from))
 ///     }
 ///     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
 ///         let mut map = self.map()?;
 ///         match map.get_mut(key) {
-///             Some(r) if !r.is_expired_at(SystemTime::now()) => r.apply(changes),
+///             Some(r) if r.is_live_at(SystemTime::now()) => r.apply(changes),
 ///             _ => Err(Error::Gone),
 ///         }
 ///     }
 ///     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
 ///         let removed = self.map()?.remove(key);
 ///         Ok(match removed {
-///             Some(r) if !r.is_expired_at(SystemTime::now()) => Removed::Record,
+///             Some(r) if r.is_live_at(SystemTime::now()) => Removed::Record,
 ///             _ => Removed::Nothing,
 ///         })
 ///     }
@@ -125,7 +125,7 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, 
 ///     async fn cleanup(&self) -> Result<u64> {
 ///         let mut map = self.map()?;
 ///         let before = map.len();
-///         map.retain(|_, r| !r.is_expired_at(SystemTime::now()));
+///         map.retain(|_, r| r.is_live_at(SystemTime::now()));
 ///         Ok((before - map.len()) as u64)
 ///     }
 ///     async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {

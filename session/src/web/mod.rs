@@ -40,7 +40,7 @@
 //!   save turns the response into a 503. Both are logged. Responses with a 5xx status are not
 //!   saved unless [`SessionLayer::with_save_on_server_error`] says so.
 //! - **Size limits** ([`Limits`](crate::Limits)): a setter that would break one returns
-//!   [`Error::LimitExceeded`](crate::Error::LimitExceeded) to the handler, which answers as it
+//!   [`Error::LimitExceeded`] to the handler, which answers as it
 //!   sees fit (`413`, a form error). A session found over a limit only at save (a setter that
 //!   cannot fail, an array grown by concurrent requests) is not saved and the response
 //!   becomes a `500` with the error logged; not a `503`, since retrying cannot help.
