@@ -158,6 +158,9 @@ async fn a_failing_store_is_a_503_or_no_session_for_optional_extractors() {
     store.inner().set_all(true);
     let res = get_with(&base, "/count", Some(&cookie)).await;
     assert_eq!(res.status(), 503);
+    // The extractor's 503 is the layer's: retry soon, and no cache keeps it.
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(res.headers()["cache-control"], "no-store");
     assert!(!res.text().await.unwrap().is_empty(), "a 503 that says why");
     let res = get_with(&base, "/optional", Some(&cookie)).await;
     assert_eq!(res.status(), 200);

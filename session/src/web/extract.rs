@@ -29,12 +29,8 @@ pub enum SessionRejection {
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         match self {
-            SessionRejection::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [("retry-after", "1")],
-                "session store unavailable, please retry",
-            )
-                .into_response(),
+            // The same 503 the layer sends when a save fails (`no-store`, `Retry-After`).
+            SessionRejection::Unavailable => super::layer::unavailable(),
             SessionRejection::MissingLayer => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "session layer missing for this route",

@@ -151,7 +151,9 @@ fn apply_outcome(headers: &mut HeaderMap, outcome: &Outcome) -> Result<(), Strin
     Ok(())
 }
 
-fn unavailable() -> Response<Body> {
+/// The one "store unavailable" response, from the layer (a failed save) and from the
+/// extractors (a failed load): `503`, `Cache-Control: no-store`, `Retry-After: 1`.
+pub(super) fn unavailable() -> Response<Body> {
     let mut res = Response::new(Body::from("session store unavailable, please retry"));
     *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     res.headers_mut()
