@@ -147,7 +147,7 @@ pub(super) fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
     Ok(Some(Stored { entry, rev }))
 }
 
-/// Whether a parsed hash is a record live at `now`: the record and its `m:rev`.
+/// The record a parsed hash holds, with its `m:rev`, if it is a record live at `now`.
 pub(super) fn live_record(stored: Option<Stored>, now: SystemTime) -> Option<(Record, Vec<u8>)> {
     match stored {
         Some(Stored {
