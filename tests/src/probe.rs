@@ -173,11 +173,6 @@ struct Armed {
     release: oneshot::Receiver<()>,
 }
 
-struct LostReply {
-    op: Op,
-    key: Option<SessionKey>,
-}
-
 /// One armed stop. The first matching call parks at its point until [`release`](Self::release)
 /// is called or this handle is dropped (so a failing test never leaves a task parked).
 #[derive(Debug)]
@@ -243,14 +238,12 @@ pub struct Probe<S> {
     /// While set, cleanups wait for [`release_cleanup`](Self::release_cleanup) before they
     /// reach the inner store.
     pub hold_cleanup: AtomicBool,
-    /// How many calls parked at a point.
-    pub paused: AtomicU64,
     /// How many calls happened and then reported an error on command.
     pub replies_lost: AtomicU64,
     cleanups_finished: AtomicU64,
     cleanup_release: Semaphore,
     armed: Mutex<Vec<Armed>>,
-    lost: Mutex<Vec<LostReply>>,
+    lost: Mutex<Vec<Op>>,
 }
 
 impl<S> std::fmt::Debug for Probe<S> {
@@ -281,7 +274,6 @@ impl<S> Probe<S> {
             exists_on_create: AtomicU32::new(0),
             corrupt_load: AtomicBool::new(false),
             hold_cleanup: AtomicBool::new(false),
-            paused: AtomicU64::new(0),
             replies_lost: AtomicU64::new(0),
             cleanups_finished: AtomicU64::new(0),
             cleanup_release: Semaphore::new(0),
@@ -369,13 +361,7 @@ impl<S> Probe<S> {
     /// The next successful `op` (on any key) is carried out by the inner store and then
     /// reported as [`Error::Unavailable`]: a reply lost after the write.
     pub fn fail_after_write(&self, op: Op) {
-        self.lost.lock().push(LostReply { op, key: None });
-    }
-
-    /// As [`fail_after_write`](Self::fail_after_write), for a call on `key` only (for a
-    /// rename: as its source or its target).
-    pub fn fail_after_write_for(&self, op: Op, key: SessionKey) {
-        self.lost.lock().push(LostReply { op, key: Some(key) });
+        self.lost.lock().push(op);
     }
 
     /// How many lost replies are still armed.
@@ -407,7 +393,6 @@ impl<S> Probe<S> {
             found.map(|i| armed.remove(i))
         };
         if let Some(armed) = armed {
-            self.paused.fetch_add(1, Ordering::SeqCst);
             let _ = armed.reached.send(());
             // Released, or the test dropped its handle: go on either way.
             let _ = armed.release.await;
@@ -415,13 +400,11 @@ impl<S> Probe<S> {
     }
 
     /// Turns a successful call into a lost reply when one is armed for it.
-    fn after_write<T>(&self, op: Op, keys: &[SessionKey], result: Result<T>) -> Result<T> {
+    fn after_write<T>(&self, op: Op, result: Result<T>) -> Result<T> {
         let value = result?;
         let hit = {
             let mut lost = self.lost.lock();
-            let found = lost
-                .iter()
-                .position(|l| l.op == op && Self::matches(l.key, keys));
+            let found = lost.iter().position(|l| *l == op);
             found.map(|i| lost.remove(i)).is_some()
         };
         if hit {
@@ -444,7 +427,7 @@ impl<S: Store> Store for Probe<S> {
         }
         let result = self.inner.create(key, record).await;
         self.stop_at(Point::AfterCreate, &[*key]).await;
-        self.after_write(Op::Create, &[*key], result)
+        self.after_write(Op::Create, result)
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
@@ -454,21 +437,21 @@ impl<S: Store> Store for Probe<S> {
         }
         let result = self.inner.load(key).await;
         self.stop_at(Point::AfterLoad, &[*key]).await;
-        self.after_write(Op::Load, &[*key], result)
+        self.after_write(Op::Load, result)
     }
 
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
         self.enter(Op::Apply)?;
         let result = self.inner.apply(key, changes).await;
         self.stop_at(Point::AfterApply, &[*key]).await;
-        self.after_write(Op::Apply, &[*key], result)
+        self.after_write(Op::Apply, result)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
         self.enter(Op::Delete)?;
         let result = self.inner.delete(key).await;
         self.stop_at(Point::AfterDelete, &[*key]).await;
-        self.after_write(Op::Delete, &[*key], result)
+        self.after_write(Op::Delete, result)
     }
 
     async fn rename(
@@ -480,7 +463,7 @@ impl<S: Store> Store for Probe<S> {
         self.enter(Op::Rename)?;
         let result = self.inner.rename(from, to, grace).await;
         self.stop_at(Point::AfterRename, &[*from, *to]).await;
-        self.after_write(Op::Rename, &[*from, *to], result)
+        self.after_write(Op::Rename, result)
     }
 
     async fn cleanup(&self) -> Result<u64> {
@@ -494,13 +477,13 @@ impl<S: Store> Store for Probe<S> {
         }
         let result = self.inner.cleanup().await;
         self.cleanups_finished.fetch_add(1, Ordering::SeqCst);
-        self.after_write(Op::Cleanup, &[], result)
+        self.after_write(Op::Cleanup, result)
     }
 
     async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
         self.enter(Op::OwnedBy)?;
         let result = self.inner.owned_by(owner).await;
         self.stop_at(Point::AfterOwnedBy, &[]).await;
-        self.after_write(Op::OwnedBy, &[], result)
+        self.after_write(Op::OwnedBy, result)
     }
 }
