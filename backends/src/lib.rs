@@ -17,4 +17,4 @@ pub use file::FileStore;
 pub mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{RedisConfig, RedisStore};
+pub use redis::{OWNER_SCAN_BATCH, RedisConfig, RedisStore};

@@ -60,6 +60,7 @@ macro_rules! lifecycle_suite {
             flash_is_read_once_on_a_later_request,
             flash_can_be_switched_off,
             revoke_owner_ends_every_session_of_that_owner,
+            owner_cap_ends_the_oldest_logins,
             save_racing_logout_does_not_resurrect,
             save_racing_revocation_does_not_resurrect,
             background_cleanup_runs_one_at_a_time,
@@ -914,6 +915,65 @@ pub async fn revoke_owner_ends_every_session_of_that_owner<S: Store + 'static>(s
     let mut owner = None;
     h.visit(&mut bob, |s| owner = s.owner()).await;
     assert_eq!(owner.as_deref(), Some("bob"));
+}
+
+/// SEC-14: with `max_sessions_per_owner = 2`, every login of an owner (a regeneration, a save
+/// that sets the owner, or a new session created with one) ends that owner's oldest sessions
+/// beyond the cap: after N + 1 logins only the newest N are live, the one logging in always
+/// works, and other owners are untouched.
+pub async fn owner_cap_ends_the_oldest_logins<S: Store + 'static>(store: S) {
+    let h = harness(store, |c| {
+        c.with_max_sessions_per_owner(std::num::NonZeroUsize::new(2))
+    });
+    let mut bob = h.signed_in().await;
+    h.visit(&mut bob, |s| {
+        s.regenerate();
+        s.set_owner(Some("bob".into()));
+    })
+    .await;
+    let mut alice = Vec::new();
+    for login in 0..3 {
+        h.advance(Duration::from_secs(1));
+        let mut c = h.signed_in().await;
+        h.visit(&mut c, |s| {
+            if login != 1 {
+                s.regenerate();
+            }
+            s.set_owner(Some("alice".into()));
+        })
+        .await;
+        alice.push(c);
+    }
+    assert_eq!(
+        h.n(&mut alice[0]).await,
+        None,
+        "the oldest login outlived the cap"
+    );
+    assert_eq!(h.n(&mut alice[1]).await, Some(1));
+    assert_eq!(h.n(&mut alice[2]).await, Some(1));
+    assert_eq!(h.manager.sessions_of("alice").await.unwrap().len(), 2);
+    assert_eq!(h.count("revoked"), 1);
+
+    // A login straight into a new session ends the older of the two left.
+    h.advance(Duration::from_secs(1));
+    let mut fresh = Client::new();
+    h.visit(&mut fresh, |s| {
+        s.set_owner(Some("alice".into()));
+        s.insert("n", 1u32).unwrap();
+    })
+    .await;
+    assert_eq!(h.n(&mut alice[1]).await, None);
+    assert_eq!(h.n(&mut alice[2]).await, Some(1));
+    assert_eq!(h.n(&mut fresh).await, Some(1));
+    assert_eq!(h.manager.sessions_of("alice").await.unwrap().len(), 2);
+    assert_eq!(h.count("revoked"), 2);
+    // Ordinary requests of a session that already has its owner end nothing.
+    h.advance(Duration::from_secs(1));
+    h.visit(&mut alice[2], |s| s.insert("n", 2u32).unwrap())
+        .await;
+    assert_eq!(h.n(&mut fresh).await, Some(1));
+    assert_eq!(h.n(&mut bob).await, Some(1));
+    assert_eq!(h.count("revoked"), 2);
 }
 
 /// A save racing a logout never brings the session back.

@@ -40,8 +40,8 @@ pub const EXACT: Caps = Caps {
     many_sessions: 100_000,
 };
 
-/// The bounded `MemoryStore` (moka) and Redis expire entries by themselves, so `cleanup` finds
-/// fewer than expired, down to none.
+/// The bounded `MemoryStore` (moka) may evict expired entries before `cleanup` finds them,
+/// and Redis expires keys by itself, so `cleanup` counts fewer than expired, down to none.
 pub const SELF_EXPIRING: Caps = Caps {
     exact_cleanup: false,
     many_sessions: 100_000,
@@ -90,7 +90,7 @@ pub mod memory {
     }
 }
 
-/// `MemoryStore::with_capacity`: bounded, evicting, expiring entries by itself.
+/// `MemoryStore::with_capacity`: bounded, evicting.
 pub mod memory_bounded {
     use super::*;
     /// The setup's capabilities.

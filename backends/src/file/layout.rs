@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Entry, Error, Grace, Loaded, Moved, Record, Removed, Result};
+use sessionkit::store::{
+    ChangeSet, Entry, Error, Grace, Loaded, MAX_ALIAS_HOPS, Moved, Record, Removed, Result,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::config::{Durability, FileConfig};
@@ -548,45 +550,80 @@ impl Layout {
         Ok(())
     }
 
-    pub(crate) fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
-        let dir = self.owner_dir(owner);
-        let listing = match fs::read_dir(&dir) {
+    /// The keys named by `owner`'s index markers: a listing of names only, no file read.
+    pub(crate) fn owner_markers(&self, owner: &str) -> Result<Vec<SessionKey>> {
+        let listing = match fs::read_dir(self.owner_dir(owner)) {
             Ok(listing) => listing,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_error("listing the owner index", e)),
         };
-        let now = SystemTime::now();
         let mut keys = Vec::new();
         for item in listing {
             let item = item.map_err(|e| io_error("listing the owner index", e))?;
-            let Some(key) = item.file_name().to_str().and_then(SessionKey::from_hex) else {
-                continue;
-            };
-            let (_, path) = self.paths(&key);
-            match self.read_slot(&path, &key)? {
+            if let Some(key) = item.file_name().to_str().and_then(SessionKey::from_hex) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Which of `markers` (from [`owner_markers`](Self::owner_markers)) are live sessions of
+    /// `owner`, dropping the stale markers. Each check locks at most one session directory,
+    /// briefly, and only for a stale marker; loads take no lock at all.
+    pub(crate) fn check_owner_markers(
+        &self,
+        owner: &str,
+        markers: &[SessionKey],
+    ) -> Result<Vec<SessionKey>> {
+        let dir = self.owner_dir(owner);
+        let now = SystemTime::now();
+        let mut keys = Vec::new();
+        for key in markers {
+            let (_, path) = self.paths(key);
+            match self.read_slot(&path, key)? {
                 Slot::Entry(Entry::Record(r))
                     if !r.is_expired_at(now) && r.owner.as_deref() == Some(owner) =>
                 {
-                    keys.push(key);
+                    keys.push(*key);
                 }
                 Slot::Corrupt(_) => {}
-                // The session moved while the owner was being listed: the new key's marker may
-                // have been written after this listing read the directory, so follow the move.
+                // The session moved since the markers were listed: the new key's marker may
+                // have been written after the listing read the directory, so follow the moves.
                 Slot::Entry(Entry::Alias { to, .. } | Entry::Tombstone { to, .. }) => {
-                    let (_, target) = self.paths(&to);
-                    if let Some(r) = live_record(self.read_slot(&target, &to)?, now)
-                        && r.owner.as_deref() == Some(owner)
-                    {
-                        keys.push(to);
+                    if let Some(target) = self.follow_moves(to, owner, now)? {
+                        keys.push(target);
                     }
-                    self.drop_stale_marker(&dir, &key)?;
+                    self.drop_stale_marker(&dir, key)?;
                 }
-                Slot::Entry(_) | Slot::Absent => self.drop_stale_marker(&dir, &key)?,
+                Slot::Entry(_) | Slot::Absent => self.drop_stale_marker(&dir, key)?,
             }
         }
-        keys.sort();
-        keys.dedup();
         Ok(keys)
+    }
+
+    /// The key of the live session of `owner` that a move to `to` led to, following at most
+    /// [`MAX_ALIAS_HOPS`] further moves.
+    fn follow_moves(
+        &self,
+        mut to: SessionKey,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<Option<SessionKey>> {
+        for _ in 0..MAX_ALIAS_HOPS {
+            let (_, path) = self.paths(&to);
+            match self.read_slot(&path, &to)? {
+                Slot::Entry(Entry::Record(r))
+                    if !r.is_expired_at(now) && r.owner.as_deref() == Some(owner) =>
+                {
+                    return Ok(Some(to));
+                }
+                Slot::Entry(Entry::Alias { to: next, .. } | Entry::Tombstone { to: next, .. }) => {
+                    to = next;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Removes the marker of `key` in `owner_dir` if, under the session's lock, the session

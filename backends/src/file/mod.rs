@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sessionkit::SessionKey;
-use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
+use sessionkit::store::{
+    ChangeSet, Error, Grace, Loaded, OWNER_BATCH, Record, Removed, Result, Store,
+};
 
 pub use config::{DEFAULT_CLEANUP_BATCH, DEFAULT_CORRUPT_RETENTION, Durability, FileConfig};
 use layout::Layout;
@@ -193,8 +195,25 @@ impl Store for FileStore {
         }
     }
 
+    /// Lists the owner's markers (names only), then checks them [`OWNER_BATCH`] at a time,
+    /// each batch a step of its own on the blocking pool: no lock is held across the listing,
+    /// and a long one (10⁵ sessions) shares the pool with loads instead of occupying it.
     async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
-        let owner = owner.to_owned();
-        self.run(move |l| l.owned_by(&owner)).await
+        let owner: Arc<str> = Arc::from(owner);
+        let markers = {
+            let owner = Arc::clone(&owner);
+            self.run(move |l| l.owner_markers(&owner)).await?
+        };
+        let mut keys = Vec::new();
+        for batch in markers.chunks(OWNER_BATCH) {
+            let (owner, batch) = (Arc::clone(&owner), batch.to_vec());
+            keys.extend(
+                self.run(move |l| l.check_owner_markers(&owner, &batch))
+                    .await?,
+            );
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
     }
 }

@@ -17,18 +17,34 @@
 //! the window), `m:to` (the new key's hex) and `m:tok` (the move's token). Every hash carries
 //! `PEXPIREAT` at its own `m:exp`, so Redis forgets it exactly when it expires and never
 //! later; readers also compare `m:exp` with the application's clock. An owner set expires
-//! with the longest-lived session it indexes.
+//! with the longest-lived session it indexes: a member is only ever added together with an
+//! expiry, on a single server and in a cluster.
 //!
 //! The `{…}` around the key hex is a cluster hash tag: a session's key is in one slot. On a
-//! single server the scripts also reach keys named inside the data (an alias's target, an
+//! single server the scripts also reach keys named inside the data (the new key of a move, an
 //! owner set), which Redis allows outside cluster mode; in a cluster they never do.
 //!
 //! # Round trips
 //!
-//! Each operation is one Lua script (`EVALSHA`, loaded when the store connects and reloaded
-//! by itself after a server restart): create-if-absent, load, the atomic merge of a save
-//! (`HDEL` the removed fields, `HSET` the set ones: a save sends only what changed), move,
-//! and listing an owner's sessions. [`Store::cleanup`] returns 0: Redis expires keys itself.
+//! A load is one plain `HGETALL` of the session hash (no script: Redis runs one command); only
+//! a load through an alias (the old key of a move, in its grace window) takes a second trip,
+//! an `HGETALL` of the session the alias names. Every other operation is one Lua script
+//! (`EVALSHA`, loaded when the store connects and reloaded by itself after a server
+//! restart): create-if-absent, the atomic merge of a save (one `HMGET` reads what the save
+//! needs, `HDEL` removes the removed fields, one `HSET` writes the set ones with the meta
+//! fields, `PEXPIREAT` runs only when the expiry moves: a save sends only what changed),
+//! and move. A save or create of a session without an owner
+//! runs at most four commands counting the `EVALSHA`; the owner index adds its own.
+//! [`Store::cleanup`] returns 0: Redis expires keys itself.
+//!
+//! Listing an owner's sessions is the exception, on purpose: it walks the owner set with
+//! `SSCAN`, [`OWNER_SCAN_BATCH`] members per trip, checking and pruning each batch in a
+//! script that touches only that batch. Redis runs one script at a time, so a script walking
+//! a set of 10⁵ members (an attacker's 10⁵ logins) would stall every other client; a batch
+//! takes well under a millisecond. Members added or removed during the walk may be missed
+//! or listed twice (duplicates are dropped); every member present throughout is listed,
+//! which is what [`StoreExt::delete_owned_by`](sessionkit::store::StoreExt::delete_owned_by)
+//! builds on.
 //!
 //! A save's operations (increment, push, add, remove) run inside the same script, against the
 //! value Redis holds, on the MessagePack bytes themselves (`lua/ops.lua` follows
@@ -41,14 +57,14 @@
 //! A script may only touch one slot there, so a few operations take more trips than on a
 //! single server:
 //!
-//! - **Loading through an old key** (grace window) takes two trips: the alias, then the
-//!   session it points to, which lives in another slot.
 //! - **The owner index** lives in the owner's slot. It is written *before* the session (one
-//!   extra trip for a create with an owner or a save that sets the owner), so it always lists
-//!   at least every session of the owner; [`owned_by`](Store::owned_by) checks each member
-//!   (one request per member, sent concurrently) and prunes the stale ones. A save that moves
-//!   the expiry of a session with an owner, or sets its owner, then extends the set's expiry
-//!   in one more trip.
+//!   extra trip for a create with an owner or a save that sets the owner; a save that sets
+//!   the owner without a new expiry first reads the session's expiry, one more), so it always
+//!   lists at least every session of the owner, and never without an expiry for the set.
+//!   [`owned_by`](Store::owned_by) walks the set with `SSCAN` in batches, checks each member
+//!   (one request per member, a bounded number at a time) and prunes the stale ones. A save
+//!   that moves the expiry of a session with an owner, or sets its owner, then extends the
+//!   set's expiry in one more trip.
 //! - **A move** copies the session to the new key (only if that key is free), then swaps the
 //!   old key for its alias only if no save landed in between (the `m:rev` counter), copying
 //!   again when one did. So no save is lost and every load sees a whole session. It is not
@@ -105,8 +121,8 @@ use redis::{
     ServerErrorKind, TlsCertificates, Value,
 };
 use sessionkit::store::{
-    ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, Moved, Op, Record,
-    Removed, Result, Store,
+    ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, MAX_ALIAS_HOPS, Moved,
+    Op, Record, Removed, Result, Store,
 };
 use sessionkit::{SessionKey, from_millis, to_millis};
 use sha2::{Digest as _, Sha256};
@@ -115,6 +131,11 @@ use config::{Mode, redact};
 
 /// How many owner-set members a cluster `owned_by` checks at once.
 const OWNER_CHECK_BATCH: usize = 64;
+
+/// The `COUNT` of each `SSCAN` step of an owner listing: one step reads (and prunes) about
+/// this many members, so listing an owner with 10⁵ sessions is a few hundred short calls, never
+/// one long one that holds up every other client of the server.
+pub const OWNER_SCAN_BATCH: usize = 256;
 
 /// How many times a cluster move re-copies a session that keeps being saved meanwhile.
 const MAX_MOVE_ATTEMPTS: usize = 32;
@@ -262,8 +283,11 @@ fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
         let value = items
             .next()
             .ok_or_else(|| corrupt("session hash reply has an odd length"))?;
-        if let Some(field) = name.strip_prefix(b"f:") {
-            let field = String::from_utf8(field.to_vec())
+        if name.starts_with(b"f:") {
+            // The reply's own buffer becomes the name: no copy.
+            let mut field = name;
+            field.drain(..2);
+            let field = String::from_utf8(field)
                 .map_err(|e| Error::corrupt("session field name is not UTF-8", e))?;
             fields.insert(field, Bytes::from(value));
             continue;
@@ -589,7 +613,17 @@ impl RedisStore {
 
     /// The Redis key of a session: `<prefix>{<key hex>}`.
     pub fn redis_key(&self, key: &SessionKey) -> String {
-        format!("{}{{{}}}", self.prefix, key.to_hex())
+        let mut hex = [0u8; 64];
+        let mut out = String::with_capacity(self.prefix.len() + 66);
+        out.push_str(&self.prefix);
+        out.push('{');
+        match hex::encode_to_slice(key.as_bytes(), &mut hex) {
+            Ok(()) => out.push_str(std::str::from_utf8(&hex).unwrap_or_default()),
+            // Unreachable (a key is 32 bytes, 64 hex digits); the general path if it were not.
+            Err(_) => out.push_str(&key.to_hex()),
+        }
+        out.push('}');
+        out
     }
 
     /// The Redis key of an owner's index set: `<prefix>owner:{<sha256(owner) hex>}`.
@@ -619,8 +653,9 @@ impl RedisStore {
     }
 
     /// Adds a session to an owner set in its own trip (cluster only: the set is in another
-    /// slot). `expires_at` extends the set's life; `None` leaves it as it is.
-    async fn index(&self, set: &str, key: &SessionKey, expires_at: Option<&str>) -> Result<()> {
+    /// slot), keeping the set alive at least until `expires_at` (the session's expiry, Unix
+    /// ms), so no owner set is ever without a TTL.
+    async fn index(&self, set: &str, key: &SessionKey, expires_at: &str) -> Result<()> {
         let now = to_millis(SystemTime::now());
         let _: i64 = self
             .eval(
@@ -629,30 +664,69 @@ impl RedisStore {
                     .key(set)
                     .arg(now)
                     .arg(key.to_hex())
-                    .arg(expires_at.unwrap_or("")),
+                    .arg(expires_at),
             )
             .await?;
         Ok(())
     }
 
-    /// Reads one hash without following aliases.
-    async fn read(&self, key: &SessionKey) -> Result<(Vec<Vec<u8>>, Option<Stored>)> {
-        let reply: Vec<Option<Vec<Vec<u8>>>> = self
-            .eval(
-                "load",
-                scripts::LOAD
-                    .key(self.redis_key(key))
-                    .arg(&*self.prefix)
-                    .arg("0"),
+    /// Cluster save that tags a session with an owner: indexes it first, with the expiry the
+    /// save gives it (`exp`, Unix ms, or empty), else the one it has (read in one more trip).
+    /// A session with no live expiry is not indexed: the save then finds it gone, or (when
+    /// it was created meanwhile) indexes it after the write from the script's reply.
+    async fn index_before_tagging(&self, set: &str, key: &SessionKey, exp: &str) -> Result<()> {
+        if !exp.is_empty() {
+            return self.index(set, key, exp).await;
+        }
+        let mut conn = self.conn.clone();
+        let current: Option<String> = match self
+            .call(
+                "save",
+                redis::cmd("HGET")
+                    .arg(self.redis_key(key))
+                    .arg("m:exp")
+                    .query_async(&mut conn),
             )
-            .await?;
-        match reply.into_iter().next() {
-            None => Ok((Vec::new(), None)),
-            Some(None) => Err(corrupt("the session key does not hold a hash")),
-            Some(Some(flat)) => {
-                let stored = parse(flat.clone())?;
-                Ok((flat, stored))
+            .await
+        {
+            Ok(current) => current,
+            // Not a session hash: the save reports it.
+            Err(Error::Storage { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        match current {
+            Some(current) => self.index(set, key, &current).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reads one hash without following aliases: a plain `HGETALL`, one command.
+    async fn read(&self, key: &SessionKey) -> Result<(Vec<Vec<u8>>, Option<Stored>)> {
+        let flat = self.hgetall(key).await?;
+        let stored = parse(flat.clone())?;
+        Ok((flat, stored))
+    }
+
+    /// The flat `HGETALL` reply of one session hash; a key holding something else is corrupt.
+    async fn hgetall(&self, key: &SessionKey) -> Result<Vec<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        let reply = tokio::time::timeout(
+            self.op_timeout,
+            redis::cmd("HGETALL")
+                .arg(self.redis_key(key))
+                .query_async::<Vec<Vec<u8>>>(&mut conn),
+        )
+        .await;
+        match reply {
+            Ok(Ok(flat)) => Ok(flat),
+            Ok(Err(err)) if err.code() == Some("WRONGTYPE") => {
+                Err(corrupt("the session key does not hold a hash"))
             }
+            Ok(Err(err)) => Err(map_error("load", err)),
+            Err(elapsed) => Err(Error::unavailable_from(
+                format!("redis load: no answer within {:?}", self.op_timeout),
+                elapsed,
+            )),
         }
     }
 
@@ -684,7 +758,7 @@ impl RedisStore {
             };
             let exp = to_millis(record.expires_at).to_string();
             if let Some(owner) = &record.owner {
-                self.index(&self.owner_key(owner), to, Some(&exp)).await?;
+                self.index(&self.owner_key(owner), to, &exp).await?;
             }
             let mut put = scripts::PUT.key(&to_key);
             put.arg(to_millis(now)).arg(flag(first)).arg(&exp);
@@ -738,22 +812,56 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Cluster owner listing: the set, then each member's meta fields (concurrently), then one
-    /// `SREM` for the stale members.
+    /// Cluster owner listing: the set in `SSCAN` batches; each batch's members' meta fields
+    /// (concurrently, a bounded number at a time), then one `SREM` for its stale members.
     async fn owned_across_slots(&self, owner: &str) -> Result<Vec<SessionKey>> {
         let set = self.owner_key(owner);
         let mut conn = self.conn.clone();
-        let members: Vec<String> = self
-            .call(
-                "owned_by",
-                redis::cmd("SMEMBERS").arg(&set).query_async(&mut conn),
-            )
-            .await?;
-        let now = to_millis(SystemTime::now());
+        let mut cursor = String::from("0");
         let mut keep = Vec::new();
+        loop {
+            let (next, members): (String, Vec<String>) = self
+                .call(
+                    "owned_by",
+                    redis::cmd("SSCAN")
+                        .arg(&set)
+                        .arg(&cursor)
+                        .arg("COUNT")
+                        .arg(OWNER_SCAN_BATCH)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let stale = self.check_members(owner, members, &mut keep).await?;
+            if !stale.is_empty() {
+                let _: i64 = self
+                    .call(
+                        "owned_by",
+                        redis::cmd("SREM")
+                            .arg(&set)
+                            .arg(&stale)
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+            }
+            if next == "0" {
+                return Ok(keep);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Checks owner-set members that live in many slots, [`OWNER_CHECK_BATCH`] at a time:
+    /// pushes the live sessions of `owner` they lead to onto `keep` (a member whose session
+    /// moved since it was indexed leads to the new key) and returns the stale members.
+    async fn check_members(
+        &self,
+        owner: &str,
+        members: Vec<String>,
+        keep: &mut Vec<SessionKey>,
+    ) -> Result<Vec<String>> {
+        let now = to_millis(SystemTime::now());
         let mut stale = Vec::new();
         let mut members = members.into_iter().peekable();
-        // The members live in many slots: check them concurrently, a bounded batch at a time.
         while members.peek().is_some() {
             let mut checks = tokio::task::JoinSet::new();
             for member in members.by_ref().take(OWNER_CHECK_BATCH) {
@@ -761,59 +869,99 @@ impl RedisStore {
                     stale.push(member);
                     continue;
                 };
-                let (mut conn, limit) = (self.conn.clone(), self.op_timeout);
-                let hmget = redis::cmd("HMGET")
-                    .arg(self.redis_key(&key))
-                    .arg("m:own")
-                    .arg("m:exp")
-                    .arg("m:to")
-                    .to_owned();
+                let (store, owner) = (self.clone(), owner.to_owned());
                 checks.spawn(async move {
-                    let meta =
-                        tokio::time::timeout(limit, hmget.query_async::<OwnerMeta>(&mut conn));
-                    (member, key, meta.await)
+                    let lead = store.lead(key, &owner, now).await;
+                    (member, key, lead)
                 });
             }
             while let Some(joined) = checks.join_next().await {
-                let (member, key, meta) =
+                let (member, key, lead) =
                     joined.map_err(|e| Error::storage("redis owned_by: a check failed", e))?;
-                let live = match meta {
-                    Ok(Ok((own, exp, alias))) => {
-                        own.as_deref() == Some(owner)
-                            && alias.is_none()
-                            && exp
-                                .and_then(|e| e.parse::<u64>().ok())
-                                .is_some_and(|e| e > now)
-                    }
-                    // A member whose key now holds something else is stale too.
-                    Ok(Err(err)) if err.code() == Some("WRONGTYPE") => false,
-                    Ok(Err(err)) => return Err(map_error("owned_by", err)),
-                    Err(elapsed) => {
-                        return Err(Error::unavailable_from(
-                            "redis owned_by: no answer in time",
-                            elapsed,
-                        ));
-                    }
-                };
-                if live {
-                    keep.push(key);
-                } else {
+                let lead = lead?;
+                if let Some(live) = lead {
+                    keep.push(live);
+                }
+                if lead != Some(key) {
                     stale.push(member);
                 }
             }
         }
-        if !stale.is_empty() {
-            let _: i64 = self
-                .call(
+        Ok(stale)
+    }
+
+    /// The live session of `owner` an owner-set member leads to (cluster): the member itself,
+    /// or where it moved, following at most [`MAX_ALIAS_HOPS`] moves, one request each.
+    async fn lead(&self, mut key: SessionKey, owner: &str, now: u64) -> Result<Option<SessionKey>> {
+        for _ in 0..MAX_ALIAS_HOPS {
+            let mut conn = self.conn.clone();
+            let hmget = redis::cmd("HMGET")
+                .arg(self.redis_key(&key))
+                .arg("m:own")
+                .arg("m:exp")
+                .arg("m:to")
+                .to_owned();
+            let meta =
+                tokio::time::timeout(self.op_timeout, hmget.query_async::<OwnerMeta>(&mut conn));
+            let (own, exp, to) = match meta.await {
+                Ok(Ok(meta)) => meta,
+                // A member whose key now holds something else is stale too.
+                Ok(Err(err)) if err.code() == Some("WRONGTYPE") => return Ok(None),
+                Ok(Err(err)) => return Err(map_error("owned_by", err)),
+                Err(elapsed) => {
+                    return Err(Error::unavailable_from(
+                        "redis owned_by: no answer in time",
+                        elapsed,
+                    ));
+                }
+            };
+            let live = exp
+                .and_then(|e| e.parse::<u64>().ok())
+                .is_some_and(|e| e > now);
+            if !live {
+                return Ok(None);
+            }
+            match to {
+                None if own.as_deref() == Some(owner) => return Ok(Some(key)),
+                None => return Ok(None),
+                Some(to) => match std::str::from_utf8(&to).ok().and_then(SessionKey::from_hex) {
+                    Some(to) => key = to,
+                    None => return Ok(None),
+                },
+            }
+        }
+        Ok(None)
+    }
+
+    /// Single-server owner listing: the `owners` script, one `SSCAN` batch per trip.
+    async fn owned_here(&self, owner: &str) -> Result<Vec<SessionKey>> {
+        let set = self.owner_key(owner);
+        let mut cursor = String::from("0");
+        let mut keys = Vec::new();
+        loop {
+            let reply: Vec<String> = self
+                .eval(
                     "owned_by",
-                    redis::cmd("SREM")
-                        .arg(&set)
-                        .arg(&stale)
-                        .query_async(&mut conn),
+                    scripts::OWNERS
+                        .key(&set)
+                        .arg(to_millis(SystemTime::now()))
+                        .arg(&*self.prefix)
+                        .arg(owner)
+                        .arg(&cursor)
+                        .arg(OWNER_SCAN_BATCH)
+                        .arg(MAX_ALIAS_HOPS),
                 )
                 .await?;
+            let mut items = reply.into_iter();
+            let next = items
+                .next()
+                .ok_or_else(|| corrupt("redis owned_by: the script returned no cursor"))?;
+            keys.extend(items.filter_map(|h| SessionKey::from_hex(&h)));
+            if next == "0" {
+                return Ok(keys);
+            }
+            cursor = next;
         }
-        Ok(keep)
     }
 }
 
@@ -833,7 +981,7 @@ impl Store for RedisStore {
         let hash = record.owner.as_deref().map(owner_hash);
         let set = hash.as_deref().map(|h| self.owner_set(h));
         if let (Some(set), true) = (&set, self.is_cluster()) {
-            self.index(set, key, Some(&exp)).await?;
+            self.index(set, key, &exp).await?;
         }
         let mut create = scripts::CREATE.key(self.redis_key(key));
         if let (Some(set), false) = (&set, self.is_cluster()) {
@@ -856,38 +1004,17 @@ impl Store for RedisStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let follow = !self.is_cluster();
-        let reply: Vec<Option<Vec<Vec<u8>>>> = self
-            .eval(
-                "load",
-                scripts::LOAD
-                    .key(self.redis_key(key))
-                    .arg(&*self.prefix)
-                    .arg(flag(follow)),
-            )
-            .await?;
+        // One plain `HGETALL`: no script, nothing but the hash. Only an alias (the old key of
+        // a move, in its grace window) takes a second trip, for the session it points to.
+        let main = parse(self.hgetall(key).await?)?;
         let now = SystemTime::now();
-        let mut parts = reply.into_iter();
-        let main = match parts.next() {
-            None => return Ok(None),
-            Some(None) => return Err(corrupt("the session key does not hold a hash")),
-            Some(Some(flat)) => parse(flat)?,
-        };
         let (to, token) = match main {
             None => return Ok(None),
             Some(stored) if stored.expires_at() <= now => return Ok(None),
             Some(Stored::Record { record, .. }) => return Ok(Some(Loaded::from(record))),
             Some(Stored::Alias { to, token, .. }) => (to, token),
         };
-        let target = if follow {
-            match parts.next() {
-                None => None,
-                Some(None) => return Err(corrupt("an alias target does not hold a hash")),
-                Some(Some(flat)) => parse(flat)?,
-            }
-        } else {
-            self.read(&to).await?.1
-        };
+        let target = self.read(&to).await?.1;
         Ok(match target {
             Some(Stored::Record { record, .. }) if record.expires_at > now => Some(Loaded {
                 record,
@@ -910,7 +1037,7 @@ impl Store for RedisStore {
             .map(|t| to_millis(t).to_string())
             .unwrap_or_default();
         if let (Some(set), true) = (&set, cluster) {
-            self.index(set, key, None).await?;
+            self.index_before_tagging(set, key, &exp).await?;
         }
         let mut apply = scripts::APPLY.key(self.redis_key(key));
         if let (Some(set), false) = (&set, cluster) {
@@ -950,7 +1077,7 @@ impl Store for RedisStore {
                 let parts: Vec<String> = redis::from_redis_value(Value::Array(items))
                     .map_err(|e| map_error("save", e.into()))?;
                 match parts.as_slice() {
-                    [hash, exp] => self.index(&self.owner_set(hash), key, Some(exp)).await,
+                    [hash, exp] => self.index(&self.owner_set(hash), key, exp).await,
                     _ => Err(Error::Storage {
                         message: "redis save: unexpected script reply".into(),
                         source: None,
@@ -1031,22 +1158,11 @@ impl Store for RedisStore {
         let mut keys = if self.is_cluster() {
             self.owned_across_slots(owner).await?
         } else {
-            let hexes: Vec<String> = self
-                .eval(
-                    "owned_by",
-                    scripts::OWNERS
-                        .key(self.owner_key(owner))
-                        .arg(to_millis(SystemTime::now()))
-                        .arg(&*self.prefix)
-                        .arg(owner),
-                )
-                .await?;
-            hexes
-                .iter()
-                .filter_map(|h| SessionKey::from_hex(h))
-                .collect()
+            self.owned_here(owner).await?
         };
+        // `SSCAN` may return a member twice.
         keys.sort();
+        keys.dedup();
         Ok(keys)
     }
 }

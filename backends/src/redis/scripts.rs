@@ -1,4 +1,5 @@
-//! The Lua scripts behind every operation, one round trip each. Each is sent as `EVALSHA`;
+//! The Lua scripts behind every write and move, one round trip each (a load is a plain
+//! `HGETALL`). Each is sent as `EVALSHA`;
 //! when the server does not know it yet (a restart, a failover) `redis::Script` loads it and
 //! retries once.
 
@@ -18,7 +19,6 @@ macro_rules! script {
 }
 
 script!(CREATE, "create.lua");
-script!(LOAD, "load.lua");
 script!(APPLY, "ops.lua", "apply.lua");
 script!(RENAME, "rename.lua");
 script!(PUT, "put.lua");
@@ -28,8 +28,8 @@ script!(OWNERS, "owners.lua");
 script!(DELETE, "delete.lua");
 
 /// Every script, for loading them all when the store connects.
-pub(super) fn all() -> [&'static Script; 9] {
+pub(super) fn all() -> [&'static Script; 8] {
     [
-        &CREATE, &LOAD, &APPLY, &RENAME, &PUT, &SWAP, &INDEX, &OWNERS, &DELETE,
+        &CREATE, &APPLY, &RENAME, &PUT, &SWAP, &INDEX, &OWNERS, &DELETE,
     ]
 }

@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p sessionkit-bench` runs everything and rewrites the generated part of
 //! `BENCHMARKS.md` and `bench/throughput.svg`; `-- --quick` is a shorter run at 10⁴
-//! sessions; a bare word filters subjects by name (then nothing is written).
+//! sessions; a bare word filters subjects by name (then nothing is written). The words
+//! `coherence`, `ops` and `owners` run those parts alone and print their figures.
 #![allow(
     clippy::print_stderr,
     clippy::print_stdout,
@@ -22,11 +23,13 @@ mod coherence;
 mod extras;
 mod floors;
 mod ours;
+mod owners;
 mod peers;
 mod plot;
 mod prototype;
 mod redis_server;
 mod report;
+mod routes;
 mod runner;
 mod subject;
 mod workload;
@@ -434,6 +437,12 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
 
     if coherence::wanted(h.config.filter.as_deref()) {
         coherence::run(&h.config).await?;
+    }
+    if owners::wanted(h.config.filter.as_deref()) {
+        owners::run(&h.config).await?;
+    }
+    if routes::wanted(h.config.filter.as_deref()) {
+        routes::run().await?;
     }
     eprintln!("subjects done in {:.0}s", started.elapsed().as_secs_f64());
     let op_filter = h.config.filter.as_deref() == Some("ops");

@@ -1,6 +1,7 @@
 //! [`SessionConfig`]: every option of the manager, with its default.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,7 @@ pub enum IpBinding {
 /// | [`path`](Self::path) | `"/"` | the `Path` attribute |
 /// | [`domain`](Self::domain) | `None` | the `Domain` attribute (unset: this host only) |
 /// | [`limits`](Self::limits) | 10⁴ fields, 1 MiB a value, 4 MiB a session | bounds on what one session holds ([`Limits`]) |
+/// | [`max_sessions_per_owner`](Self::max_sessions_per_owner) | `None` | at most this many live sessions per owner; a login ends the oldest beyond it (SEC-14) |
 ///
 /// The cookie is always `HttpOnly`.
 ///
@@ -111,6 +113,17 @@ pub struct SessionConfig {
     /// in flight with it are not logged out. Default 10 seconds, at most
     /// [`MAX_ROTATION_GRACE`].
     pub rotation_grace: Duration,
+    /// At most this many live sessions per owner (SEC-14, "newest wins"). Default `None`:
+    /// no cap. When a session gains an owner ([`Session::set_owner`](crate::Session::set_owner),
+    /// at login) and is saved, the manager lists that owner's sessions and ends the ones
+    /// beyond the cap, oldest login first; the session logging in is never one of them.
+    ///
+    /// The cap is enforced by each login, after its save: two logins of one owner at the
+    /// same moment may briefly leave more sessions than the cap, and may end each other
+    /// (each sees the other as an older one). Once the last of them finished, at most the
+    /// cap is left. A store error while enforcing it is logged, not returned: the login
+    /// itself was saved, and the next login enforces the cap again.
+    pub max_sessions_per_owner: Option<NonZeroUsize>,
     /// On this fraction of requests the store's cleanup is started in the background
     /// (seed: `clean_check_percent`, as a fraction). Default 0.01. Never more than one
     /// cleanup runs at a time. 0 turns it off (use
@@ -163,6 +176,7 @@ impl Default for SessionConfig {
             absolute_timeout: Some(Duration::from_secs(12 * 3600)),
             rotate_after: Some(Duration::from_secs(15 * 60)),
             rotation_grace: Duration::from_secs(10),
+            max_sessions_per_owner: None,
             cleanup_probability: 0.01,
             integrate_flash: true,
             check_ip: IpBinding::Off,
@@ -188,6 +202,7 @@ impl fmt::Debug for SessionConfig {
             .field("absolute_timeout", &self.absolute_timeout)
             .field("rotate_after", &self.rotate_after)
             .field("rotation_grace", &self.rotation_grace)
+            .field("max_sessions_per_owner", &self.max_sessions_per_owner)
             .field("cleanup_probability", &self.cleanup_probability)
             .field("integrate_flash", &self.integrate_flash)
             .field("check_ip", &self.check_ip)
@@ -281,6 +296,21 @@ impl SessionConfig {
     #[must_use]
     pub fn with_rotation_grace(mut self, grace: Duration) -> Self {
         self.rotation_grace = grace;
+        self
+    }
+
+    /// Sets [`max_sessions_per_owner`](Self::max_sessions_per_owner).
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use sessionkit::SessionConfig;
+    /// // One session per user: a new login ends the previous one.
+    /// let config = SessionConfig::builder().with_max_sessions_per_owner(NonZeroUsize::new(1));
+    /// assert_eq!(config.max_sessions_per_owner.map(NonZeroUsize::get), Some(1));
+    /// ```
+    #[must_use]
+    pub fn with_max_sessions_per_owner(mut self, cap: Option<NonZeroUsize>) -> Self {
+        self.max_sessions_per_owner = cap;
         self
     }
 

@@ -55,7 +55,9 @@ pub enum SessionEvent {
         /// The vanished session.
         session: Fingerprint,
     },
-    /// Every session of an owner was ended.
+    /// Sessions of an owner were ended: all of them by
+    /// [`revoke_owner`](super::SessionManager::revoke_owner), or, at a login, the oldest
+    /// beyond [`max_sessions_per_owner`](super::SessionConfig::max_sessions_per_owner).
     Revoked {
         /// How many sessions were deleted.
         count: usize,

@@ -21,6 +21,8 @@ pub(crate) const CREATED: &str = "__sk.created";
 pub(crate) const SEEN: &str = "__sk.seen";
 /// When the id was last replaced (or the session created).
 pub(crate) const ROTATED: &str = "__sk.rotated";
+/// When the session gained its current owner (a login): what the per-owner cap orders by.
+pub(crate) const LOGIN: &str = "__sk.login";
 /// Hash of the client IP (or its network) the session is bound to.
 pub(crate) const IP: &str = "__sk.ip";
 /// Hash of the User-Agent the session is bound to.
@@ -51,6 +53,14 @@ impl Meta {
             ua: get(fields, UA),
         })
     }
+}
+
+/// When the session logged in as its owner, for the per-owner cap: the [`LOGIN`] stamp, or
+/// its creation for a session saved before the stamp existed (the epoch if neither reads).
+pub(crate) fn login_time(fields: &BTreeMap<String, Bytes>) -> SystemTime {
+    get::<u64>(fields, LOGIN)
+        .or_else(|| get::<u64>(fields, CREATED))
+        .map_or(SystemTime::UNIX_EPOCH, from_millis)
 }
 
 fn get<T: DeserializeOwned>(fields: &BTreeMap<String, Bytes>, key: &str) -> Option<T> {

@@ -640,6 +640,10 @@ impl<S: Store + 'static> SessionManager<S> {
         fields.insert(meta::CREATED.to_owned(), meta::time(meta::CREATED, now)?);
         fields.insert(meta::SEEN.to_owned(), meta::time(meta::SEEN, now)?);
         fields.insert(meta::ROTATED.to_owned(), meta::time(meta::ROTATED, now)?);
+        let owner = session.owner();
+        if owner.is_some() {
+            fields.insert(meta::LOGIN.to_owned(), meta::time(meta::LOGIN, now)?);
+        }
         let limits = &self.inner.config.limits;
         for (key, value) in &fields {
             limits.check_value(key, value.len())?;
@@ -649,7 +653,7 @@ impl<S: Store + 'static> SessionManager<S> {
         let record = Record {
             fields,
             expires_at,
-            owner: session.owner(),
+            owner,
         };
         let mut attempt = 0;
         let id = loop {
@@ -663,6 +667,9 @@ impl<S: Store + 'static> SessionManager<S> {
         self.emit(SessionEvent::Created {
             session: id.fingerprint(),
         });
+        if let Some(owner) = &record.owner {
+            self.enforce_cap(owner, &id.key()).await;
+        }
         Ok(self.cookie_for(session, &id, now, expires_at))
     }
 
@@ -707,6 +714,11 @@ impl<S: Store + 'static> SessionManager<S> {
         changes.limits = Some(limits);
         if let Some(owner) = &intent.owner {
             changes.owner = Some(owner.clone());
+            if owner.is_some() {
+                changes
+                    .set
+                    .insert(meta::LOGIN.to_owned(), meta::time(meta::LOGIN, self.now())?);
+            }
         }
         self.bind(active, Some(&existing.meta), &mut changes)?;
         Ok(changes)
@@ -808,6 +820,9 @@ impl<S: Store + 'static> SessionManager<S> {
             from: existing.id.fingerprint(),
             to: new_id.fingerprint(),
         });
+        if keep_changes && let Some(Some(owner)) = &intent.owner {
+            self.enforce_cap(owner, &new_id.key()).await;
+        }
         Ok(self.cookie_for(&active.session, &new_id, now, expires_at))
     }
 
@@ -896,6 +911,9 @@ impl<S: Store + 'static> SessionManager<S> {
                 Rotation::Deferred => {}
             }
         }
+        if let Some(Some(owner)) = &intent.owner {
+            self.enforce_cap(owner, &id.key()).await;
+        }
         let persistent = self.persistent(session);
         if resend || persist_changed || (persistent && write) {
             Ok(self.cookie_for(session, &id, now, expires_at))
@@ -980,6 +998,59 @@ impl<S: Store + 'static> SessionManager<S> {
         let count = self.inner.store.delete_owned_by(owner).await?;
         self.emit(SessionEvent::Revoked { count });
         Ok(count)
+    }
+
+    /// SEC-14: after a session gained `owner` and was saved under `keep`, ends that owner's
+    /// sessions beyond [`max_sessions_per_owner`](SessionConfig::max_sessions_per_owner),
+    /// the oldest logins first, never `keep`. A store error is logged, not returned: the login
+    /// is saved, and the next one enforces the cap again.
+    async fn enforce_cap(&self, owner: &str, keep: &SessionKey) {
+        let Some(cap) = self.inner.config.max_sessions_per_owner else {
+            return;
+        };
+        match self.end_beyond_cap(owner, keep, cap.get()).await {
+            Ok(0) => {}
+            Ok(count) => self.emit(SessionEvent::Revoked { count }),
+            Err(err) => {
+                tracing::warn!(target: "sessionkit", session = %keep.fingerprint(), error = %err, "could not enforce the per-owner session cap");
+            }
+        }
+    }
+
+    /// Lists `owner`'s sessions and ends all but the `cap - 1` newest logins besides `keep`.
+    /// Listing is one store call; only when the owner is over the cap are the other sessions
+    /// loaded to read their login times.
+    async fn end_beyond_cap(&self, owner: &str, keep: &SessionKey, cap: usize) -> Result<usize> {
+        let store = &self.inner.store;
+        let keys = store.owned_by(owner).await?;
+        if keys.len() <= cap {
+            return Ok(0);
+        }
+        let mut others = Vec::with_capacity(keys.len());
+        for key in keys.iter().filter(|k| *k != keep) {
+            match store.load(key).await {
+                Ok(Some(loaded)) if loaded.record.owner.as_deref() == Some(owner) => {
+                    others.push((meta::login_time(&loaded.record.fields), *key));
+                }
+                // Ended, or tagged with another owner, since the listing.
+                Ok(_) => {}
+                // An undecodable session of this owner is the first to go.
+                Err(Error::Corrupt { .. }) => others.push((SystemTime::UNIX_EPOCH, *key)),
+                Err(err) => return Err(err),
+            }
+        }
+        // Newest first: the session logging in takes one of the places.
+        others.sort_unstable_by(|a, b| b.cmp(a));
+        let mut ended = 0;
+        for (_, key) in others.iter().skip(cap - 1) {
+            match store.end_session(key).await {
+                Ok(true) => ended += 1,
+                Ok(false) => {}
+                Err(err) if err.committed() => ended += 1,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(ended)
     }
 
     /// Runs the store's cleanup now and returns how many records it removed; for a cron job

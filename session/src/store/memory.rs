@@ -1,17 +1,19 @@
 //! The embedded store: sessions in this process's memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
-use moka::Expiry;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::{ChangeSet, Entry, Error, Flush, Grace, Loaded, Moved, Record, Removed, Result, Store};
+use super::{
+    ChangeSet, Entry, Error, Flush, Grace, Loaded, MAX_ALIAS_HOPS, Moved, Record, Removed, Result,
+    Store,
+};
 use crate::id::SessionKey;
 
 /// Sessions in memory: the embedded default and the usual cache tier.
@@ -26,11 +28,19 @@ use crate::id::SessionKey;
 ///   [`MemoryStore::with_max_entries`] is the same store with a bound on its entries: at the
 ///   bound it refuses new sessions rather than evict any.
 /// - [`MemoryStore::with_capacity`] is bounded and built on [`moka`]: beyond the capacity it
-///   evicts the least useful entries (TinyLFU) and it drops expired entries by itself, so it
-///   can sit in front of a durable store as the cache tier. Records are shared behind `Arc`s
-///   and a save copies the record it changes.
+///   evicts the least useful entries (TinyLFU), so it can sit in front of a durable store as
+///   the cache tier. A save merges into the stored record in place too, under that entry's
+///   own lock. An expired entry reads as absent at once and holds its slot until it is
+///   evicted or [`cleanup`](Store::cleanup) drops it (moka keeps no timer per entry: a save
+///   that moves the expiry costs nothing more).
 ///
 /// Value bytes are reference-counted ([`bytes::Bytes`]), so a load copies no value bytes.
+///
+/// The owner index behind [`owned_by`](Store::owned_by) is sharded too, with one lock per
+/// owner: a listing copies that owner's keys out under its lock, checks them without it, and
+/// prunes the stale ones [`OWNER_BATCH`] at a time, yielding to the runtime between batches.
+/// So listing or revoking an owner with 10⁵ sessions never holds a lock that a load, or a save
+/// of another owner, waits for.
 ///
 /// Data lives as long as the process: use it alone for development and single-process apps
 /// that can afford to lose sessions on restart, or as the cache of a [`TieredStore`].
@@ -52,13 +62,21 @@ use crate::id::SessionKey;
 #[derive(Clone)]
 pub struct MemoryStore {
     backing: Backing,
-    owners: Arc<Mutex<HashMap<String, HashSet<SessionKey>>>>,
+    owners: Arc<DashMap<String, OwnerSet>>,
     move_retries: Arc<AtomicU64>,
     /// The entry bound of [`MemoryStore::with_max_entries`], and when a create at the bound
     /// last swept expired entries (ms since the epoch).
     max_entries: Option<u64>,
     last_sweep: Arc<AtomicU64>,
 }
+
+/// The keys tagged with one owner, behind a lock of their own.
+type OwnerSet = Arc<Mutex<HashSet<SessionKey>>>;
+
+/// How many owner-index members a listing checks (and prunes) per step: [`MemoryStore`]
+/// yields to the runtime after each such batch (of a listing or a cleanup), and
+/// `sessionkit_backends::FileStore` runs each batch as its own step on the blocking pool.
+pub const OWNER_BATCH: usize = 256;
 
 /// How many times a [`rename`](Store::rename) copies the record again because a save landed
 /// on it meanwhile, before it gives up with [`Error::Unavailable`] (the session stays whole
@@ -68,7 +86,7 @@ pub const MAX_MOVE_ATTEMPTS: usize = 32;
 #[derive(Clone)]
 enum Backing {
     Map(Arc<DashMap<SessionKey, Slot>>),
-    Cache(moka::sync::Cache<SessionKey, Arc<Entry>>),
+    Cache(moka::sync::Cache<SessionKey, Arc<Cell>>),
 }
 
 /// An entry of the unbounded map, with a counter of the saves merged into it so a move can
@@ -95,36 +113,6 @@ impl std::fmt::Debug for MemoryStore {
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-struct EntryExpiry;
-
-fn remaining(entry: &Entry) -> Duration {
-    entry
-        .expires_at()
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-}
-
-impl Expiry<SessionKey, Arc<Entry>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &SessionKey,
-        value: &Arc<Entry>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(remaining(value))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &SessionKey,
-        value: &Arc<Entry>,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(remaining(value))
     }
 }
 
@@ -182,17 +170,12 @@ impl MemoryStore {
 
     fn build(max_entries: Option<u64>) -> Self {
         let backing = match max_entries {
-            Some(max) => Backing::Cache(
-                moka::sync::Cache::builder()
-                    .expire_after(EntryExpiry)
-                    .max_capacity(max)
-                    .build(),
-            ),
+            Some(max) => Backing::Cache(moka::sync::Cache::builder().max_capacity(max).build()),
             None => Backing::Map(Arc::new(DashMap::new())),
         };
         MemoryStore {
             backing,
-            owners: Arc::new(Mutex::new(HashMap::new())),
+            owners: Arc::new(DashMap::new()),
             move_retries: Arc::new(AtomicU64::new(0)),
             max_entries: None,
             last_sweep: Arc::new(AtomicU64::new(0)),
@@ -259,22 +242,78 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn owner_matches(&self, key: &SessionKey, owner: &str, now: SystemTime) -> bool {
-        let matches = |e: &Entry| matches!(e, Entry::Record(r) if r.expires_at > now && r.owner.as_deref() == Some(owner));
-        match &self.backing {
-            Backing::Map(map) => map.get(key).is_some_and(|slot| matches(&slot.entry)),
-            Backing::Cache(cache) => cache.get(key).is_some_and(|e| matches(&e)),
+    /// The key of the live session of `owner` that the index member `key` leads to: `key`
+    /// itself, or, when the session moved since it was indexed (an alias or a tombstone is
+    /// left under `key`), the key it moved to, following at most [`MAX_ALIAS_HOPS`] moves.
+    /// A listing copies the members before it checks them, so a session that moves (and is
+    /// indexed under its new key) after the copy is still found.
+    fn owner_lead(&self, key: &SessionKey, owner: &str, now: SystemTime) -> Option<SessionKey> {
+        let mut key = *key;
+        for _ in 0..MAX_ALIAS_HOPS {
+            let next = |e: &Entry| match e {
+                Entry::Record(r) if r.expires_at > now && r.owner.as_deref() == Some(owner) => {
+                    Some(None)
+                }
+                Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
+                    Some(Some(*to))
+                }
+                _ => None,
+            };
+            let step = match &self.backing {
+                Backing::Map(map) => map.get(&key).and_then(|slot| next(&slot.entry)),
+                Backing::Cache(cache) => cache.get(&key).and_then(|c| next(&c.state.lock().entry)),
+            }?;
+            match step {
+                None => return Some(key),
+                Some(to) => key = to,
+            }
         }
+        None
     }
 
     fn index_owner(&self, key: &SessionKey, owner: Option<&str>) {
         if let Some(owner) = owner {
-            self.owners
-                .lock()
-                .entry(owner.to_owned())
-                .or_default()
-                .insert(*key);
+            // Inserted while the shard guard is held, so `prune` cannot drop the owner's set
+            // (when it looked empty) between this lookup and the insert.
+            let set = self.owners.entry(owner.to_owned()).or_default();
+            set.lock().insert(*key);
         }
+    }
+
+    /// The live keys of `owner`, pruning the stale ones. The member keys are copied out under
+    /// the owner's lock, then checked without it, a batch at a time with a yield in between;
+    /// a stale key is removed under the lock only after a second check there (a create or
+    /// save tagging it indexes it after taking the same lock, so it is never lost).
+    async fn prune(&self, owner: &str) -> Vec<SessionKey> {
+        let Some(set) = self.owners.get(owner).map(|s| Arc::clone(s.value())) else {
+            return Vec::new();
+        };
+        let members: Vec<SessionKey> = set.lock().iter().copied().collect();
+        let mut live = Vec::new();
+        for batch in members.chunks(OWNER_BATCH) {
+            let now = SystemTime::now();
+            let mut stale = Vec::new();
+            for key in batch {
+                let lead = self.owner_lead(key, owner, now);
+                if let Some(live_key) = lead {
+                    live.push(live_key);
+                }
+                if lead != Some(*key) {
+                    stale.push(*key);
+                }
+            }
+            if !stale.is_empty() {
+                let mut keys = set.lock();
+                for key in stale {
+                    if self.owner_lead(&key, owner, now) != Some(key) {
+                        keys.remove(&key);
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        self.owners.remove_if(owner, |_, s| s.lock().is_empty());
+        live
     }
 }
 
@@ -456,19 +495,63 @@ mod map {
     }
 }
 
-/// The bounded cache: moka's atomic compute on one key at a time.
+/// One entry of the bounded cache: moka holds an `Arc` of it, and a save merges into the
+/// entry in place under its lock (no copy of the record). Whatever replaces or removes a
+/// cell (through moka's compute on its key, which runs one at a time per key) first marks it
+/// detached under the same lock, so a save that fetched the cell just before can tell it no
+/// longer stands for the key and answers `Gone` instead of writing into nothing.
+struct Cell {
+    state: Mutex<CellState>,
+}
+
+struct CellState {
+    entry: Entry,
+    /// Bumped by every save merged in, so a move can tell whether the record changed.
+    version: u64,
+    /// Replaced or removed from the cache: saves must not land here.
+    detached: bool,
+}
+
+impl Cell {
+    fn new(entry: Entry) -> Arc<Cell> {
+        Arc::new(Cell {
+            state: Mutex::new(CellState {
+                entry,
+                version: 0,
+                detached: false,
+            }),
+        })
+    }
+
+    /// When the entry stops resolving.
+    fn expires_at(&self) -> SystemTime {
+        self.state.lock().entry.expires_at()
+    }
+}
+
+/// The bounded cache: moka finds the cell and evicts; the cell's own lock orders a save
+/// against everything else done to that entry.
 mod cache {
     use super::*;
 
-    type Cache = moka::sync::Cache<SessionKey, Arc<Entry>>;
+    type Cache = moka::sync::Cache<SessionKey, Arc<Cell>>;
+
+    /// Marks the cell that moka is about to replace or remove.
+    fn detach(cell: &Cell) {
+        cell.state.lock().detached = true;
+    }
 
     pub(super) fn create(cache: &Cache, key: &SessionKey, entry: Entry, now: SystemTime) -> bool {
-        let fresh = Arc::new(entry);
+        let fresh = Cell::new(entry);
         let result = cache
             .entry(*key)
             .and_compute_with(|existing| match existing {
-                Some(e) if e.value().resolves_at(now) => Op::Nop,
-                _ => Op::Put(fresh),
+                Some(e) if e.value().state.lock().entry.resolves_at(now) => Op::Nop,
+                Some(e) => {
+                    detach(e.value());
+                    Op::Put(fresh)
+                }
+                None => Op::Put(fresh),
             });
         matches!(
             result,
@@ -476,59 +559,61 @@ mod cache {
         )
     }
 
-    pub(super) fn load(cache: &Cache, key: &SessionKey, now: SystemTime) -> Option<Loaded> {
-        let entry = cache.get(key).filter(|e| live(e, now))?;
-        match &*entry {
-            Entry::Record(r) => Some(Loaded::from(r.clone())),
-            Entry::Tombstone { .. } => None,
-            Entry::Alias { to, token, .. } => {
-                let target = cache.get(to)?;
-                match &*target {
-                    Entry::Record(r) if r.expires_at > now => Some(Loaded {
-                        record: r.clone(),
-                        moved: Some(Moved {
-                            to: *to,
-                            token: token.clone(),
-                        }),
-                    }),
-                    _ => None,
-                }
-            }
+    /// The live record under `key`, cloned.
+    fn record(cache: &Cache, key: &SessionKey, now: SystemTime) -> Option<Record> {
+        let cell = cache.get(key)?;
+        let state = cell.state.lock();
+        match &state.entry {
+            Entry::Record(r) if r.expires_at > now && !state.detached => Some(r.clone()),
+            _ => None,
         }
     }
 
+    pub(super) fn load(cache: &Cache, key: &SessionKey, now: SystemTime) -> Option<Loaded> {
+        let cell = cache.get(key)?;
+        let (to, token) = {
+            let state = cell.state.lock();
+            if !live(&state.entry, now) {
+                return None;
+            }
+            match &state.entry {
+                Entry::Record(r) => return Some(Loaded::from(r.clone())),
+                Entry::Tombstone { .. } => return None,
+                Entry::Alias { to, token, .. } => (*to, token.clone()),
+            }
+        };
+        record(cache, &to, now).map(|record| Loaded {
+            record,
+            moved: Some(Moved { to, token }),
+        })
+    }
+
+    /// Merges `changes` into the live record in place. `Ok(false)`: nothing live (or an
+    /// alias) is there.
     pub(super) fn apply(
         cache: &Cache,
         key: &SessionKey,
         changes: &ChangeSet,
         now: SystemTime,
     ) -> Result<bool> {
-        let mut failed = None;
-        let result = cache
-            .entry(*key)
-            .and_compute_with(|existing| match existing {
-                Some(e) if live(e.value(), now) => match &**e.value() {
-                    Entry::Record(r) => {
-                        let mut next = r.clone();
-                        match next.apply(changes) {
-                            Ok(()) => Op::Put(Arc::new(Entry::Record(next))),
-                            Err(err) => {
-                                failed = Some(err);
-                                Op::Nop
-                            }
-                        }
-                    }
-                    Entry::Alias { .. } | Entry::Tombstone { .. } => Op::Nop,
-                },
-                _ => Op::Nop,
-            });
-        match failed {
-            Some(err) => Err(err),
-            None => Ok(matches!(result, CompResult::ReplacedWith(_))),
+        let Some(cell) = cache.get(key) else {
+            return Ok(false);
+        };
+        {
+            let mut state = cell.state.lock();
+            if state.detached {
+                return Ok(false);
+            }
+            match &mut state.entry {
+                Entry::Record(r) if r.expires_at > now => r.apply(changes)?,
+                _ => return Ok(false),
+            }
+            state.version += 1;
         }
+        Ok(true)
     }
 
-    /// As the map's `rename`, with `Arc` identity standing in for the version counter.
+    /// As the map's `rename`, with the cell's version counter.
     pub(super) fn rename(
         cache: &Cache,
         from: &SessionKey,
@@ -543,35 +628,52 @@ mod cache {
             if attempt > 0 {
                 retries.fetch_add(1, Ordering::Relaxed);
             }
-            let current = cache
-                .get(from)
-                .filter(|e| live(e, now) && matches!(**e, Entry::Record(_)));
-            let Some(current) = current else {
+            let snapshot = cache.get(from).and_then(|cell| {
+                let state = cell.state.lock();
+                match &state.entry {
+                    Entry::Record(r) if r.expires_at > now && !state.detached => {
+                        Some((r.clone(), state.version, Arc::clone(&cell)))
+                    }
+                    _ => None,
+                }
+            });
+            let Some((record, version, current)) = snapshot else {
                 if !first {
                     remove(cache, to);
                 }
                 return Err(Error::Gone);
             };
-            let Entry::Record(record) = &*current else {
-                // Filtered to records just above.
-                return Err(Error::Gone);
-            };
-            let copy = Entry::Record(record.clone());
+            let expires_at = record.expires_at;
+            let owner = record.owner.clone();
+            let copy = Entry::Record(record);
             if first {
                 if !create(cache, to, copy, now) {
                     return Err(Error::AlreadyExists);
                 }
                 first = false;
             } else {
-                let copy = Arc::new(copy);
-                cache.entry(*to).and_compute_with(|_| Op::Put(copy));
+                let copy = Cell::new(copy);
+                cache.entry(*to).and_compute_with(|existing| {
+                    if let Some(e) = existing {
+                        detach(e.value());
+                    }
+                    Op::Put(copy)
+                });
             }
-            index(to, record.owner.as_deref());
-            let replacement = Arc::new(Entry::left_by_move(*to, grace, record.expires_at, now));
+            index(to, owner.as_deref());
+            let replacement = Cell::new(Entry::left_by_move(*to, grace, expires_at, now));
             let swapped = cache
                 .entry(*from)
                 .and_compute_with(|existing| match existing {
-                    Some(e) if Arc::ptr_eq(e.value(), &current) => Op::Put(replacement),
+                    Some(e) if Arc::ptr_eq(e.value(), &current) => {
+                        let mut state = current.state.lock();
+                        if state.version == version && !state.detached {
+                            state.detached = true;
+                            Op::Put(replacement)
+                        } else {
+                            Op::Nop
+                        }
+                    }
                     _ => Op::Nop,
                 });
             if matches!(swapped, CompResult::ReplacedWith(_)) {
@@ -582,20 +684,19 @@ mod cache {
         Err(contended())
     }
 
-    /// Removes `key` and returns what it held. Through the entry API, like every write here:
-    /// moka serializes compute operations on one key, so a save merging into the entry (its
-    /// own compute) can never put back what this removed; a plain `remove` gives no such
-    /// order.
-    pub(super) fn remove(cache: &Cache, key: &SessionKey) -> Option<Arc<Entry>> {
-        match cache
+    /// Removes `key`. Through the entry API, like every replacement
+    /// here: moka runs compute operations on one key one at a time, and the removed cell is
+    /// detached, so a save that fetched it just before cannot land.
+    pub(super) fn remove(cache: &Cache, key: &SessionKey) {
+        cache
             .entry(*key)
             .and_compute_with(|existing| match existing {
-                Some(_) => Op::Remove,
+                Some(e) => {
+                    detach(e.value());
+                    Op::Remove
+                }
                 None => Op::Nop,
-            }) {
-            CompResult::Removed(entry) => Some(entry.into_value()),
-            _ => None,
-        }
+            });
     }
 
     /// As the map's `delete`, through the entry API (see [`remove`]).
@@ -605,9 +706,14 @@ mod cache {
             .entry(*key)
             .and_compute_with(|existing| match existing {
                 Some(e) => {
-                    removed = Removed::of(Some(e.value()), now);
-                    match e.value().left_by_delete(now) {
-                        Some(left) => Op::Put(Arc::new(left)),
+                    let left = {
+                        let mut state = e.value().state.lock();
+                        state.detached = true;
+                        removed = Removed::of(Some(&state.entry), now);
+                        state.entry.left_by_delete(now)
+                    };
+                    match left {
+                        Some(left) => Op::Put(Cell::new(left)),
                         None => Op::Remove,
                     }
                 }
@@ -619,7 +725,7 @@ mod cache {
     pub(super) fn cleanup(cache: &Cache, now: SystemTime) -> u64 {
         let expired: Vec<SessionKey> = cache
             .iter()
-            .filter(|(_, e)| !live(e, now))
+            .filter(|(_, c)| c.expires_at() <= now)
             .map(|(k, _)| *k)
             .collect();
         let mut removed = 0;
@@ -627,8 +733,16 @@ mod cache {
             let gone = cache
                 .entry(key)
                 .and_compute_with(|existing| match existing {
-                    Some(e) if !live(e.value(), now) => Op::Remove,
-                    _ => Op::Nop,
+                    Some(e) => {
+                        let mut state = e.value().state.lock();
+                        if live(&state.entry, now) {
+                            Op::Nop
+                        } else {
+                            state.detached = true;
+                            Op::Remove
+                        }
+                    }
+                    None => Op::Nop,
                 });
             if matches!(gone, CompResult::Removed(_)) {
                 removed += 1;
@@ -647,7 +761,7 @@ impl Flush for MemoryStore {
             Backing::Map(map) => map.clear(),
             Backing::Cache(cache) => cache.invalidate_all(),
         }
-        self.owners.lock().clear();
+        self.owners.clear();
     }
 }
 
@@ -723,26 +837,93 @@ impl Store for MemoryStore {
             Backing::Map(map) => map::cleanup(map, now),
             Backing::Cache(cache) => cache::cleanup(cache, now),
         };
-        let mut owners = self.owners.lock();
-        owners.retain(|owner, keys| {
-            keys.retain(|k| self.owner_matches(k, owner, now));
-            !keys.is_empty()
-        });
+        // One owner at a time, each in batches: no lock is held across the whole index.
+        let owners: Vec<String> = self.owners.iter().map(|e| e.key().clone()).collect();
+        for owner in owners {
+            self.prune(&owner).await;
+        }
         Ok(removed)
     }
 
     async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
-        let now = SystemTime::now();
-        let mut owners = self.owners.lock();
-        let Some(keys) = owners.get_mut(owner) else {
-            return Ok(Vec::new());
-        };
-        keys.retain(|k| self.owner_matches(k, owner, now));
-        let mut out: Vec<SessionKey> = keys.iter().copied().collect();
-        if keys.is_empty() {
-            owners.remove(owner);
-        }
+        let mut out = self.prune(owner).await;
+        // A moved session may be reached from its old key and its new one.
         out.sort();
+        out.dedup();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::SessionId;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    /// The bounded form merges a save in place, where moka does not see it: nothing in moka
+    /// may drop the session at the expiry it had before the save.
+    #[test]
+    fn bounded_save_extending_the_expiry_keeps_the_session_past_the_old_one() {
+        run(async {
+            let store = MemoryStore::with_capacity(100);
+            let key = SessionId::generate().expect("randomness").key();
+            let soon = SystemTime::now() + Duration::from_millis(300);
+            store
+                .create(&key, &Record::new(soon))
+                .await
+                .expect("created");
+            let mut changes = ChangeSet {
+                expires_at: Some(SystemTime::now() + Duration::from_secs(60)),
+                ..ChangeSet::default()
+            };
+            changes
+                .set
+                .insert("a".into(), bytes::Bytes::from_static(b"\x01"));
+            store.apply(&key, &changes).await.expect("saved");
+            std::thread::sleep(Duration::from_millis(600));
+            let loaded = store.load(&key).await.expect("loads");
+            let record = loaded.expect("still there after its first expiry").record;
+            assert_eq!(record.fields["a"].as_ref(), b"\x01");
+        });
+    }
+
+    /// A save that finds its entry replaced (a delete, a move) never lands: it reports the
+    /// session gone and nothing comes back.
+    #[test]
+    fn bounded_save_after_a_delete_is_gone_and_resurrects_nothing() {
+        run(async {
+            let store = MemoryStore::with_capacity(100);
+            let key = SessionId::generate().expect("randomness").key();
+            let later = SystemTime::now() + Duration::from_secs(60);
+            store
+                .create(&key, &Record::new(later))
+                .await
+                .expect("created");
+            let Backing::Cache(cache) = &store.backing else {
+                panic!("with_capacity is the bounded form")
+            };
+            // A save that fetched the entry just before the delete.
+            let cell = cache.get(&key).expect("cached");
+            store.delete(&key).await.expect("deleted");
+            assert!(cell.state.lock().detached, "the delete detaches the entry");
+            let mut changes = ChangeSet::default();
+            changes
+                .set
+                .insert("a".into(), bytes::Bytes::from_static(b"\x01"));
+            assert!(matches!(
+                store.apply(&key, &changes).await,
+                Err(Error::Gone)
+            ));
+            assert!(store.load(&key).await.expect("loads").is_none());
+        });
     }
 }

@@ -6,7 +6,7 @@ mod memory;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
-pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore};
+pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;
@@ -61,7 +61,12 @@ pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, 
 ///   source, a record removed here can no longer move away, so following the report ends the
 ///   session even while other requests rotate its id or end it too.
 /// - **Owner index.** [`owned_by`](Store::owned_by) lists the live records whose owner tag is
-///   the given owner (set by [`create`](Store::create) or [`apply`](Store::apply)).
+///   the given owner (set by [`create`](Store::create) or [`apply`](Store::apply)). Every
+///   session that is a live record of the owner for the whole listing is listed, under a
+///   key it had during the listing (a listing follows a session that moved meanwhile);
+///   one created or ended during the listing may or may not be. An owner may have a huge
+///   number of sessions (an attacker can log in 10⁵ times): walk the index in bounded steps,
+///   never holding a lock, or the server, that other requests need for the whole walk.
 /// - **Errors** are [`Error`] variants; a record that cannot be decoded is reported as
 ///   [`Error::Corrupt`] by [`load`](Store::load) and is never silently rewritten.
 ///
@@ -263,6 +268,10 @@ pub trait StoreExt: Store {
     /// (new logins of the owner while this runs) can outlast the last round: then it stops
     /// after [`MAX_REVOKE_ROUNDS`], logs a warning and returns what it ended.
     ///
+    /// An owner may have a huge number of sessions: the store lists them in bounded steps,
+    /// and this yields to the runtime after every [`OWNER_BATCH`] sessions it ends, so a
+    /// revocation never monopolizes a runtime thread, even over a store that never suspends.
+    ///
     /// # Errors
     /// The first backend error (sessions ended before it stay ended).
     async fn delete_owned_by(&self, owner: &str) -> Result<usize> {
@@ -272,9 +281,14 @@ pub trait StoreExt: Store {
             if keys.is_empty() {
                 return Ok(ended);
             }
-            for key in &keys {
+            for (i, key) in keys.iter().enumerate() {
                 if self.end_session(key).await? {
                     ended += 1;
+                }
+                // A store that answers at once (memory) never suspends this loop: let other
+                // tasks on this thread run between batches of a long revocation.
+                if (i + 1) % OWNER_BATCH == 0 {
+                    tokio::task::yield_now().await;
                 }
             }
         }

@@ -5,17 +5,19 @@
 -- every logout through this key, not only the first, follows the move.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-if redis.call('TYPE', key)['ok'] ~= 'hash' then
+-- One read; a key that does not hold a hash answers it with an error, and is removed.
+local m = redis.pcall('HMGET', key, 'm:exp', 'm:to')
+if type(m) ~= 'table' or m.err then
   redis.call('DEL', key)
   return 0
 end
-local exp = live_exp(key, now)
-local to = redis.call('HGET', key, 'm:to')
-if exp and to then
+local e = m[1] and tonumber(m[1])
+local live = e and e > now or false
+if live and m[2] then
   redis.call('HDEL', key, 'm:tok')
   redis.call('HSET', key, 'm:dead', '1')
-  return to
+  return m[2]
 end
 redis.call('DEL', key)
-if not exp then return 0 end
-return 1
+if live then return 1 end
+return 0

@@ -1,17 +1,37 @@
--- owners (standalone): the live sessions of an owner set, pruning every stale member.
--- KEYS[1] owner set; ARGV: now, prefix, owner
+-- owners (standalone): one batch of an owner set, pruning the batch's stale members.
+-- KEYS[1] owner set; ARGV: now, prefix, owner, SSCAN cursor, batch size, max hops
+-- Returns {next cursor, live session hexes…}: the cursor is '0' once the walk is complete.
+-- A call touches only what one SSCAN step returns (and the moves they lead through), so no
+-- call holds the server for long, however many members the set has; the client calls
+-- again with the cursor.
 local now = tonumber(ARGV[1])
-local keep = {}
-for _, hex in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local ok = false
-  if is_hex_key(hex) then
+
+-- The hex of the live session of the owner that member `hex` leads to: itself, or where
+-- the session moved since it was indexed (an alias or tombstone names it), or nil.
+local function lead(hex)
+  for _ = 1, tonumber(ARGV[6]) do
+    if not is_hex_key(hex) then return nil end
     local k = ARGV[2] .. '{' .. hex .. '}'
-    if redis.call('TYPE', k)['ok'] == 'hash' then
-      local m = redis.call('HMGET', k, 'm:own', 'm:exp', 'm:to')
-      local e = m[2] and tonumber(m[2]) or nil
-      ok = m[1] == ARGV[3] and e ~= nil and e > now and not m[3]
+    if redis.call('TYPE', k)['ok'] ~= 'hash' then return nil end
+    local m = redis.call('HMGET', k, 'm:own', 'm:exp', 'm:to')
+    local e = m[2] and tonumber(m[2]) or nil
+    if e == nil or e <= now then return nil end
+    if not m[3] then
+      if m[1] == ARGV[3] then return hex end
+      return nil
     end
+    hex = m[3]
   end
-  if ok then keep[#keep + 1] = hex else redis.call('SREM', KEYS[1], hex) end
+  return nil
 end
-return keep
+
+local step = redis.call('SSCAN', KEYS[1], ARGV[4], 'COUNT', ARGV[5])
+local out = {step[1]}
+local stale = {}
+for _, hex in ipairs(step[2]) do
+  local live = lead(hex)
+  if live then out[#out + 1] = live end
+  if live ~= hex then stale[#stale + 1] = hex end
+end
+each_batch('SREM', KEYS[1], stale, 1, #stale, 512)
+return out
