@@ -3,6 +3,11 @@
 //!
 //! Run with `cargo run --example quickstart`.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "an example shows what it does on the terminal"
+)]
+
 use serde::{Deserialize, Serialize};
 use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit::{RequestInfo, Session, SessionConfig, SessionManager};

@@ -2,6 +2,11 @@
 //! requests by the session manager over an in-memory store. No server needed:
 //! `cargo run --example typed`.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "an example shows what it does on the terminal"
+)]
+
 use serde::{Deserialize, Serialize};
 use sessionkit::{MemoryStore, RequestInfo, Session, SessionConfig, SessionData, SessionManager};
 

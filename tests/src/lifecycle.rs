@@ -8,31 +8,28 @@
 //! sessionkit_tests::lifecycle_suite!(my_factory);
 //! ```
 //!
-//! where `my_factory` is an `async fn() -> (S, G)` (the same factories the conformance suite
-//! takes). Each behaviour becomes its own `#[tokio::test]`. The manager runs over a
+//! where `my_factory` is an `async fn() -> (S, G)`, such as the `make` of each setup in
+//! [`crate::setups`] (the conformance suite runs on the same ones). Each behaviour becomes its own `#[tokio::test]`. The manager runs over a
 //! [`Probe`] around the store, which counts calls and injects faults.
 
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    missing_docs,
     reason = "test support: failing loudly is the point"
 )]
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cookie::Cookie;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use sessionkit::store::{ChangeSet, Grace, Loaded, Record, Removed};
 use sessionkit::{
-    Error, IpBinding, ManualClock, Outcome, RequestInfo, Result, Session, SessionConfig,
-    SessionEvent, SessionId, SessionKey, SessionManager, Store, StoreExt,
+    Error, IpBinding, ManualClock, Outcome, RequestInfo, Session, SessionConfig, SessionEvent,
+    SessionId, SessionKey, SessionManager, Store, StoreExt,
 };
 
 /// Expands to one `#[tokio::test]` per lifecycle behaviour, over the store `factory` makes.
@@ -84,177 +81,29 @@ macro_rules! lifecycle_suite {
     };
 }
 
-// ---- the probe: a store wrapper that counts calls and injects faults ----
-
-/// Calls per [`Store`] method: the same counters [`CountingStore`](crate::counting::CountingStore)
-/// keeps.
-pub use crate::counting::Calls as Counts;
-
-/// Faults to inject; each counter fails that many of the next calls.
-#[derive(Debug, Default)]
-pub struct Faults {
-    pub fail_apply: AtomicU32,
-    /// Applies, then reports a failure (a reply lost after the write).
-    pub fail_apply_after_write: AtomicU32,
-    pub fail_rename: AtomicU32,
-    pub exists_on_create: AtomicU32,
-    pub corrupt_load: AtomicBool,
-    /// Cleanups wait for [`Probe::release_cleanup`] while this is set.
-    pub hold_cleanup: AtomicBool,
-}
-
-/// A store wrapper for lifecycle tests.
-pub struct Probe<S> {
-    inner: S,
-    pub counts: Counts,
-    pub faults: Faults,
-    cleanups_finished: AtomicU64,
-    release: tokio::sync::Semaphore,
-}
-
-fn take(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-fn get(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Acquire)
-}
-
-impl<S> Probe<S> {
-    pub fn new(inner: S) -> Self {
-        Probe {
-            inner,
-            counts: Counts::default(),
-            faults: Faults::default(),
-            cleanups_finished: AtomicU64::new(0),
-            release: tokio::sync::Semaphore::new(0),
-        }
-    }
-
-    /// The wrapped store, for checks that must not count.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    /// Every call so far.
-    pub fn calls(&self) -> u64 {
-        let c = &self.counts;
-        [
-            &c.create,
-            &c.load,
-            &c.apply,
-            &c.delete,
-            &c.rename,
-            &c.cleanup,
-            &c.owned_by,
-        ]
-        .into_iter()
-        .map(get)
-        .sum()
-    }
-
-    /// Calls that can change the store.
-    pub fn writes(&self) -> u64 {
-        let c = &self.counts;
-        [&c.create, &c.apply, &c.delete, &c.rename]
-            .into_iter()
-            .map(get)
-            .sum()
-    }
-
-    pub fn cleanups_started(&self) -> u64 {
-        get(&self.counts.cleanup)
-    }
-
-    pub fn cleanups_finished(&self) -> u64 {
-        get(&self.cleanups_finished)
-    }
-
-    /// Lets one held cleanup finish.
-    pub fn release_cleanup(&self) {
-        self.release.add_permits(1);
-    }
-}
-
-#[async_trait]
-impl<S: Store> Store for Probe<S> {
-    async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
-        self.counts.create.fetch_add(1, Ordering::AcqRel);
-        if take(&self.faults.exists_on_create) {
-            return Err(Error::AlreadyExists);
-        }
-        self.inner.create(key, record).await
-    }
-    async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        self.counts.load.fetch_add(1, Ordering::AcqRel);
-        if self.faults.corrupt_load.load(Ordering::Acquire) {
-            return Err(Error::corrupt("injected", "probe"));
-        }
-        self.inner.load(key).await
-    }
-    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
-        self.counts.apply.fetch_add(1, Ordering::AcqRel);
-        if take(&self.faults.fail_apply) {
-            return Err(Error::unavailable("injected apply failure"));
-        }
-        let applied = self.inner.apply(key, changes).await;
-        if applied.is_ok() && take(&self.faults.fail_apply_after_write) {
-            return Err(Error::unavailable("injected: reply lost after the apply"));
-        }
-        applied
-    }
-    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
-        self.counts.delete.fetch_add(1, Ordering::AcqRel);
-        self.inner.delete(key).await
-    }
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
-        self.counts.rename.fetch_add(1, Ordering::AcqRel);
-        if take(&self.faults.fail_rename) {
-            return Err(Error::unavailable("injected rename failure"));
-        }
-        self.inner.rename(from, to, grace).await
-    }
-    async fn cleanup(&self) -> Result<u64> {
-        self.counts.cleanup.fetch_add(1, Ordering::AcqRel);
-        if self.faults.hold_cleanup.load(Ordering::Acquire) {
-            self.release
-                .acquire()
-                .await
-                .map_err(|e| Error::unavailable_from("closed", e))?
-                .forget();
-        }
-        let result = self.inner.cleanup().await;
-        self.cleanups_finished.fetch_add(1, Ordering::AcqRel);
-        result
-    }
-    async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
-        self.counts.owned_by.fetch_add(1, Ordering::AcqRel);
-        self.inner.owned_by(owner).await
-    }
-}
+use crate::probe::Op;
+pub use crate::probe::Probe;
 
 // ---- the browser and the harness ----
 
 /// A browser's cookie jar for the session cookie, plus the request's IP and User-Agent.
 #[derive(Debug, Clone, Default)]
 pub struct Client {
+    /// The session cookie's value, if the browser holds one.
     pub cookie: Option<String>,
+    /// The client address the request comes from.
     pub ip: Option<IpAddr>,
+    /// The request's User-Agent.
     pub user_agent: Option<String>,
 }
 
 impl Client {
+    /// A browser with no cookie, no address and no User-Agent.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A browser holding the session cookie `value`.
     pub fn with_cookie(value: impl Into<String>) -> Self {
         Client {
             cookie: Some(value.into()),
@@ -262,6 +111,8 @@ impl Client {
         }
     }
 
+    /// The request this browser sends: its cookie (beside another one), address and
+    /// User-Agent.
     pub fn request(&self) -> RequestInfo {
         let mut request = RequestInfo::new();
         if let Some(value) = &self.cookie {
@@ -299,8 +150,11 @@ impl Client {
 
 /// A manager over a [`Probe`], with a manual clock and an event recorder.
 pub struct Harness<S> {
+    /// The manager under test.
     pub manager: SessionManager<Probe<S>>,
+    /// The manager's clock.
     pub clock: ManualClock,
+    /// Every event the manager emitted, in order.
     pub events: Arc<Mutex<Vec<SessionEvent>>>,
 }
 
@@ -327,6 +181,7 @@ pub fn harness<S: Store + 'static>(
 }
 
 impl<S: Store + 'static> Harness<S> {
+    /// The probe around the store, to count calls and inject faults.
     pub fn probe(&self) -> &Probe<S> {
         self.manager.store()
     }
@@ -368,6 +223,7 @@ impl<S: Store + 'static> Harness<S> {
         n
     }
 
+    /// How many events named `name` the manager emitted.
     pub fn count(&self, name: &str) -> usize {
         self.events
             .lock()
@@ -376,6 +232,7 @@ impl<S: Store + 'static> Harness<S> {
             .count()
     }
 
+    /// Moves the manager's clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
@@ -410,7 +267,7 @@ pub async fn anonymous_requests_persist_nothing<S: Store + 'static>(store: S) {
         assert!(!outcome.cache_control_no_store);
         assert!(client.cookie.is_none());
     }
-    assert_eq!(h.probe().calls(), 0);
+    assert_eq!(h.probe().counts().total(), 0);
     assert_eq!(h.count("created"), 0);
 }
 
@@ -433,7 +290,7 @@ pub async fn new_session_with_data_sets_secure_cookie<S: Store + 'static>(store:
     );
     assert_eq!(cookie.expires(), None);
     assert!(outcome.cache_control_no_store && outcome.vary_cookie && !outcome.gone);
-    assert_eq!(get(&h.probe().counts.create), 1);
+    assert_eq!(h.probe().counts().create, 1);
     assert_eq!(h.count("created"), 1);
     assert!(is_live(h.probe().inner(), &client.key()).await);
     assert_eq!(h.n(&mut client).await, Some(7));
@@ -443,14 +300,18 @@ pub async fn new_session_with_data_sets_secure_cookie<S: Store + 'static>(store:
 pub async fn read_only_requests_within_throttle_write_nothing<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
     let mut client = h.signed_in().await;
-    let writes = h.probe().writes();
+    let writes = h.probe().counts().writes();
     for _ in 0..5 {
         h.advance(Duration::from_secs(30));
         let outcome = h.visit(&mut client, |s| drop(s.get::<u32>("n"))).await;
         assert_eq!(outcome.set_cookie, None);
         assert!(outcome.vary_cookie);
     }
-    assert_eq!(h.probe().writes(), writes, "2.5 min of reads: no write");
+    assert_eq!(
+        h.probe().counts().writes(),
+        writes,
+        "2.5 min of reads: no write"
+    );
     // 3 min (0.1 of 30 min) after the last refresh, one read refreshes the idle deadline.
     h.advance(Duration::from_secs(31));
     let outcome = h.visit(&mut client, |_| {}).await;
@@ -458,10 +319,10 @@ pub async fn read_only_requests_within_throttle_write_nothing<S: Store + 'static
         outcome.set_cookie, None,
         "a session cookie needs no re-send"
     );
-    assert_eq!(h.probe().writes(), writes + 1);
+    assert_eq!(h.probe().counts().writes(), writes + 1);
     h.advance(Duration::from_secs(60));
     h.visit(&mut client, |_| {}).await;
-    assert_eq!(h.probe().writes(), writes + 1);
+    assert_eq!(h.probe().counts().writes(), writes + 1);
     assert_eq!(h.n(&mut client).await, Some(1));
 }
 
@@ -697,21 +558,33 @@ pub async fn rotated_away_id_does_not_follow_a_login<S: Store + 'static>(store: 
 /// (which an attacker may have planted) holds nothing, and the login is kept nowhere.
 pub async fn failed_regeneration_fails_closed<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
-    let faults = &h.probe().faults;
-    for (fault, moved) in [
-        (&faults.fail_rename, false),
-        (&faults.fail_apply, true),
-        (&faults.fail_apply_after_write, true),
+    let probe = h.probe();
+    // (fails before the write, the operation, the move happened)
+    for (before, op, moved) in [
+        (true, Op::Rename, false),
+        (true, Op::Apply, true),
+        (false, Op::Apply, true),
     ] {
         let client = h.signed_in().await;
-        fault.store(1, Ordering::Release);
+        if before {
+            probe.fail_next.get(op).store(1, Ordering::Release);
+        } else {
+            probe.fail_after_write(op);
+        }
         let active = h.manager.load(&client.request()).await.unwrap();
         active.session().insert("user_id", 42u64).unwrap();
         active.session().set_owner(Some("victim".into()));
         active.session().regenerate();
         let err = h.manager.finish(active).await.unwrap_err();
         assert!(err.is_transient(), "{err}");
-        assert_eq!(fault.load(Ordering::Acquire), 0, "the fault was hit");
+        assert_eq!(
+            (
+                probe.fail_next.get(op).load(Ordering::Acquire),
+                probe.lost_replies_pending()
+            ),
+            (0, 0),
+            "the fault was hit"
+        );
         let mut again = client.clone();
         let mut user = Some(0);
         let mut n = None;
@@ -804,7 +677,7 @@ pub async fn unknown_id_is_never_adopted<S: Store + 'static>(store: S) {
     // login of this visitor may have just replaced it).
     let outcome = h.visit(&mut victim, |_| {}).await;
     assert_eq!(outcome.set_cookie, None);
-    assert_eq!(h.probe().writes(), 0);
+    assert_eq!(h.probe().counts().writes(), 0);
     // With data: a new id, never the planted one.
     let mut victim = Client::with_cookie(planted.expose());
     h.visit(&mut victim, |s| s.insert("n", 1u32).unwrap()).await;
@@ -820,16 +693,13 @@ pub async fn corrupt_record_gives_fresh_session<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
     let mut client = h.signed_in().await;
     let key = client.key();
-    h.probe().faults.corrupt_load.store(true, Ordering::Release);
+    h.probe().corrupt_load.store(true, Ordering::Release);
     let active = h.manager.load(&client.request()).await.unwrap();
     assert!(active.is_new());
     let outcome = h.manager.finish(active).await.unwrap();
     client.absorb(&outcome);
     assert_eq!(h.count("corrupt"), 1);
-    h.probe()
-        .faults
-        .corrupt_load
-        .store(false, Ordering::Release);
+    h.probe().corrupt_load.store(false, Ordering::Release);
     assert!(
         is_live(h.probe().inner(), &key).await,
         "not silently rewritten"
@@ -1154,7 +1024,7 @@ async fn settle(mut done: impl FnMut() -> bool) {
 /// at once.
 pub async fn background_cleanup_runs_one_at_a_time<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c.with_cleanup_probability(1.0));
-    h.probe().faults.hold_cleanup.store(true, Ordering::Release);
+    h.probe().hold_cleanup.store(true, Ordering::Release);
     for _ in 0..5 {
         // Each load returns while the first cleanup is still held: it is off the path.
         h.manager.load(&RequestInfo::new()).await.unwrap();
@@ -1167,10 +1037,7 @@ pub async fn background_cleanup_runs_one_at_a_time<S: Store + 'static>(store: S)
     assert_eq!(h.probe().cleanups_started(), 1, "never two at once");
     h.probe().release_cleanup();
     settle(|| h.probe().cleanups_finished() == 1).await;
-    h.probe()
-        .faults
-        .hold_cleanup
-        .store(false, Ordering::Release);
+    h.probe().hold_cleanup.store(false, Ordering::Release);
     // The guard is released with the task; the next request may start another.
     settle(|| {
         if h.probe().cleanups_started() < 2 {
@@ -1240,19 +1107,16 @@ pub async fn bad_cookies_never_reach_the_store<S: Store + 'static>(store: S) {
     // Missing: nothing sent, nothing cleared.
     let outcome = h.visit(&mut Client::new(), |_| {}).await;
     assert_eq!(outcome.set_cookie, None);
-    assert_eq!(h.probe().calls(), 0, "the store was never asked");
+    assert_eq!(h.probe().counts().total(), 0, "the store was never asked");
     assert_eq!(h.count("invalid_cookie"), total);
 }
 
 /// A create that finds its id taken retries with a new one.
 pub async fn create_collision_retries_with_new_id<S: Store + 'static>(store: S) {
     let h = harness(store, |c| c);
-    h.probe()
-        .faults
-        .exists_on_create
-        .store(1, Ordering::Release);
+    h.probe().exists_on_create.store(1, Ordering::Release);
     let mut client = h.signed_in().await;
-    assert_eq!(get(&h.probe().counts.create), 2);
+    assert_eq!(h.probe().counts().create, 2);
     assert_eq!(h.n(&mut client).await, Some(1));
 }
 
@@ -1367,12 +1231,9 @@ pub async fn every_event<S: Store + 'static>(h: &Harness<S>) -> Vec<String> {
     // corrupt
     let broken = h.signed_in_as(&client).await;
     ids.extend(broken.cookie.clone());
-    h.probe().faults.corrupt_load.store(true, Ordering::Release);
+    h.probe().corrupt_load.store(true, Ordering::Release);
     h.visit(&mut broken.clone(), |_| {}).await;
-    h.probe()
-        .faults
-        .corrupt_load
-        .store(false, Ordering::Release);
+    h.probe().corrupt_load.store(false, Ordering::Release);
     // gone: a save racing a logout
     let racer = h.signed_in_as(&client).await;
     ids.extend(racer.cookie.clone());

@@ -10,12 +10,11 @@ use sessionkit::store::Store;
 use sessionkit::{ManualClock, SessionConfig, SessionManager};
 use sessionkit_examples::site::{SessionJson, StoreKind, open_store, router_behind_proxies};
 
-use crate::counting::CountingStore;
-use crate::failing::FailingStore;
+use crate::probe::Probe;
 use crate::redis_server::RedisServer;
 
-/// The store stack under the site: counting, then failing on command, then the real store.
-pub type SiteStore = CountingStore<FailingStore<Arc<dyn Store>>>;
+/// The store stack under the site: a probe (counting, failing on command) over the real store.
+pub type SiteStore = Probe<Arc<dyn Store>>;
 
 /// A running example site.
 pub struct Site {
@@ -91,7 +90,7 @@ impl Site {
         let inner = open_store(kind, dir.path(), &url)
             .await
             .expect("store opens");
-        let store = Arc::new(CountingStore::new(FailingStore::new(inner)));
+        let store = Arc::new(Probe::new(inner));
         let clock = ManualClock::new();
         let config = tweak(
             SessionConfig::default()

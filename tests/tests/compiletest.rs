@@ -3,6 +3,13 @@
 //! (compiled and run). Regenerate the `.stderr` files with `TRYBUILD=overwrite` on the pinned
 //! toolchain (`rust-toolchain.toml`) and review the diff.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 #[test]
 fn ui() {
     let t = trybuild::TestCases::new();

@@ -1,107 +1,67 @@
-//! The conformance suite on the core crate's stores.
+//! The conformance suite on the core crate's stores (the setups are
+//! `sessionkit_tests::setups`, shared with the lifecycle suite).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "test code: a failed expectation fails the test; figures are printed to the test log"
+)]
 
 use std::sync::Arc;
 
 use sessionkit::store::{MemoryStore, Store, TieredStore};
-use sessionkit_tests::conformance::Caps;
-use sessionkit_tests::failing::FailingStore;
-use sessionkit_tests::{conformance_suite, limits_suite};
-
-/// The bounded MemoryStore (moka) may evict expired entries before cleanup finds them, so
-/// cleanup counts fewer than it could; so does a tiered store whose durable tier is exact but
-/// whose count is the durable's.
-const MEMORY_CAPS: Caps = Caps {
-    exact_cleanup: false,
-    many_sessions: 100_000,
-};
-
-/// The unbounded MemoryStore keeps expired entries until they are touched or cleaned up, and
-/// counts exactly.
-const EXACT_CAPS: Caps = Caps {
-    exact_cleanup: true,
-    many_sessions: 100_000,
-};
+use sessionkit_tests::{conformance_suite, limits_suite, setups};
 
 mod memory {
     use super::*;
-    async fn make() -> (MemoryStore, ()) {
-        (MemoryStore::new(), ())
-    }
-    conformance_suite!(make, EXACT_CAPS);
-    limits_suite!(make);
+    conformance_suite!(setups::memory::make, setups::memory::CAPS);
+    limits_suite!(setups::memory::make);
 }
 
 mod memory_bounded {
     use super::*;
-    async fn make() -> (MemoryStore, ()) {
-        // Far above what any case holds at once: eviction must not lose live sessions here.
-        (MemoryStore::with_capacity(1_000_000), ())
-    }
-    conformance_suite!(make, MEMORY_CAPS);
-    limits_suite!(make);
+    conformance_suite!(setups::memory_bounded::make, setups::memory_bounded::CAPS);
+    limits_suite!(setups::memory_bounded::make);
 }
 
 mod tiered_memory_memory {
     use super::*;
-    async fn make() -> (TieredStore<MemoryStore, MemoryStore>, ()) {
-        (
-            TieredStore::new(MemoryStore::with_capacity(10_000), MemoryStore::new()),
-            (),
-        )
-    }
-    conformance_suite!(make, MEMORY_CAPS);
-    limits_suite!(make);
+    conformance_suite!(
+        setups::tiered_memory_memory::make,
+        setups::tiered_memory_memory::CAPS
+    );
+    limits_suite!(setups::tiered_memory_memory::make);
 }
 
 mod boxed_dyn {
     use super::*;
-    async fn make() -> (Box<dyn Store>, ()) {
-        (Box::new(MemoryStore::new()), ())
-    }
-    conformance_suite!(make, MEMORY_CAPS);
-    limits_suite!(make);
+    conformance_suite!(setups::boxed_dyn::make, setups::boxed_dyn::CAPS);
+    limits_suite!(setups::boxed_dyn::make);
 }
 
 mod arc_dyn_tiered {
     use super::*;
-    async fn make() -> (Arc<dyn Store>, ()) {
-        (
-            Arc::new(TieredStore::new(MemoryStore::new(), MemoryStore::new())),
-            (),
-        )
-    }
-    conformance_suite!(make, MEMORY_CAPS);
-    limits_suite!(make);
+    conformance_suite!(setups::arc_dyn_tiered::make, setups::arc_dyn_tiered::CAPS);
+    limits_suite!(setups::arc_dyn_tiered::make);
 }
 
 /// A dead cache tier is invisible to the contract: the durable tier answers everything.
 mod tiered_dead_cache {
     use super::*;
-    async fn make() -> (TieredStore<FailingStore<MemoryStore>, MemoryStore>, ()) {
-        (
-            TieredStore::new(FailingStore::dead(MemoryStore::new()), MemoryStore::new()),
-            (),
-        )
-    }
-    conformance_suite!(make, MEMORY_CAPS);
-    limits_suite!(make);
+    conformance_suite!(
+        setups::tiered_dead_cache::make,
+        setups::tiered_dead_cache::CAPS
+    );
+    limits_suite!(setups::tiered_dead_cache::make);
 }
 
 /// Tiers nest: a tiered store is a store, so it can be another tier's durable store.
 mod tiered_nested {
     use super::*;
-    type Nested = TieredStore<MemoryStore, TieredStore<MemoryStore, MemoryStore>>;
-    async fn make() -> (Nested, ()) {
-        (
-            TieredStore::new(
-                MemoryStore::with_capacity(1_000),
-                TieredStore::new(MemoryStore::new(), MemoryStore::new()),
-            ),
-            (),
-        )
-    }
-    conformance_suite!(make, MEMORY_CAPS);
-    limits_suite!(make);
+    conformance_suite!(setups::tiered_nested::make, setups::tiered_nested::CAPS);
+    limits_suite!(setups::tiered_nested::make);
 }
 
 /// The racing-move behaviour reaches MemoryStore's retry branches: a save lands on the record

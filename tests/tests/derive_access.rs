@@ -1,6 +1,13 @@
 //! Typed access through the derived view and trait, and how it meets the dictionary API on
 //! the same field map.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use serde::{Deserialize, Serialize};
 use sessionkit::{Error, Session, SessionData};
 

@@ -1,5 +1,12 @@
 //! Change tracking of typed writes: a save must send only keys whose encoded bytes changed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;

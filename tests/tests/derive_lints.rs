@@ -3,6 +3,13 @@
 //! docs, unreachable pub, 2018 idioms, lifetimes, qualifications), and clippy's `all`,
 //! `pedantic` and `nursery` groups. `cargo test` checks the rustc part, `cargo clippy
 //! --all-targets` the clippy part.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
 #![deny(warnings, missing_docs, unreachable_pub, missing_debug_implementations)]
 #![deny(
     rust_2018_idioms,

@@ -2,6 +2,13 @@
 //! fields whose bytes changed, concurrent requests that change different fields both keep
 //! their change.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use serde::{Deserialize, Serialize};
 use sessionkit::{MemoryStore, RequestInfo, SessionConfig, SessionData, SessionManager};
 

@@ -2,6 +2,13 @@
 //! `add_to_<field>`/`remove_from_<field>` on sets. They show at once in the view and reach the
 //! store as operations, so overlapping requests on one session lose nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use sessionkit::{

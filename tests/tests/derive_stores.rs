@@ -1,6 +1,13 @@
 //! Typed sessions round-trip through stores: what a typed struct writes is what a store
 //! keeps and gives back, readable both typed and as a dictionary.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

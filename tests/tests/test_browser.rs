@@ -1,5 +1,12 @@
 //! A real browser clicks through the example site: headless Chromium via ChromeDriver.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use sessionkit_examples::site::StoreKind;
 use sessionkit_tests::site::Site;
 use sessionkit_tests::webdriver::Browser;

@@ -5,6 +5,14 @@
 //! Each test starts its own redis-server (or cluster) on a free port; the latencies observed
 //! are printed (run with `--nocapture`), the figures are measured in `bench/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "test code: a failed expectation fails the test; figures are printed to the test log"
+)]
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

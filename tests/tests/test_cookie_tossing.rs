@@ -8,6 +8,13 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_cookie_tossing`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::sync::Arc;
 
 use sessionkit::{MemoryStore, RequestInfo, SessionConfig, SessionManager};

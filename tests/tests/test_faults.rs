@@ -5,6 +5,13 @@
 //! Run: `cargo nextest run -p sessionkit-tests --test test_faults`
 //! (`SESSIONKIT_SOAK=full` for 20 restarts and a longer load instead of 5).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +23,7 @@ use bytes::Bytes;
 use sessionkit::store::{ChangeSet, Record, Store};
 use sessionkit::{Error, MemoryStore, SessionId, SessionKey, TieredStore};
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
-use sessionkit_tests::failing::FailingStore;
+use sessionkit_tests::probe::Probe;
 use sessionkit_tests::redis_server::RedisServer;
 
 fn full() -> bool {
@@ -436,19 +443,19 @@ async fn unreadable_session_file_is_a_typed_error() {
 // ---------------------------------------------------------------------------------------
 // A failing store in every tier position of TieredStore<A, TieredStore<B, C>>.
 
-type Inner = TieredStore<Arc<FailingStore<MemoryStore>>, Arc<FailingStore<MemoryStore>>>;
+type Inner = TieredStore<Arc<Probe<MemoryStore>>, Arc<Probe<MemoryStore>>>;
 
 struct Nest {
-    a: Arc<FailingStore<MemoryStore>>,
-    b: Arc<FailingStore<MemoryStore>>,
-    c: Arc<FailingStore<MemoryStore>>,
-    store: TieredStore<Arc<FailingStore<MemoryStore>>, Inner>,
+    a: Arc<Probe<MemoryStore>>,
+    b: Arc<Probe<MemoryStore>>,
+    c: Arc<Probe<MemoryStore>>,
+    store: TieredStore<Arc<Probe<MemoryStore>>, Inner>,
 }
 
 fn nest() -> Nest {
-    let a = Arc::new(FailingStore::new(MemoryStore::new()));
-    let b = Arc::new(FailingStore::new(MemoryStore::new()));
-    let c = Arc::new(FailingStore::new(MemoryStore::new()));
+    let a = Arc::new(Probe::new(MemoryStore::new()));
+    let b = Arc::new(Probe::new(MemoryStore::new()));
+    let c = Arc::new(Probe::new(MemoryStore::new()));
     let store = TieredStore::new(
         Arc::clone(&a),
         TieredStore::new(Arc::clone(&b), Arc::clone(&c)),

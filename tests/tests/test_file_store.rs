@@ -1,6 +1,13 @@
 //! FileStore beyond the conformance suite: crashes, corrupt files, I/O errors, several
 //! processes on one directory, and what reaches the disk.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::fs;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::PermissionsExt as _;

@@ -8,6 +8,13 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_hostile_requests`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;

@@ -3,6 +3,13 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_limits`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,7 +19,7 @@ use sessionkit::{
 };
 use sessionkit_backends::RedisStore;
 use sessionkit_backends::file::{Durability, FileConfig};
-use sessionkit_tests::counting::CountingStore;
+use sessionkit_tests::probe::Probe;
 use sessionkit_tests::redis_server::RedisServer;
 
 type Manager = SessionManager<Arc<dyn Store>>;
@@ -127,7 +134,7 @@ async fn a_value_over_the_limit_is_refused_where_it_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_value_is_refused_at_save_and_nothing_is_written() {
     for (name, store, _guard) in stores_and_redis().await {
-        let counting = Arc::new(CountingStore::new(store));
+        let counting = Arc::new(Probe::new(store));
         let manager = manager(
             counting.clone(),
             Limits::default().with_max_value_bytes(1024),

@@ -4,6 +4,13 @@
 //! no lock across the walk; `RedisStore` runs one short script per `SSCAN` batch instead of one
 //! script over the whole set; and every Redis owner set has a TTL, in a cluster too.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -289,7 +296,7 @@ async fn redis_owner_listing_runs_in_short_batches() {
     assert_eq!(listed, keys);
     assert!(loads > 0);
 
-    // Loads are plain HGETALLs (no script): every EVALSHA here is the listing's.
+    // A load is one plain HGETALL (no script): every EVALSHA since `before` is the listing's.
     let scripts = calls(&mut admin, "evalsha").await - before;
     let batches = (live + stale) / OWNER_SCAN_BATCH;
     assert!(

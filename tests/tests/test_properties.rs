@@ -5,6 +5,13 @@
 //! Run: `cargo nextest run -p sessionkit-tests --test test_properties`
 //! (more cases: `PROPTEST_CASES=5000 cargo nextest run -p sessionkit-tests --test test_properties`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,8 +28,7 @@ use sessionkit::{
     TieredStore, from_millis, to_millis,
 };
 use sessionkit_backends::FileStore;
-use sessionkit_tests::counting::CountingStore;
-use sessionkit_tests::failing::FailingStore;
+use sessionkit_tests::probe::Probe;
 use tower::ServiceExt as _;
 
 /// `cases` unless `PROPTEST_CASES` asks for more (or fewer).
@@ -135,7 +141,7 @@ proptest! {
         ua in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
-        let store = Arc::new(CountingStore::new(MemoryStore::new()));
+        let store = Arc::new(Probe::new(MemoryStore::new()));
         let manager = SessionManager::new(Arc::clone(&store), SessionConfig::default()).expect("config");
         let mut request = RequestInfo::new();
         for h in &headers {
@@ -147,7 +153,7 @@ proptest! {
         let active = rt.block_on(manager.load(&request)).expect("load never fails on input");
         prop_assert!(active.is_new(), "an empty store has no session");
         if !headers.iter().any(|h| holds_a_well_formed_id(h)) {
-            prop_assert_eq!(store.counts().total(), 0, "{:?}", headers);
+            prop_assert_eq!(store.counts().request_calls(), 0, "{:?}", headers);
         }
         prop_assert!(store.counts().load <= 1);
         prop_assert_eq!(store.counts().writes(), 0);
@@ -162,7 +168,7 @@ proptest! {
         // Junk that cannot name our cookie: no "id" substring.
         prop_assume!(!before.to_ascii_lowercase().contains("id") && !after.to_ascii_lowercase().contains("id"));
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
-        let store = Arc::new(CountingStore::new(MemoryStore::new()));
+        let store = Arc::new(Probe::new(MemoryStore::new()));
         let manager = SessionManager::new(Arc::clone(&store), SessionConfig::default().with_cookie_name("id")).expect("config");
         let id = SessionId::from_bytes(bytes).expose();
         let header = format!("{before};id={id};{after}");
@@ -560,9 +566,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn web_layer_answers_any_request_without_a_5xx_other_than_503() {
     let rt = runtime();
-    let store = Arc::new(FailingStore::new(
-        Arc::new(MemoryStore::new()) as Arc<dyn Store>
-    ));
+    let store = Arc::new(Probe::new(Arc::new(MemoryStore::new()) as Arc<dyn Store>));
     let dyn_store: Arc<dyn Store> = store.clone();
     let manager = SessionManager::new(
         dyn_store,

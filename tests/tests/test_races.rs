@@ -1,5 +1,5 @@
-//! The races of issue 12, each played out in one exact order with the pausing store wrapper
-//! (`sessionkit_tests::pausing`): the racing requests run in spawned tasks on a four-worker
+//! The races of issue 12, each played out in one exact order with the test store's pause
+//! points (`sessionkit_tests::probe::Probe`): the racing requests run in spawned tasks on a four-worker
 //! runtime, and the order between them is fixed by parking one at a named point of the store
 //! until the other is done — never by sleeping.
 //!
@@ -8,7 +8,14 @@
 //! tiered pairs; the cache races on the tiered pairs; the move-retry bound on the two forms
 //! of `MemoryStore`. Redis tests start private servers (never the shared 6379).
 
-use std::any::Any;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "test code: a failed expectation fails the test; figures are printed to the test log"
+)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,9 +31,9 @@ use sessionkit::{
     Error, ManualClock, MemoryStore, Session, SessionConfig, SessionId, SessionKey, SessionManager,
     Store, TieredStore,
 };
-use sessionkit_tests::failing::FailingStore;
 use sessionkit_tests::lifecycle::Client;
-use sessionkit_tests::pausing::{Op, PausingStore, Point};
+use sessionkit_tests::probe::{Op, Point, Probe};
+use sessionkit_tests::setups;
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 
@@ -36,47 +43,7 @@ const GUARD: Duration = Duration::from_secs(60);
 /// Past the default `rotate_after` (15 min): the next save rotates the id.
 const DUE_FOR_ROTATION: Duration = Duration::from_secs(16 * 60);
 
-// ---- store setups ----
-
-mod setup {
-    use super::*;
-    use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
-    use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
-
-    /// What must outlive the store: a temporary directory, a redis-server.
-    pub type Guard = Box<dyn Any + Send>;
-
-    pub async fn memory() -> (MemoryStore, Guard) {
-        (MemoryStore::new(), Box::new(()))
-    }
-
-    pub async fn bounded() -> (MemoryStore, Guard) {
-        (MemoryStore::with_capacity(10_000), Box::new(()))
-    }
-
-    pub async fn file() -> (FileStore, Guard) {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = FileStore::open(dir.path().join("sessions"))
-            .await
-            .expect("open the file store");
-        (store, Box::new(dir))
-    }
-
-    pub async fn redis() -> (RedisStore, Guard) {
-        let server = RedisServer::start();
-        let store = RedisStore::open(&server.url()).await.expect("connect");
-        (store, Box::new(server))
-    }
-
-    pub async fn cluster() -> (RedisStore, Guard) {
-        let cluster = RedisCluster::start();
-        let store = RedisStore::connect(RedisConfig::cluster(cluster.urls()))
-            .await
-            .expect("connect to the cluster");
-        assert!(store.is_cluster());
-        (store, Box::new(cluster))
-    }
-}
+// ---- store setups: `sessionkit_tests::setups`, shared with the conformance and lifecycle suites ----
 
 /// One store.
 macro_rules! single {
@@ -118,20 +85,35 @@ macro_rules! on_every_store {
     ($race:ident) => {
         mod $race {
             use super::*;
-            single!($race, memory, setup::memory());
-            single!($race, bounded_memory, setup::bounded());
-            single!($race, file, setup::file());
-            single!($race, redis, setup::redis());
-            single!($race, redis_cluster, setup::cluster());
+            single!($race, memory, setups::memory::make());
+            single!($race, bounded_memory, setups::memory_bounded::make());
+            single!($race, file, setups::file::make());
+            single!($race, redis, setups::redis::make());
+            single!($race, redis_cluster, setups::redis_cluster::make());
             tiered!(
                 $race,
                 tiered_memory_memory,
-                setup::bounded(),
-                setup::memory()
+                setups::memory_bounded::make(),
+                setups::memory::make()
             );
-            tiered!($race, tiered_memory_file, setup::bounded(), setup::file());
-            tiered!($race, tiered_memory_redis, setup::bounded(), setup::redis());
-            tiered!($race, tiered_redis_file, setup::redis(), setup::file());
+            tiered!(
+                $race,
+                tiered_memory_file,
+                setups::memory_bounded::make(),
+                setups::file::make()
+            );
+            tiered!(
+                $race,
+                tiered_memory_redis,
+                setups::memory_bounded::make(),
+                setups::redis::make()
+            );
+            tiered!(
+                $race,
+                tiered_redis_file,
+                setups::redis::make(),
+                setups::file::make()
+            );
         }
     };
 }
@@ -141,16 +123,36 @@ macro_rules! on_every_tier_pair {
     ($race:ident) => {
         mod $race {
             use super::*;
-            pair!($race, memory_over_memory, setup::bounded(), setup::memory());
-            pair!($race, memory_over_file, setup::bounded(), setup::file());
-            pair!($race, memory_over_redis, setup::bounded(), setup::redis());
+            pair!(
+                $race,
+                memory_over_memory,
+                setups::memory_bounded::make(),
+                setups::memory::make()
+            );
+            pair!(
+                $race,
+                memory_over_file,
+                setups::memory_bounded::make(),
+                setups::file::make()
+            );
+            pair!(
+                $race,
+                memory_over_redis,
+                setups::memory_bounded::make(),
+                setups::redis::make()
+            );
             pair!(
                 $race,
                 memory_over_redis_cluster,
-                setup::bounded(),
-                setup::cluster()
+                setups::memory_bounded::make(),
+                setups::redis_cluster::make()
             );
-            pair!($race, redis_over_file, setup::redis(), setup::file());
+            pair!(
+                $race,
+                redis_over_file,
+                setups::redis::make(),
+                setups::file::make()
+            );
         }
     };
 }
@@ -248,11 +250,7 @@ fn set(key: &str, n: u32) -> ChangeSet {
 /// logged-out record back into the cache.)
 async fn stale_fill_after_logout<C: Store + 'static, D: Store + 'static>(cache: C, durable: D) {
     let clock = ManualClock::new();
-    let m = manager(
-        TieredStore::new(cache, PausingStore::new(durable)),
-        &clock,
-        |c| c,
-    );
+    let m = manager(TieredStore::new(cache, Probe::new(durable)), &clock, |c| c);
     let client = signed_in(&m, None).await;
     let key = client.key();
     // The cache lost its copy (evicted), so the next load reads the durable tier.
@@ -291,7 +289,7 @@ on_every_tier_pair!(stale_fill_after_logout);
 /// only an alias (`moved` pointing at `new`, so it expires with its grace) with one — never
 /// the plain record, which would make the rotated-away id work until the cache copy expires.
 async fn stale_fill_after_rename<C: Store + 'static, D: Store + 'static>(cache: C, durable: D) {
-    let store = Arc::new(TieredStore::new(cache, PausingStore::new(durable)));
+    let store = Arc::new(TieredStore::new(cache, Probe::new(durable)));
     for with_grace in [false, true] {
         let (old, new) = (fresh_key(), fresh_key());
         store.create(&old, &record(1)).await.unwrap();
@@ -336,7 +334,7 @@ on_every_tier_pair!(stale_fill_after_rename);
 /// a save of `n = 2` completes; then the load fills the cache. Proves the next read sees the
 /// save (`n = 2`), not the older copy the fill carried.
 async fn stale_fill_after_write<C: Store + 'static, D: Store + 'static>(cache: C, durable: D) {
-    let store = Arc::new(TieredStore::new(cache, PausingStore::new(durable)));
+    let store = Arc::new(TieredStore::new(cache, Probe::new(durable)));
     let key = fresh_key();
     store.create(&key, &record(1)).await.unwrap();
     store.cache().delete(&key).await.unwrap();
@@ -375,7 +373,7 @@ on_every_tier_pair!(stale_fill_after_write);
 /// pre-login id.)
 async fn failed_login_lands_nowhere<S: Store + 'static>(store: S) {
     let clock = ManualClock::new();
-    let m = manager(PausingStore::new(store), &clock, |c| c);
+    let m = manager(Probe::new(store), &clock, |c| c);
     let planted = signed_in(&m, None).await;
 
     m.store().fail_after_write(Op::Apply);
@@ -412,7 +410,7 @@ on_every_store!(failed_login_lands_nowhere);
 /// deleted the alias X only.)
 async fn logout_racing_a_rotation<S: Store + 'static>(store: S) {
     let clock = ManualClock::new();
-    let m = manager(PausingStore::new(store), &clock, |c| c);
+    let m = manager(Probe::new(store), &clock, |c| c);
     let client = signed_in(&m, None).await;
     clock.advance(DUE_FOR_ROTATION);
 
@@ -454,7 +452,7 @@ on_every_store!(logout_racing_a_rotation);
 /// otherwise A's response hands the browser Y, a session the user logged out of.
 async fn logout_racing_a_graceless_rotation<S: Store + 'static>(store: S) {
     let clock = ManualClock::new();
-    let m = manager(PausingStore::new(store), &clock, |c| {
+    let m = manager(Probe::new(store), &clock, |c| {
         c.with_rotation_grace(Duration::ZERO)
     });
     let client = signed_in(&m, None).await;
@@ -499,7 +497,7 @@ on_every_store!(logout_racing_a_graceless_rotation);
 /// (The pre-fix code deleted the listed keys only.)
 async fn revocation_racing_a_rotation<S: Store + 'static>(store: S) {
     let clock = ManualClock::new();
-    let m = manager(PausingStore::new(store), &clock, |c| c);
+    let m = manager(Probe::new(store), &clock, |c| c);
     for login in [true, false] {
         let owner = if login {
             "alice-login"
@@ -553,7 +551,7 @@ on_every_store!(revocation_racing_a_rotation);
 /// both X and Y are dead. (The pre-fix code answered "gone" with a removal cookie.)
 async fn login_losing_to_a_rotation<S: Store + 'static>(store: S) {
     let clock = ManualClock::new();
-    let m = manager(PausingStore::new(store), &clock, |c| c);
+    let m = manager(Probe::new(store), &clock, |c| c);
     let client = signed_in(&m, None).await;
     clock.advance(DUE_FOR_ROTATION);
 
@@ -602,9 +600,7 @@ on_every_store!(login_losing_to_a_rotation);
 /// cookies that wiped the login.)
 async fn losing_requests_do_not_log_the_winner_out<S: Store + 'static>(store: S) {
     let clock = ManualClock::new();
-    let m = manager(PausingStore::new(store), &clock, |c| {
-        c.with_rotate_after(None)
-    });
+    let m = manager(Probe::new(store), &clock, |c| c.with_rotate_after(None));
     let client = signed_in(&m, None).await;
     let winner = m.load(&client.request()).await.unwrap();
     let saver = m.load(&client.request()).await.unwrap();
@@ -670,7 +666,7 @@ async fn committed_moves_are_treated_as_done<C: Store + 'static, D: Store + 'sta
     durable: D,
 ) {
     let clock = ManualClock::new();
-    let store = TieredStore::new(FailingStore::new(cache), durable).with_strict_invalidation(true);
+    let store = TieredStore::new(Probe::new(cache), durable).with_strict_invalidation(true);
     let m = manager(store, &clock, |c| c);
     let client = signed_in(&m, None).await;
     let cache_fails = |on: bool| m.store().cache().fail.delete.store(on, Ordering::SeqCst);

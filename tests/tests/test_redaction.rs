@@ -3,6 +3,13 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_redaction`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use sessionkit::{MemoryStore, RequestInfo, SessionConfig, SessionManager};
 
 #[tokio::test]

@@ -3,6 +3,13 @@
 //! isolation, expiry held by Redis itself, corrupt data reported as such, and fault behaviour
 //! (fail fast while Redis is down or frozen, recover by itself once it is back).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 

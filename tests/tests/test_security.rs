@@ -3,6 +3,13 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_security`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 

@@ -9,6 +9,15 @@
 //!
 //! Run: `cargo nextest run -p sessionkit-tests --test test_soak`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "test code: a failed expectation fails the test; figures are printed to the test log"
+)]
+
 use sessionkit_examples::site::StoreKind;
 use sessionkit_tests::soak::{RaceConfig, RaceStore, SoakConfig, run, run_races};
 

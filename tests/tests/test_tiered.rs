@@ -1,5 +1,12 @@
 //! TieredStore's failure rules, with a tier that fails on command.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,14 +16,14 @@ use sessionkit::store::{
     Loaded, MemoryStore, Record, Removed, Store, TieredStore,
 };
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
-use sessionkit_tests::failing::FailingStore;
+use sessionkit_tests::probe::Probe;
 
-type Tiered = TieredStore<FailingStore<MemoryStore>, FailingStore<MemoryStore>>;
+type Tiered = TieredStore<Probe<MemoryStore>, Probe<MemoryStore>>;
 
 fn tiered() -> Tiered {
     TieredStore::new(
-        FailingStore::new(MemoryStore::new()),
-        FailingStore::new(MemoryStore::new()),
+        Probe::new(MemoryStore::new()),
+        Probe::new(MemoryStore::new()),
     )
 }
 

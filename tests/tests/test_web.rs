@@ -1,5 +1,12 @@
 //! Acceptance tests: the example site, driven over real HTTP, on every store setup.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,7 +23,7 @@ fn json(visits: u64, user: Option<&str>, cart: &[&str]) -> SessionJson {
     }
 }
 
-pub async fn counting_visits(kind: StoreKind) {
+async fn counting_visits(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     let first = c.get("/").await;
@@ -45,7 +52,7 @@ pub async fn counting_visits(kind: StoreKind) {
     assert_eq!(c.state().await, json(3, None, &[]));
 }
 
-pub async fn read_only_requests_write_nothing(kind: StoreKind) {
+async fn read_only_requests_write_nothing(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut anon = site.client();
     for _ in 0..20 {
@@ -53,7 +60,7 @@ pub async fn read_only_requests_write_nothing(kind: StoreKind) {
         assert!(r.set_cookies.is_empty());
     }
     assert_eq!(
-        site.store.counts().total(),
+        site.store.counts().request_calls(),
         0,
         "anonymous reads touched the store"
     );
@@ -68,7 +75,7 @@ pub async fn read_only_requests_write_nothing(kind: StoreKind) {
     assert_eq!(after.writes(), before.writes(), "{before:?} -> {after:?}");
 }
 
-pub async fn login_regenerates_the_id(kind: StoreKind) {
+async fn login_regenerates_the_id(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.get("/").await;
@@ -87,7 +94,7 @@ pub async fn login_regenerates_the_id(kind: StoreKind) {
     );
 }
 
-pub async fn logout_destroys(kind: StoreKind) {
+async fn logout_destroys(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/login", &[("username", "alice")]).await;
@@ -108,7 +115,7 @@ pub async fn logout_destroys(kind: StoreKind) {
     assert_eq!(replay.state().await, json(0, None, &[]));
 }
 
-pub async fn logout_everywhere_ends_every_session_of_the_user(kind: StoreKind) {
+async fn logout_everywhere_ends_every_session_of_the_user(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let (mut a1, mut a2, mut b) = (site.client(), site.client(), site.client());
     a1.post("/login", &[("username", "alice")]).await;
@@ -121,7 +128,7 @@ pub async fn logout_everywhere_ends_every_session_of_the_user(kind: StoreKind) {
     assert_eq!(b.state().await.user.as_deref(), Some("bob"));
 }
 
-pub async fn flash_is_shown_once(kind: StoreKind) {
+async fn flash_is_shown_once(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/flash", &[("message", "saved <b>ok</b>")]).await;
@@ -131,7 +138,7 @@ pub async fn flash_is_shown_once(kind: StoreKind) {
     assert!(!page.contains("saved"), "{page}");
 }
 
-pub async fn cart_accumulates(kind: StoreKind) {
+async fn cart_accumulates(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/cart", &[("item", "tea")]).await;
@@ -139,7 +146,7 @@ pub async fn cart_accumulates(kind: StoreKind) {
     assert_eq!(c.state().await.cart, vec!["tea", "cake"]);
 }
 
-pub async fn idle_expiry(kind: StoreKind) {
+async fn idle_expiry(kind: StoreKind) {
     let site = Site::start(kind, |c| c.with_idle_timeout(Duration::from_secs(60))).await;
     let mut c = site.client();
     c.post("/login", &[("username", "alice")]).await;
@@ -149,7 +156,7 @@ pub async fn idle_expiry(kind: StoreKind) {
     assert_eq!(c.state().await, json(0, None, &[]));
 }
 
-pub async fn absolute_expiry(kind: StoreKind) {
+async fn absolute_expiry(kind: StoreKind) {
     let site = Site::start(kind, |c| {
         c.with_idle_timeout(Duration::from_secs(60))
             .with_absolute_timeout(Some(Duration::from_secs(300)))
@@ -171,7 +178,7 @@ pub async fn absolute_expiry(kind: StoreKind) {
     );
 }
 
-pub async fn rotation_with_grace(kind: StoreKind) {
+async fn rotation_with_grace(kind: StoreKind) {
     let site = Site::start(kind, |c| {
         c.with_idle_timeout(Duration::from_secs(3600))
             .with_rotate_after(Some(Duration::from_secs(60)))
@@ -203,7 +210,7 @@ pub async fn rotation_with_grace(kind: StoreKind) {
     assert_eq!(c.state().await.visits, 3);
 }
 
-pub async fn ip_binding(kind: StoreKind) {
+async fn ip_binding(kind: StoreKind) {
     // The test client connects from 127.0.0.1: trusting it makes it the reverse proxy.
     let proxies = TrustedProxies::parse("127.0.0.1").expect("proxy list");
     let site =
@@ -222,7 +229,7 @@ pub async fn ip_binding(kind: StoreKind) {
     assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
 }
 
-pub async fn user_agent_binding(kind: StoreKind) {
+async fn user_agent_binding(kind: StoreKind) {
     let site = Site::start(kind, |c| c.with_check_user_agent(true)).await;
     let mut owner = site.client();
     owner
@@ -236,7 +243,7 @@ pub async fn user_agent_binding(kind: StoreKind) {
     assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
 }
 
-pub async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
+async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let forged = SessionId::generate().expect("rng");
     let mut victim = site.client();
@@ -247,7 +254,6 @@ pub async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
     assert_ne!(issued, forged.expose());
     assert!(
         site.store
-            .inner()
             .inner()
             .load(&forged.key())
             .await
@@ -260,7 +266,7 @@ pub async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
     assert_eq!(attacker.state().await.user, None);
 }
 
-pub async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
+async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let valid = SessionId::generate().expect("rng").expose();
     let long = "a".repeat(5000);
@@ -298,15 +304,15 @@ pub async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
     }
 }
 
-pub async fn store_failure_mid_run(kind: StoreKind) {
+async fn store_failure_mid_run(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/login", &[("username", "alice")]).await;
-    site.store.inner().set_all(true);
+    site.store.set_all(true);
     assert_eq!(c.get("/api/session").await.status, 503);
     let r = c.post("/cart", &[("item", "tea")]).await;
     assert_eq!(r.status, 503, "{r:?}");
-    site.store.inner().set_all(false);
+    site.store.set_all(false);
     let state = c.state().await;
     assert_eq!(
         state.user.as_deref(),
@@ -315,10 +321,10 @@ pub async fn store_failure_mid_run(kind: StoreKind) {
     );
     // A save that fails after a successful load is a 503, and the session is not lost.
     c.get("/").await;
-    site.store.inner().fail.apply.store(true, Ordering::SeqCst);
-    site.store.inner().fail.create.store(true, Ordering::SeqCst);
+    site.store.fail.apply.store(true, Ordering::SeqCst);
+    site.store.fail.create.store(true, Ordering::SeqCst);
     assert_eq!(c.post("/cart", &[("item", "cake")]).await.status, 503);
-    site.store.inner().set_all(false);
+    site.store.set_all(false);
     assert_eq!(c.state().await.user.as_deref(), Some("alice"));
 }
 

@@ -1,6 +1,13 @@
 //! The example site under overlapping requests of one visitor (two tabs on one session), on
 //! every store setup: its counter and its cart use operations, so nothing is lost.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation fails the test"
+)]
+
 use sessionkit_examples::site::{CART_LIMIT, StoreKind};
 use sessionkit_tests::site::{Client, Site};
 
@@ -32,7 +39,7 @@ where
     }
 }
 
-pub async fn concurrent_cart_posts_lose_nothing(kind: StoreKind) {
+async fn concurrent_cart_posts_lose_nothing(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     assert_eq!(c.get("/").await.status, 200);
@@ -63,7 +70,7 @@ pub async fn concurrent_cart_posts_lose_nothing(kind: StoreKind) {
     assert_eq!(c.state().await.cart, cart);
 }
 
-pub async fn concurrent_page_loads_count_every_visit(kind: StoreKind) {
+async fn concurrent_page_loads_count_every_visit(kind: StoreKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     assert_eq!(c.get("/").await.status, 200);

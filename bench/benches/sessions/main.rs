@@ -297,14 +297,6 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         ))
     })
     .await?;
-    h.bench("prototype sharded in-place MemoryStore", || async {
-        Ok(ours::Ours::new(
-            "prototype sharded in-place MemoryStore",
-            Medium::Memory,
-            prototype::ShardedStore::new(),
-        ))
-    })
-    .await?;
     h.bench("prototype moka without per-entry expiry", || async {
         Ok(ours::Ours::new(
             "prototype moka without per-entry expiry",

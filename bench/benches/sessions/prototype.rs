@@ -1,110 +1,16 @@
-//! A prototype in-memory store, measured only on request (`cargo bench -p sessionkit-bench --
-//! prototype`), to size a change proposed for `MemoryStore` in notes/bench.md: shards of
-//! plain hash maps under read-write locks, saves merged into the stored record in place
-//! (no copy of the record), and lazy expiry. It implements only what the benchmark calls.
+//! Prototype stores, measured only on request (`cargo bench -p sessionkit-bench --
+//! prototype`), to size changes proposed in notes/bench.md. They implement only what the
+//! benchmark calls.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use parking_lot::RwLock;
 use sessionkit::SessionKey;
 use sessionkit::store::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 
-/// Session keys are SHA-256 outputs: their first bytes already are a uniform hash.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-}
-
-type Shard = RwLock<HashMap<SessionKey, Record, BuildHasherDefault<KeyHasher>>>;
-
-pub(crate) struct ShardedStore {
-    shards: Arc<[Shard]>,
-}
-
-impl ShardedStore {
-    pub(crate) fn new() -> Self {
-        ShardedStore {
-            shards: (0..64).map(|_| Shard::default()).collect(),
-        }
-    }
-
-    fn shard(&self, key: &SessionKey) -> &Shard {
-        let b = key.as_bytes();
-        &self.shards[usize::from(b[31]) % self.shards.len()]
-    }
-}
-
 fn unsupported() -> Error {
     Error::unavailable("not implemented by the prototype")
-}
-
-#[async_trait]
-impl Store for ShardedStore {
-    async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
-        let now = SystemTime::now();
-        let mut shard = self.shard(key).write();
-        match shard.get(key) {
-            Some(r) if !r.is_expired_at(now) => Err(Error::AlreadyExists),
-            _ => {
-                shard.insert(*key, record.clone());
-                Ok(())
-            }
-        }
-    }
-
-    async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let now = SystemTime::now();
-        let shard = self.shard(key).read();
-        Ok(shard
-            .get(key)
-            .filter(|r| !r.is_expired_at(now))
-            .map(|r| Loaded::from(r.clone())))
-    }
-
-    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
-        let now = SystemTime::now();
-        let mut shard = self.shard(key).write();
-        match shard.get_mut(key) {
-            Some(r) if !r.is_expired_at(now) => r.apply(changes),
-            _ => Err(Error::Gone),
-        }
-    }
-
-    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
-        let removed = self.shard(key).write().remove(key);
-        Ok(if removed.is_some() {
-            Removed::Record
-        } else {
-            Removed::Nothing
-        })
-    }
-
-    async fn rename(&self, _: &SessionKey, _: &SessionKey, _: Option<&Grace>) -> Result<()> {
-        Err(unsupported())
-    }
-
-    async fn cleanup(&self) -> Result<u64> {
-        Err(unsupported())
-    }
-
-    async fn owned_by(&self, _: &str) -> Result<Vec<SessionKey>> {
-        Err(unsupported())
-    }
 }
 
 /// `MemoryStore`'s own design (moka, copy-on-write saves through `and_compute_with`) minus

@@ -4,6 +4,15 @@
 //! Prints the mean latency of sequential `apply`s (1 KiB session, one field changed) and
 //! `load`s with `Durability::Sync` and `Durability::NoSync`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a measuring tool: it prints its report and stops on a broken setup"
+)]
+
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;

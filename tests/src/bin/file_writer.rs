@@ -9,6 +9,15 @@
 //! file_writer big <root> <key-hex> <bytes>            one save of a value of <bytes> bytes
 //! ```
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a measuring tool: it prints its report and stops on a broken setup"
+)]
+
 use std::io::{BufRead as _, Write as _};
 use std::time::{Duration, SystemTime};
 
