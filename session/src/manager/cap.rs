@@ -11,7 +11,7 @@ use crate::store::{Store, StoreExt};
 
 impl<S: Store + 'static> SessionManager<S> {
     /// SEC-14: after a session gained `owner` and was saved under `keep`, ends that owner's
-    /// sessions beyond [`max_sessions_per_owner`](SessionConfig::max_sessions_per_owner),
+    /// sessions beyond [`max_sessions_per_owner`](super::SessionConfig::max_sessions_per_owner),
     /// the oldest logins first, never `keep`. A store error is logged, not returned: the login
     /// is saved, and the next one enforces the cap again.
     pub(super) async fn enforce_cap(&self, owner: &str, keep: &SessionKey) {
