@@ -66,12 +66,6 @@ pub enum Error {
         /// ending a session can still follow an alias.
         removed: Option<crate::record::Removed>,
     },
-    /// A key or name was refused before it reached a store.
-    #[error("invalid key: {reason}")]
-    InvalidKey {
-        /// Why it was refused.
-        reason: String,
-    },
     /// The key is reserved for sessionkit's own bookkeeping (it starts with
     /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)).
     #[error("the key {key:?} is reserved for sessionkit")]
@@ -151,6 +145,11 @@ pub enum Error {
         "IP binding is on, but the request has no client address (serve with connection info, or turn IP binding off)"
     )]
     NoClientIp,
+    /// A flash message was set or taken on a session whose manager runs without flash
+    /// support ([`SessionConfig::integrate_flash`](crate::SessionConfig::integrate_flash) is
+    /// off). A programming error, found at run time: retrying cannot help.
+    #[error("flash messages are disabled (integrate_flash is off)")]
+    FlashDisabled,
     /// The operating system could not provide random bytes for a new id. There is no
     /// fallback to a weaker generator.
     #[error("the OS random number generator failed")]
@@ -184,7 +183,9 @@ impl Error {
 
     /// Whether retrying the same operation later can succeed.
     ///
-    /// `TieredStore` and the manager use this to decide between "fall through" and "fail".
+    /// For applications and stores deciding whether to retry an operation (or to answer
+    /// "try again later" rather than "failed"). sessionkit itself does not retry: the manager
+    /// and [`TieredStore`](crate::TieredStore) branch on the variant.
     ///
     /// ```
     /// use sessionkit::Error;
@@ -199,7 +200,6 @@ impl Error {
             | Error::AlreadyExists
             | Error::Gone
             | Error::CacheNotInvalidated { .. }
-            | Error::InvalidKey { .. }
             | Error::ReservedKey { .. }
             | Error::Encode { .. }
             | Error::Decode { .. }
@@ -208,11 +208,18 @@ impl Error {
             | Error::Missing { .. }
             | Error::LimitExceeded { .. }
             | Error::Config(_)
-            | Error::NoClientIp => false,
+            | Error::NoClientIp
+            | Error::FlashDisabled => false,
         }
     }
 
     /// An [`Error::Unavailable`] with a message and no source.
+    ///
+    /// Each of [`Error::Unavailable`], [`Error::Storage`] and [`Error::Corrupt`] has a
+    /// constructor with a source ([`unavailable_from`](Self::unavailable_from),
+    /// [`storage`](Self::storage), [`corrupt`](Self::corrupt)) and one without
+    /// ([`unavailable`](Self::unavailable), [`storage_message`](Self::storage_message),
+    /// [`corrupt_message`](Self::corrupt_message)).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Error::Unavailable {
             message: message.into(),
@@ -244,10 +251,32 @@ impl Error {
         }
     }
 
-    /// An [`Error::InvalidKey`].
-    pub fn invalid_key(reason: impl Into<String>) -> Self {
-        Error::InvalidKey {
-            reason: reason.into(),
+    /// An [`Error::Storage`] with a message and no source.
+    ///
+    /// ```
+    /// use sessionkit::Error;
+    /// let err = Error::storage_message("the session directory is read-only");
+    /// assert!(matches!(err, Error::Storage { source: None, .. }));
+    /// assert!(!err.is_transient());
+    /// ```
+    pub fn storage_message(message: impl Into<String>) -> Self {
+        Error::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Corrupt`] with a message and no source.
+    ///
+    /// ```
+    /// use sessionkit::Error;
+    /// let err = Error::corrupt_message("unknown record version 9");
+    /// assert!(matches!(err, Error::Corrupt { source: None, .. }));
+    /// ```
+    pub fn corrupt_message(message: impl Into<String>) -> Self {
+        Error::Corrupt {
+            message: message.into(),
+            source: None,
         }
     }
 }

@@ -112,10 +112,10 @@ impl Record {
         let wire: RecordWire =
             rmp_serde::from_slice(bytes).map_err(|e| Error::corrupt("undecodable record", e))?;
         if wire.v == 0 || wire.v > RECORD_VERSION {
-            return Err(Error::Corrupt {
-                message: format!("unknown record version {}", wire.v),
-                source: None,
-            });
+            return Err(Error::corrupt_message(format!(
+                "unknown record version {}",
+                wire.v
+            )));
         }
         Ok(Record {
             fields: wire.fields,
@@ -531,10 +531,7 @@ impl Entry {
             EntryWire::T(t) => t.v,
         };
         if v == 0 || v > RECORD_VERSION {
-            return Err(Error::Corrupt {
-                message: format!("unknown entry version {v}"),
-                source: None,
-            });
+            return Err(Error::corrupt_message(format!("unknown entry version {v}")));
         }
         Ok(match wire {
             EntryWire::R(r) => Entry::Record(Record {

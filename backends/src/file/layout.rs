@@ -292,10 +292,7 @@ impl Layout {
             Err(e) => return Err(io_error("reading a session file", e)),
         };
         if bytes.is_empty() {
-            let err = Error::Corrupt {
-                message: "empty session file".into(),
-                source: None,
-            };
+            let err = Error::corrupt_message("empty session file");
             return Ok(self.corrupt(key, err));
         }
         Ok(match Entry::decode(&bytes) {

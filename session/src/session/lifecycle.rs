@@ -163,13 +163,11 @@ impl Session {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Encode`] when the value cannot be serialized; [`Error::Config`] when the
-    /// manager was configured without flash support (`integrate_flash = false`).
+    /// [`Error::Encode`] when the value cannot be serialized; [`Error::FlashDisabled`] when
+    /// the manager was configured without flash support (`integrate_flash = false`).
     pub fn flash<T: Serialize>(&self, name: &str, value: T) -> Result<()> {
         if self.state.lock().flash_disabled {
-            return Err(Error::Config(
-                "flash messages are disabled (integrate_flash is off)".to_owned(),
-            ));
+            return Err(Error::FlashDisabled);
         }
         let key = reserved::flash_key(name);
         let bytes = encode_value(&key, &value)?;
@@ -195,13 +193,11 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Decode`] when the message is not a `T` (it is then kept);
-    /// [`Error::Config`] when flash support is off.
+    /// [`Error::FlashDisabled`] when flash support is off.
     pub fn take_flash<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let mut state = self.state.lock();
         if state.flash_disabled {
-            return Err(Error::Config(
-                "flash messages are disabled (integrate_flash is off)".to_owned(),
-            ));
+            return Err(Error::FlashDisabled);
         }
         if state.fresh_flash.contains(name) {
             return Ok(None);

@@ -158,7 +158,7 @@ fn flash_is_hidden_from_the_dictionary_and_fresh_ones_wait() {
     );
     let off = Session::new();
     off.disable_flash();
-    assert!(matches!(off.flash("n", 1), Err(Error::Config(_))));
+    assert!(matches!(off.flash("n", 1), Err(Error::FlashDisabled)));
 }
 
 #[test]
