@@ -539,3 +539,32 @@ impl RedisCluster {
         &mut self.nodes[index]
     }
 }
+
+/// A connection to `server` for a test's own inspection, named `admin` in `CLIENT LIST` (so
+/// tests that count the store's clients can leave it out).
+pub async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("admin")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// How many times the server has run `command` (lower case), from `INFO commandstats`
+/// (0 when it never ran). Commands run inside scripts count.
+pub async fn command_calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -22,7 +22,7 @@ use sessionkit::{SessionKey, to_millis};
 use sessionkit_backends::file::{Durability, FileConfig};
 use sessionkit_backends::{OWNER_SCAN_BATCH, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
-use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
+use sessionkit_tests::redis_server::{RedisCluster, RedisServer, admin, command_calls};
 
 fn owned(owner: &str) -> Record {
     let mut r = record(&[("x", enc(1))]);
@@ -147,32 +147,6 @@ fn file_owner_listing_shares_the_blocking_pool() {
     });
 }
 
-async fn admin(server: &RedisServer) -> MultiplexedConnection {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg("admin")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    conn
-}
-
-/// `calls` of one command in `INFO commandstats` (0 when it never ran).
-async fn calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Plants `live` session hashes of `owner` (and `stale` members with no session behind them)
 /// straight into Redis with pipelines: a store-level create per session would take minutes.
 async fn plant(
@@ -280,7 +254,7 @@ async fn redis_owner_listing_runs_in_short_batches() {
         .query_async(&mut admin)
         .await
         .unwrap();
-    let before = calls(&mut admin, "evalsha").await;
+    let before = command_calls(&mut admin, "evalsha").await;
 
     let listing = tokio::spawn({
         let store = store.clone();
@@ -297,7 +271,7 @@ async fn redis_owner_listing_runs_in_short_batches() {
     assert!(loads > 0);
 
     // A load is one plain HGETALL (no script): every EVALSHA since `before` is the listing's.
-    let scripts = calls(&mut admin, "evalsha").await - before;
+    let scripts = command_calls(&mut admin, "evalsha").await - before;
     let batches = (live + stale) / OWNER_SCAN_BATCH;
     assert!(
         scripts >= (batches / 2) as u64,

@@ -20,21 +20,9 @@ use sessionkit::store::{ChangeSet, Error, Grace, Record, Store, TieredStore};
 use sessionkit::{SessionId, SessionKey, to_millis};
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
-use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
+use sessionkit_tests::redis_server::{RedisCluster, RedisServer, admin, command_calls};
 
 /// A second, plain client on the test's own server, named so its commands can be told apart.
-async fn admin(server: &RedisServer) -> MultiplexedConnection {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg("admin")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    conn
-}
-
 async fn info_field(conn: &mut MultiplexedConnection, section: &str, field: &str) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg(section)
@@ -44,20 +32,6 @@ async fn info_field(conn: &mut MultiplexedConnection, section: &str, field: &str
     info.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `calls` of one command in `INFO commandstats` (0 when it never ran).
-async fn calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
         .unwrap_or(0)
 }
 
@@ -135,10 +109,14 @@ async fn one_round_trip_per_operation() {
     store.create(&key, &r).await.unwrap();
     assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "create");
 
-    let before = calls(&mut admin, "hgetall").await;
+    let before = command_calls(&mut admin, "hgetall").await;
     let loaded = store.load(&key).await.unwrap().unwrap();
     assert_same(&loaded.record, &r);
-    assert_eq!(calls(&mut admin, "hgetall").await - before, 1, "load");
+    assert_eq!(
+        command_calls(&mut admin, "hgetall").await - before,
+        1,
+        "load"
+    );
     assert_eq!(sent_commands(&mut admin).await, ["HGETALL"], "load");
 
     let mut c = set_one("a", enc(10));
@@ -217,10 +195,14 @@ async fn commands_per_operation_stay_few() {
     assert!(create <= 4, "create ran {create} commands");
 
     let before = commands_run(&mut admin).await;
-    let hgetall = calls(&mut admin, "hgetall").await;
+    let hgetall = command_calls(&mut admin, "hgetall").await;
     assert!(store.load(&key).await.unwrap().is_some());
     assert_eq!(commands_run(&mut admin).await - before, 1, "load");
-    assert_eq!(calls(&mut admin, "hgetall").await - hgetall, 1, "load");
+    assert_eq!(
+        command_calls(&mut admin, "hgetall").await - hgetall,
+        1,
+        "load"
+    );
     assert!(store.load(&fresh_key()).await.unwrap().is_none());
     assert_eq!(
         commands_run(&mut admin).await - before,
@@ -267,7 +249,7 @@ async fn commands_per_operation_stay_few() {
     };
     store.rename(&key, &to, Some(&grace)).await.unwrap();
     let before = commands_run(&mut admin).await;
-    let hgetall = calls(&mut admin, "hgetall").await;
+    let hgetall = command_calls(&mut admin, "hgetall").await;
     let via = store.load(&key).await.unwrap().unwrap();
     assert_eq!(via.moved.unwrap().to, to);
     assert_eq!(via.record.fields["field3"], enc("changed"));
@@ -277,7 +259,7 @@ async fn commands_per_operation_stay_few() {
         "load through an alias"
     );
     assert_eq!(
-        calls(&mut admin, "hgetall").await - hgetall,
+        command_calls(&mut admin, "hgetall").await - hgetall,
         2,
         "load through an alias"
     );
@@ -441,11 +423,11 @@ async fn a_logged_in_save_skips_the_owner_index_while_the_set_outlives_it() {
         // An active visitor: every save moves the expiry a little further.
         let mut c = set_one("n", enc(step));
         c.expires_at = Some(in_ms(1_800_000 + step * 120_000));
-        let sadd = calls(&mut admin, "sadd").await;
+        let sadd = command_calls(&mut admin, "sadd").await;
         let before = commands_run(&mut admin).await;
         store.apply(&key, &c).await.unwrap();
         let ran = commands_run(&mut admin).await - before;
-        if calls(&mut admin, "sadd").await > sadd {
+        if command_calls(&mut admin, "sadd").await > sadd {
             extended += 1;
         } else {
             // EVALSHA, HMGET, HSET, PEXPIREAT: with the request's HGETALL, 5.

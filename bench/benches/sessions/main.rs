@@ -26,7 +26,6 @@ mod ours;
 mod owners;
 mod peers;
 mod plot;
-mod prototype;
 mod redis_server;
 mod report;
 mod routes;
@@ -297,14 +296,6 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         ))
     })
     .await?;
-    h.bench("prototype moka without per-entry expiry", || async {
-        Ok(ours::Ours::new(
-            "prototype moka without per-entry expiry",
-            Medium::Memory,
-            prototype::MokaLazyExpiry::new(),
-        ))
-    })
-    .await?;
     h.bench("tower-sessions MemoryStore", || async {
         Ok(peers::v15::Tower15::new(
             "tower-sessions MemoryStore",
@@ -340,14 +331,6 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
             "sessionkit RedisStore",
             Medium::Redis,
             sessionkit_backends::RedisStore::open(&url).await?,
-        ))
-    })
-    .await?;
-    h.bench("prototype RedisStore with plain HGETALL load", || async {
-        Ok(ours::Ours::new(
-            "prototype RedisStore with plain HGETALL load",
-            Medium::Redis,
-            prototype::RedisPlainLoad::open(&url).await?,
         ))
     })
     .await?;
