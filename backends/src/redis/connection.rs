@@ -16,7 +16,7 @@ use sessionkit::SessionKey;
 use sessionkit::store::{Error, Result};
 
 use super::config::{Mode, redact};
-use super::errors::{answered, corrupt, map_error, timed};
+use super::errors::{answered, map_error, timed};
 use super::layout::{Stored, parse};
 use super::{RedisConfig, RedisStore, invalidation, scripts};
 
@@ -216,9 +216,9 @@ impl RedisStore {
         let reply = hgetall.query_async::<Vec<Vec<u8>>>(&mut conn);
         match answered("load", self.op_timeout, reply).await? {
             Ok(flat) => Ok(flat),
-            Err(err) if err.code() == Some("WRONGTYPE") => {
-                Err(corrupt("the session key does not hold a hash"))
-            }
+            Err(err) if err.code() == Some("WRONGTYPE") => Err(Error::corrupt_message(
+                "the session key does not hold a hash",
+            )),
             Err(err) => Err(map_error("load", err)),
         }
     }

@@ -1,5 +1,5 @@
 //! How redis-rs failures become the core's errors: the kinds ([`map_error`]), the time limit
-//! on every request ([`timed`]) and the corrupt-data error of a hash we cannot read.
+//! on every request ([`timed`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,14 +7,6 @@ use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 use sessionkit::store::{Error, Result};
-
-/// Stored data this layout cannot read.
-pub(super) fn corrupt(message: impl Into<String>) -> Error {
-    Error::Corrupt {
-        message: message.into(),
-        source: None,
-    }
-}
 
 /// The kind of the I/O error inside a redis-rs error (which keeps it behind an `Arc`).
 fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {

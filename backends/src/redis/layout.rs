@@ -12,7 +12,6 @@ use sessionkit::{SessionKey, from_millis};
 use sha2::{Digest as _, Sha256};
 
 use super::RedisStore;
-use super::errors::corrupt;
 
 impl RedisStore {
     /// The Redis key of a session: `<prefix>{<key hex>}`.
@@ -75,7 +74,7 @@ fn parse_ms(value: &[u8]) -> Result<u64> {
     std::str::from_utf8(value)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt("session hash has a malformed expiry"))
+        .ok_or_else(|| Error::corrupt_message("session hash has a malformed expiry"))
 }
 
 /// Reads a session hash (`HGETALL` order: name, value, name, value, …). A tombstone (the old
@@ -92,7 +91,7 @@ pub(super) fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
     while let Some(name) = items.next() {
         let value = items
             .next()
-            .ok_or_else(|| corrupt("session hash reply has an odd length"))?;
+            .ok_or_else(|| Error::corrupt_message("session hash reply has an odd length"))?;
         if name.starts_with(b"f:") {
             // The reply's own buffer becomes the name: no copy.
             let mut field = name;
@@ -115,7 +114,10 @@ pub(super) fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
                 let hex = std::str::from_utf8(&value)
                     .ok()
                     .and_then(SessionKey::from_hex);
-                to = Some(hex.ok_or_else(|| corrupt("alias target is not a session key"))?);
+                to =
+                    Some(hex.ok_or_else(|| {
+                        Error::corrupt_message("alias target is not a session key")
+                    })?);
             }
             b"m:tok" => token = Some(value),
             b"m:rev" => rev = value,
@@ -125,9 +127,12 @@ pub(super) fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
         }
     }
     if version.as_deref() != Some(b"1") {
-        return Err(corrupt("session hash has no known layout version"));
+        return Err(Error::corrupt_message(
+            "session hash has no known layout version",
+        ));
     }
-    let expires_at = from_millis(expires.ok_or_else(|| corrupt("session hash has no expiry"))?);
+    let expires_at =
+        from_millis(expires.ok_or_else(|| Error::corrupt_message("session hash has no expiry"))?);
     if tombstone {
         // The old key of a move without grace: it resolves to nothing.
         return Ok(None);
@@ -153,7 +158,7 @@ pub(super) fn live_record(stored: Option<Stored>, now: SystemTime) -> Option<(Re
         Some(Stored {
             entry: Entry::Record(record),
             rev,
-        }) if record.expires_at > now => Some((record, rev)),
+        }) if record.is_live_at(now) => Some((record, rev)),
         _ => None,
     }
 }

@@ -122,7 +122,7 @@ use sessionkit::store::{
 use sessionkit::{SessionKey, to_millis};
 
 use connection::Conn;
-use errors::{corrupt, map_error};
+use errors::map_error;
 use layout::{flag, live_record, op_args, op_failure, owner_hash, status, tombstone_ms};
 
 /// The `COUNT` of each `SSCAN` step of an owner listing: one step reads (and prunes) about
@@ -205,9 +205,9 @@ impl RedisStore {
                 )
                 .await?;
             let mut items = reply.into_iter();
-            let next = items
-                .next()
-                .ok_or_else(|| corrupt("redis owned_by: the script returned no cursor"))?;
+            let next = items.next().ok_or_else(|| {
+                Error::corrupt_message("redis owned_by: the script returned no cursor")
+            })?;
             keys.extend(items.filter_map(|h| SessionKey::from_hex(&h)));
             if next == "0" {
                 return Ok(keys);
@@ -261,7 +261,7 @@ impl Store for RedisStore {
         let main = self.stored(key).await?.map(|stored| stored.entry);
         let now = SystemTime::now();
         let (to, token) = match main {
-            Some(entry) if entry.expires_at() <= now => return Ok(None),
+            Some(entry) if !entry.is_live_at(now) => return Ok(None),
             Some(Entry::Record(record)) => return Ok(Some(Loaded::from(record))),
             Some(Entry::Alias { to, token, .. }) => (to, token),
             // A tombstone reads as absent (see `layout::parse`).
@@ -358,7 +358,7 @@ impl Store for RedisStore {
                 .ok()
                 .and_then(SessionKey::from_hex)
                 .map(|to| Removed::Alias { to })
-                .ok_or_else(|| corrupt("an alias names no valid target")),
+                .ok_or_else(|| Error::corrupt_message("an alias names no valid target")),
             other => Err(Error::Storage {
                 message: format!("redis delete: unexpected script reply {other:?}"),
                 source: None,

@@ -40,8 +40,9 @@ impl<S: Store + 'static> SessionManager<S> {
             }
             Err(err) => return Err(err),
         };
-        let (current, alias, resend) = match &loaded.moved {
-            None => (id, None, false),
+        // The id the session lives under now, with its key (hashed once).
+        let (current, current_key, alias, resend) = match &loaded.moved {
+            None => (id, key, None, false),
             Some(moved) => match meta::open_grace(&id, &moved.token) {
                 Some((new_id, until)) if new_id.key() == moved.to => {
                     if until <= now {
@@ -51,7 +52,7 @@ impl<S: Store + 'static> SessionManager<S> {
                         self.forget(&key, "stale alias").await;
                         return Ok(None);
                     }
-                    (new_id, Some(key), true)
+                    (new_id, moved.to, Some(key), true)
                 }
                 _ => {
                     self.emit(SessionEvent::Corrupt {
@@ -82,7 +83,7 @@ impl<S: Store + 'static> SessionManager<S> {
                 session: current.fingerprint(),
                 reason,
             });
-            self.forget(&current.key(), "expired session").await;
+            self.forget(&current_key, "expired session").await;
             if let Some(alias) = &alias {
                 self.forget(alias, "expired session's alias").await;
             }
@@ -100,7 +101,7 @@ impl<S: Store + 'static> SessionManager<S> {
             return Ok(None);
         }
         let existing = Existing {
-            key: current.key(),
+            key: current_key,
             id: current,
             alias,
             resend,

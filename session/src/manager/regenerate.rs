@@ -27,7 +27,7 @@ impl<S: Store + 'static> SessionManager<S> {
         let store = &self.inner.store;
         let now = self.now();
         let mut changes = if keep_changes {
-            self.changes(active, existing, intent)?
+            self.changes(active, existing, intent, now)?
         } else {
             ChangeSet::default()
         };

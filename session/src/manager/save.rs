@@ -117,7 +117,7 @@ impl<S: Store + 'static> SessionManager<S> {
         intent: &Intent,
     ) -> Result<Outcome> {
         let now = self.now();
-        let mut changes = self.changes(active, existing, intent)?;
+        let mut changes = self.changes(active, existing, intent, now)?;
         let persist_changed =
             changes.set.contains_key(PERSIST_KEY) || changes.remove.contains(PERSIST_KEY);
         let plan = self.plan(existing, &changes, now);
@@ -211,21 +211,22 @@ impl<S: Store + 'static> SessionManager<S> {
         active: &ActiveSession,
         existing: &Existing,
         intent: &Intent,
+        now: SystemTime,
     ) -> Result<ChangeSet> {
         let limits = self.inner.config.limits;
-        let (loaded, now) = active.session.footprints();
+        let (loaded, grown) = active.session.footprints();
         let mut changes = active.session.take_changes();
         for (key, value) in &changes.set {
             limits.check_value(key, value.len())?;
         }
-        limits.check_growth(loaded, now)?;
+        limits.check_growth(loaded, grown)?;
         changes.limits = Some(limits);
         if let Some(owner) = &intent.owner {
             changes.owner = Some(owner.clone());
             if owner.is_some() {
                 changes
                     .set
-                    .insert(meta::LOGIN.to_owned(), meta::time(meta::LOGIN, self.now())?);
+                    .insert(meta::LOGIN.to_owned(), meta::time(meta::LOGIN, now)?);
             }
         }
         self.bind(active, Some(&existing.meta), &mut changes)?;

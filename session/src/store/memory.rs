@@ -116,10 +116,6 @@ impl Default for MemoryStore {
     }
 }
 
-fn live(entry: &Entry, now: SystemTime) -> bool {
-    entry.is_live_at(now)
-}
-
 impl MemoryStore {
     /// An unbounded store.
     pub fn new() -> Self {
@@ -251,13 +247,10 @@ impl MemoryStore {
         let mut key = *key;
         for _ in 0..MAX_ALIAS_HOPS {
             let next = |e: &Entry| match e {
-                Entry::Record(r) if r.is_live_at(now) && r.owner.as_deref() == Some(owner) => {
-                    Some(None)
-                }
-                Entry::Alias { to, until, .. } | Entry::Tombstone { to, until } if *until > now => {
-                    Some(Some(*to))
-                }
-                _ => None,
+                _ if !e.is_live_at(now) => None,
+                Entry::Record(r) if r.owner.as_deref() == Some(owner) => Some(None),
+                Entry::Alias { to, .. } | Entry::Tombstone { to, .. } => Some(Some(*to)),
+                Entry::Record(_) => None,
             };
             let step = match &self.backing {
                 Backing::Map(map) => map.get(&key).and_then(|slot| next(&slot.entry)),
@@ -355,9 +348,9 @@ mod map {
     ) -> Option<Loaded> {
         let alias = {
             let slot = map.get(key)?;
-            if !live(&slot.entry, now) {
+            if !slot.entry.is_live_at(now) {
                 drop(slot);
-                map.remove_if(key, |_, s| !live(&s.entry, now));
+                map.remove_if(key, |_, s| !s.entry.is_live_at(now));
                 return None;
             }
             match &slot.entry {
@@ -485,7 +478,7 @@ mod map {
     pub(super) fn cleanup(map: &DashMap<SessionKey, Slot>, now: SystemTime) -> u64 {
         let mut removed = 0;
         map.retain(|_, slot| {
-            let keep = live(&slot.entry, now);
+            let keep = slot.entry.is_live_at(now);
             if !keep {
                 removed += 1;
             }
@@ -573,7 +566,7 @@ mod cache {
         let cell = cache.get(key)?;
         let (to, token) = {
             let state = cell.state.lock();
-            if !live(&state.entry, now) {
+            if !state.entry.is_live_at(now) {
                 return None;
             }
             match &state.entry {
@@ -735,7 +728,7 @@ mod cache {
                 .and_compute_with(|existing| match existing {
                     Some(e) => {
                         let mut state = e.value().state.lock();
-                        if live(&state.entry, now) {
+                        if state.entry.is_live_at(now) {
                             Op::Nop
                         } else {
                             state.detached = true;
