@@ -41,9 +41,7 @@ for i = 1, #want, 512 do
   for j = 1, #part do got[i + j - 1] = part[j] end
 end
 local stored_exp = got[1]
-if not stored_exp then return 0 end
-local n = tonumber(stored_exp)
-if not n or n <= now or got[2] then return 0 end
+if not live_at(stored_exp, now) or got[2] then return 0 end
 -- Every operation is worked out before anything is written: a failing one writes nothing.
 local writes = {}
 if first_set > first_op then

@@ -1,14 +1,27 @@
 -- sessionkit RedisStore: helpers shared by every script (prepended at build time).
 -- A session is a hash: `m:*` meta fields and `f:<name>` field map entries.
 
--- The expiry (as the stored string) of the live session or alias under `key`, or nil.
-local function live_exp(key, now)
-  local e = redis.call('HGET', key, 'm:exp')
-  if e then
-    local n = tonumber(e)
-    if n and n > now then return e end
-  end
+-- The one liveness rule: `exp` (a stored `m:exp`, or false when the field is absent) if it
+-- is a time after `now`, else nil.
+local function live_at(exp, now)
+  local n = exp and tonumber(exp)
+  if n and n > now then return exp end
   return nil
+end
+
+-- One HMGET of `key`'s `m:exp` and the meta fields named after it: returns the expiry if
+-- the key is live at `now` (a session, alias or tombstone; else nil), and the values read
+-- (`m[1]` is `m:exp`, then the others in order). A key holding no hash fails the script.
+local function meta(key, now, ...)
+  local m = redis.call('HMGET', key, 'm:exp', ...)
+  return live_at(m[1], now), m
+end
+
+-- As `meta`, for keys that may hold something else than a hash: such a key reads as nil.
+local function meta_or_nil(key, now, ...)
+  local m = redis.pcall('HMGET', key, 'm:exp', ...)
+  if type(m) ~= 'table' or m.err then return nil, nil end
+  return live_at(m[1], now), m
 end
 
 -- Adds `member` to an owner set and keeps the set alive at least until `exp`.
@@ -35,7 +48,8 @@ end
 
 -- Whether `key` holds a live session or alias (a tombstone does not hold its key).
 local function taken(key, now)
-  return live_exp(key, now) ~= nil and redis.call('HEXISTS', key, 'm:dead') == 0
+  local exp, m = meta(key, now, 'm:dead')
+  return exp ~= nil and not m[2]
 end
 
 -- Leaves a tombstone under the old key of a move without grace: it names the new key for a
@@ -46,6 +60,21 @@ local function tombstone(key, to_hex, exp, now, ms)
   if till > now then
     redis.call('HSET', key, 'm:v', '1', 'm:exp', tostring(till), 'm:to', to_hex, 'm:dead', '1')
     redis.call('PEXPIREAT', key, till)
+  end
+end
+
+-- What a move leaves under the old key `from`: with `grace` ('1') an alias to `to_hex`
+-- carrying `token`, until `till` but never past the session's expiry `exp`; without it a
+-- tombstone (see above).
+local function left_by_move(from, to_hex, exp, now, grace, till, token, ms)
+  if grace == '1' then
+    if tonumber(exp) < tonumber(till) then till = exp end
+    if tonumber(till) > now then
+      redis.call('HSET', from, 'm:v', '1', 'm:exp', till, 'm:to', to_hex, 'm:tok', token)
+      redis.call('PEXPIREAT', from, till)
+    end
+  else
+    tombstone(from, to_hex, exp, now, ms)
   end
 end
 

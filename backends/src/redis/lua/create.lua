@@ -5,11 +5,8 @@
 -- Commands on a free key: one HMGET, one HSET (meta and fields together), one PEXPIREAT.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local held = redis.call('HMGET', key, 'm:exp', 'm:dead', 'm:v')
-if held[1] then
-  local e = tonumber(held[1])
-  if e and e > now and not held[2] then return 0 end
-end
+local live, held = meta(key, now, 'm:dead', 'm:v')
+if live and not held[2] then return 0 end
 -- Whatever else the key holds (an expired hash Redis has not dropped yet, a tombstone, a
 -- hash of another layout version) goes; a free key has nothing to delete. Every hash the
 -- scripts write carries `m:v` and `m:exp`.

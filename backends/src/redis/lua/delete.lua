@@ -6,13 +6,11 @@
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 -- One read; a key that does not hold a hash answers it with an error, and is removed.
-local m = redis.pcall('HMGET', key, 'm:exp', 'm:to')
-if type(m) ~= 'table' or m.err then
+local live, m = meta_or_nil(key, now, 'm:to')
+if not m then
   redis.call('DEL', key)
   return 0
 end
-local e = m[1] and tonumber(m[1])
-local live = e and e > now or false
 if live and m[2] then
   redis.call('HDEL', key, 'm:tok')
   redis.call('HSET', key, 'm:dead', '1')

@@ -12,12 +12,11 @@ local function lead(hex)
   for _ = 1, tonumber(ARGV[6]) do
     if not is_hex_key(hex) then return nil end
     local k = ARGV[2] .. '{' .. hex .. '}'
-    if redis.call('TYPE', k)['ok'] ~= 'hash' then return nil end
-    local m = redis.call('HMGET', k, 'm:own', 'm:exp', 'm:to')
-    local e = m[2] and tonumber(m[2]) or nil
-    if e == nil or e <= now then return nil end
+    -- A member whose key holds something else than a hash is stale.
+    local live, m = meta_or_nil(k, now, 'm:own', 'm:to')
+    if not live then return nil end
     if not m[3] then
-      if m[1] == ARGV[3] then return hex end
+      if m[2] == ARGV[3] then return hex end
       return nil
     end
     hex = m[3]

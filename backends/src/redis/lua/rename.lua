@@ -6,20 +6,11 @@
 -- Returns 1 when moved, 0 when `from` holds no live session, 2 when `to` is taken.
 local from, to = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
-local exp = live_exp(from, now)
-if not exp or redis.call('HEXISTS', from, 'm:to') == 1 then return 0 end
+local exp, m = meta(from, now, 'm:to')
+if not exp or m[2] then return 0 end
 if taken(to, now) then return 2 end
 redis.call('RENAME', from, to)
-if ARGV[4] == '1' then
-  local till = ARGV[5]
-  if tonumber(exp) < tonumber(till) then till = exp end
-  if tonumber(till) > now then
-    redis.call('HSET', from, 'm:v', '1', 'm:exp', till, 'm:to', ARGV[3], 'm:tok', ARGV[6])
-    redis.call('PEXPIREAT', from, till)
-  end
-else
-  tombstone(from, ARGV[3], exp, now, ARGV[7])
-end
+left_by_move(from, ARGV[3], exp, now, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 local oh = redis.call('HGET', to, 'm:oh')
 if oh then index(ARGV[2] .. 'owner:{' .. oh .. '}', ARGV[3], exp, now) end
 return 1

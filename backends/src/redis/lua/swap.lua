@@ -4,18 +4,9 @@
 -- Returns 1 when swapped, 0 when `from` is gone, 3 when it changed since the copy.
 local from = KEYS[1]
 local now = tonumber(ARGV[1])
-local exp = live_exp(from, now)
-if not exp or redis.call('HEXISTS', from, 'm:to') == 1 then return 0 end
-if (redis.call('HGET', from, 'm:rev') or '') ~= ARGV[2] then return 3 end
+local exp, m = meta(from, now, 'm:to', 'm:rev')
+if not exp or m[2] then return 0 end
+if (m[3] or '') ~= ARGV[2] then return 3 end
 redis.call('DEL', from)
-if ARGV[3] == '1' then
-  local till = ARGV[4]
-  if tonumber(exp) < tonumber(till) then till = exp end
-  if tonumber(till) > now then
-    redis.call('HSET', from, 'm:v', '1', 'm:exp', till, 'm:to', ARGV[5], 'm:tok', ARGV[6])
-    redis.call('PEXPIREAT', from, till)
-  end
-else
-  tombstone(from, ARGV[5], exp, now, ARGV[7])
-end
+left_by_move(from, ARGV[5], exp, now, ARGV[3], ARGV[4], ARGV[6], ARGV[7])
 return 1
