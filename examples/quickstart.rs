@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. Storage composes: a bounded in-process cache in front of files on disk.
     let dir = tempfile::tempdir()?;
     let store = TieredStore::new(
-        MemoryStore::with_capacity(10_000),
+        MemoryStore::bounded(10_000),
         FileStore::open(dir.path()).await?,
     );
     // Plain http on localhost for this demo; the library's default is Secure cookies.

@@ -197,7 +197,7 @@ pub async fn open_store(
     dir: &std::path::Path,
     redis_url: &str,
 ) -> sessionkit::Result<Arc<dyn Store>> {
-    let cache = || MemoryStore::with_capacity(100_000);
+    let cache = || MemoryStore::bounded(100_000);
     Ok(match kind {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::File => Arc::new(FileStore::open(dir).await?),

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use sessionkit::store::{ChangeSet, Record, Store};
-use sessionkit::{Error, MemoryStore, SessionKey, TieredStore, from_millis, to_millis};
+use sessionkit::store::{ChangeSet, Record, Store, from_millis, to_millis};
+use sessionkit::{Error, MemoryStore, SessionKey, TieredStore};
 
 #[derive(Arbitrary, Debug)]
 struct Changes {
@@ -59,11 +59,8 @@ async fn run(store: &dyn Store, ops: &[Op], now_ms: u64, cached: bool) {
         match op {
             Op::Create(k, fields, owner) => {
                 let k = k % 4;
-                let record = Record {
-                    fields: bytes_map(fields.clone()),
-                    expires_at: at(now_ms, 0),
-                    owner: owner.clone(),
-                };
+                let record =
+                    Record::from_parts(bytes_map(fields.clone()), at(now_ms, 0), owner.clone());
                 let got = store.create(&key(k), &record).await;
                 if model.contains_key(&k) {
                     assert!(matches!(got, Err(Error::AlreadyExists)), "{got:?}");
@@ -74,13 +71,14 @@ async fn run(store: &dyn Store, ops: &[Op], now_ms: u64, cached: bool) {
             }
             Op::Apply(k, c) => {
                 let k = k % 4;
-                let changes = ChangeSet {
-                    clear: c.clear,
-                    remove: c.remove.clone(),
-                    set: bytes_map(c.set.clone()),
-                    expires_at: c.expires_in.map(|s| at(now_ms, s)),
-                    owner: c.owner.clone(),
-                    ..ChangeSet::default()
+                let changes = {
+                    let mut change_set = ChangeSet::default();
+                    change_set.clear = c.clear;
+                    change_set.remove = c.remove.clone();
+                    change_set.set = bytes_map(c.set.clone());
+                    change_set.expires_at = c.expires_in.map(|s| at(now_ms, s));
+                    change_set.owner = c.owner.clone();
+                    change_set
                 };
                 let got = store.apply(&key(k), &changes).await;
                 match model.get_mut(&k) {

@@ -9,7 +9,7 @@ use syn::{GenericParam, Type};
 use crate::ast::{Field, Input, Kind, Ops};
 use crate::ctxt::Ctxt;
 
-/// Keys starting with this belong to sessionkit itself: a copy of `sessionkit::RESERVED_PREFIX`
+/// Keys starting with this belong to sessionkit itself: a copy of `sessionkit::reserved::RESERVED_PREFIX`
 /// (defined in `session/src/reserved.rs`), since a proc-macro crate cannot depend on the crate
 /// it serves. Every check below uses this one constant; `tests/tests/derive_access.rs`
 /// (`derive_and_session_agree_on_the_reserved_prefix`) fails if the copy drifts.

@@ -67,7 +67,7 @@ pub enum Error {
         removed: Option<crate::record::Removed>,
     },
     /// The key is reserved for sessionkit's own bookkeeping (it starts with
-    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX)).
+    /// [`RESERVED_PREFIX`](crate::reserved::RESERVED_PREFIX)).
     #[error("the key {key:?} is reserved for sessionkit")]
     ReservedKey {
         /// The refused key.

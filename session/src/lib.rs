@@ -14,7 +14,7 @@
 //! let session = Session::new();
 //! session.insert("username", "Bob")?;
 //! assert_eq!(session.get::<String>("username")?.as_deref(), Some("Bob"));
-//! let _store = TieredStore::new(MemoryStore::with_capacity(10_000), MemoryStore::new());
+//! let _store = TieredStore::new(MemoryStore::bounded(10_000), MemoryStore::new());
 //! # Ok::<(), sessionkit::Error>(())
 //! ```
 //!
@@ -62,7 +62,7 @@
 //! instant, before any cleanup, and a cache tier never keeps a record longer than the record
 //! lives. The manager sets `expires_at` to the earlier of the idle and absolute deadlines,
 //! and checks both itself on every load with its own [`Clock`]. Timeouts over
-//! [`MAX_TIMEOUT`] (100 years) are refused when the manager is built, and every deadline sum
+//! [`limits::MAX_TIMEOUT`] (100 years) are refused when the manager is built, and every deadline sum
 //! saturates, so no duration or clock value can make a request panic.
 //!
 //! ## Size limits
@@ -181,31 +181,29 @@
 //!   extractors for [`Session`] and for typed sessions).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 mod codec;
-mod error;
-mod id;
-mod limits;
+pub mod error;
+pub mod id;
+pub mod limits;
 pub mod manager;
 mod op;
 pub mod proxy;
 mod record;
-mod reserved;
+pub mod reserved;
 mod session;
 pub mod store;
 mod typed;
 
-pub use error::{BoxError, Error, Result};
-pub use id::{Fingerprint, ID_BYTES, ID_LEN, SessionId, SessionKey};
-pub use limits::{
-    DEFAULT_MAX_FIELDS, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_VALUE_BYTES, Limit, Limits,
-    MAX_TIMEOUT,
-};
+pub use error::{Error, Result};
+pub use id::{SessionId, SessionKey};
+pub use limits::{Limit, Limits};
 pub use manager::{
-    ActiveSession, Clock, EventListener, ExpiryReason, IpBinding, ManualClock, Outcome,
-    RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,
+    ActiveSession, Clock, IpBinding, Outcome, RequestInfo, SameSite, SessionConfig, SessionEvent,
+    SessionManager,
 };
-pub use record::{RECORD_VERSION, from_millis, to_millis};
-pub use reserved::RESERVED_PREFIX;
 pub use session::{RawValue, Session, Value};
 pub use store::{MemoryStore, Store, StoreExt, TieredStore};
 pub use typed::SessionData;

@@ -135,25 +135,15 @@ fn entry_len(key: &str, len: usize) -> usize {
 }
 
 impl Limits {
-    /// Sets [`max_fields`](Self::max_fields).
-    #[must_use]
-    pub fn with_max_fields(mut self, max: usize) -> Self {
-        self.max_fields = max;
-        self
-    }
+    setters! {
+        /// Sets [`max_fields`](Self::max_fields).
+        fn with_max_fields(max: usize) => max_fields = max;
 
-    /// Sets [`max_value_bytes`](Self::max_value_bytes).
-    #[must_use]
-    pub fn with_max_value_bytes(mut self, max: usize) -> Self {
-        self.max_value_bytes = max;
-        self
-    }
+        /// Sets [`max_value_bytes`](Self::max_value_bytes).
+        fn with_max_value_bytes(max: usize) => max_value_bytes = max;
 
-    /// Sets [`max_record_bytes`](Self::max_record_bytes).
-    #[must_use]
-    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
-        self.max_record_bytes = max;
-        self
+        /// Sets [`max_record_bytes`](Self::max_record_bytes).
+        fn with_max_record_bytes(max: usize) => max_record_bytes = max;
     }
 
     /// Checks the limits themselves (the manager's configuration check calls it).
@@ -191,21 +181,23 @@ impl Limits {
     /// Refuses going from `before` to `after` when that grows the field count or the bytes
     /// past their bound.
     pub(crate) fn check_growth(&self, before: Footprint, after: Footprint) -> Result<()> {
-        if after.fields > self.max_fields && after.fields > before.fields {
-            return Err(Error::LimitExceeded {
-                limit: Limit::Fields,
-                key: None,
-                size: after.fields,
-                max: self.max_fields,
-            });
-        }
-        if after.bytes > self.max_record_bytes && after.bytes > before.bytes {
-            return Err(Error::LimitExceeded {
-                limit: Limit::RecordBytes,
-                key: None,
-                size: after.bytes,
-                max: self.max_record_bytes,
-            });
+        for (limit, size, was, max) in [
+            (Limit::Fields, after.fields, before.fields, self.max_fields),
+            (
+                Limit::RecordBytes,
+                after.bytes,
+                before.bytes,
+                self.max_record_bytes,
+            ),
+        ] {
+            if size > max && size > was {
+                return Err(Error::LimitExceeded {
+                    limit,
+                    key: None,
+                    size,
+                    max,
+                });
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 ///
 /// ```
 /// let session = sessionkit::Session::new();
-/// let key = format!("{}created", sessionkit::RESERVED_PREFIX);
+/// let key = format!("{}created", sessionkit::reserved::RESERVED_PREFIX);
 /// assert!(matches!(session.insert(key, 1), Err(sessionkit::Error::ReservedKey { .. })));
 /// ```
 pub const RESERVED_PREFIX: &str = "__sk.";

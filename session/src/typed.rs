@@ -56,7 +56,7 @@ use crate::session::Session;
 ///
 /// Refused at compile time, each error at its token and all at once: enums, unions, tuple
 /// and unit structs; unknown or malformed attributes; two fields with the same key; a key
-/// under [`RESERVED_PREFIX`](crate::RESERVED_PREFIX); `default` on an `Option`; `default` or
+/// under [`RESERVED_PREFIX`](crate::reserved::RESERVED_PREFIX); `default` on an `Option`; `default` or
 /// `skip` on a type without `Default`.
 ///
 /// # Encoding

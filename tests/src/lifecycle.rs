@@ -28,8 +28,8 @@ use cookie::Cookie;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sessionkit::{
-    Error, IpBinding, ManualClock, Outcome, RequestInfo, Session, SessionConfig, SessionEvent,
-    SessionId, SessionKey, SessionManager, Store, StoreExt,
+    Error, IpBinding, Outcome, RequestInfo, Session, SessionConfig, SessionEvent, SessionId,
+    SessionKey, SessionManager, Store, StoreExt, manager::ManualClock,
 };
 
 /// Expands to one `#[tokio::test]` per lifecycle behaviour, over the store `factory` makes.

@@ -90,7 +90,7 @@ pub mod memory {
     }
 }
 
-/// `MemoryStore::with_capacity`: bounded, evicting.
+/// `MemoryStore::bounded`: bounded, evicting.
 pub mod memory_bounded {
     use super::*;
     /// The setup's capabilities.
@@ -98,7 +98,7 @@ pub mod memory_bounded {
     /// Makes the store; the bound is far above what any case holds at once, so eviction
     /// must not lose live sessions here.
     pub async fn make() -> (MemoryStore, ()) {
-        (MemoryStore::with_capacity(1_000_000), ())
+        (MemoryStore::bounded(1_000_000), ())
     }
 }
 
@@ -110,7 +110,7 @@ pub mod tiered_memory_memory {
     /// Makes the store.
     pub async fn make() -> (TieredStore<MemoryStore, MemoryStore>, ()) {
         (
-            TieredStore::new(MemoryStore::with_capacity(10_000), MemoryStore::new()),
+            TieredStore::new(MemoryStore::bounded(10_000), MemoryStore::new()),
             (),
         )
     }
@@ -167,7 +167,7 @@ pub mod tiered_nested {
     pub async fn make() -> (Nested, ()) {
         (
             TieredStore::new(
-                MemoryStore::with_capacity(1_000),
+                MemoryStore::bounded(1_000),
                 TieredStore::new(MemoryStore::new(), MemoryStore::new()),
             ),
             (),
@@ -205,10 +205,7 @@ pub mod tiered_memory_file {
     /// Makes the store in a fresh temporary directory.
     pub async fn make() -> (TieredStore<MemoryStore, FileStore>, TempDir) {
         let (file, dir) = file_store(Durability::Sync).await;
-        (
-            TieredStore::new(MemoryStore::with_capacity(10_000), file),
-            dir,
-        )
+        (TieredStore::new(MemoryStore::bounded(10_000), file), dir)
     }
 }
 
@@ -252,7 +249,7 @@ pub mod tiered_memory_redis {
     pub async fn make() -> (TieredStore<MemoryStore, RedisStore>, RedisServer) {
         let (redis, server) = redis_store().await;
         (
-            TieredStore::new(MemoryStore::with_capacity(10_000), redis),
+            TieredStore::new(MemoryStore::bounded(10_000), redis),
             server,
         )
     }

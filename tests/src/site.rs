@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sessionkit::proxy::TrustedProxies;
 use sessionkit::store::Store;
-use sessionkit::{ManualClock, SessionConfig, SessionManager};
+use sessionkit::{SessionConfig, SessionManager, manager::ManualClock};
 use sessionkit_examples::site::{SessionJson, StoreKind, open_store, router_behind_proxies};
 
 use crate::probe::Probe;

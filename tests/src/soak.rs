@@ -165,7 +165,7 @@ struct Counters {
 /// Runs the soak and reports. Panics only on harness failures (bind, Redis start).
 pub async fn run(config: SoakConfig) -> SoakReport {
     let site = Site::start(config.store, |c| {
-        c.with_clock(sessionkit::SystemClock)
+        c.with_clock(sessionkit::manager::SystemClock)
             .with_idle_timeout(Duration::from_secs(7 * 24 * 3600))
             .with_rotate_after(Some(config.rotate_after))
             .with_rotation_grace(Duration::from_secs(2))
@@ -355,7 +355,7 @@ use sessionkit::{RequestInfo, SessionConfig, SessionManager};
 pub enum RaceStore {
     /// `MemoryStore::new`.
     Memory,
-    /// `MemoryStore::with_capacity`.
+    /// `MemoryStore::bounded`.
     MemoryBounded,
     /// `TieredStore<MemoryStore, MemoryStore>`.
     TieredMemory,
@@ -390,12 +390,10 @@ impl RaceStore {
     async fn open(self) -> (Arc<dyn Store>, Box<dyn std::any::Any + Send>) {
         match self {
             RaceStore::Memory => (Arc::new(MemoryStore::new()), Box::new(())),
-            RaceStore::MemoryBounded => {
-                (Arc::new(MemoryStore::with_capacity(100_000)), Box::new(()))
-            }
+            RaceStore::MemoryBounded => (Arc::new(MemoryStore::bounded(100_000)), Box::new(())),
             RaceStore::TieredMemory => (
                 Arc::new(TieredStore::new(
-                    MemoryStore::with_capacity(10_000),
+                    MemoryStore::bounded(10_000),
                     MemoryStore::new(),
                 )),
                 Box::new(()),
@@ -571,7 +569,7 @@ pub async fn run_races(config: RaceConfig) -> RaceReport {
     let manager = SessionManager::new(
         store,
         SessionConfig::default()
-            .with_clock(sessionkit::SystemClock)
+            .with_clock(sessionkit::manager::SystemClock)
             .with_idle_timeout(Duration::from_secs(3600))
             .with_rotate_after(Some(Duration::from_millis(1)))
             .with_rotation_grace(Duration::from_secs(30))

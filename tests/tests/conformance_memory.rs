@@ -111,15 +111,15 @@ mod move_retries {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn bounded_memory_retries_moves() {
-        let store = MemoryStore::with_capacity(1_000_000);
-        race_until_retry("MemoryStore::with_capacity", &store, store.clone()).await;
+        let store = MemoryStore::bounded(1_000_000);
+        race_until_retry("MemoryStore::bounded", &store, store.clone()).await;
     }
 
     /// In a tiered store the move happens in the durable tier.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn tiered_memory_memory_retries_moves() {
         let durable = MemoryStore::new();
-        let tiered = TieredStore::new(MemoryStore::with_capacity(10_000), durable.clone());
+        let tiered = TieredStore::new(MemoryStore::bounded(10_000), durable.clone());
         race_until_retry(
             "TieredStore<Memory, Memory> (durable tier)",
             &durable,

@@ -261,7 +261,7 @@ fn derive_and_session_agree_on_the_reserved_prefix() {
         .collect();
     assert_eq!(
         declared,
-        [format!("{:?};", sessionkit::RESERVED_PREFIX)],
+        [format!("{:?};", sessionkit::reserved::RESERVED_PREFIX)],
         "session-derive/src/valid.rs must declare RESERVED_PREFIX once, equal to sessionkit's \
          (update it and the key/reserved_* UI cases together)"
     );

@@ -50,11 +50,11 @@ async fn typed_round_trip<S: Store + ?Sized>(store: &S) {
     session.insert("theme", "dark").unwrap();
 
     let key = SessionId::generate().unwrap().key();
-    let record = Record {
-        fields: fields_of(&session),
-        expires_at: SystemTime::now() + Duration::from_secs(600),
-        owner: None,
-    };
+    let record = Record::from_parts(
+        fields_of(&session),
+        SystemTime::now() + Duration::from_secs(600),
+        None,
+    );
     store.create(&key, &record).await.unwrap();
 
     let loaded = Session::from_fields(store.load(&key).await.unwrap().unwrap().record.fields);
@@ -68,12 +68,13 @@ async fn typed_round_trip<S: Store + ?Sized>(store: &S) {
     // One typed change becomes one key in the change set.
     let view = Shopper::view(&loaded);
     view.set_visits(view.visits().unwrap() + 1).unwrap();
-    let changes = ChangeSet {
-        set: BTreeMap::from([(
+    let changes = {
+        let mut change_set = ChangeSet::default();
+        change_set.set = BTreeMap::from([(
             Shopper::VISITS_KEY.to_owned(),
             Bytes::copy_from_slice(loaded.get_raw(Shopper::VISITS_KEY).unwrap().as_bytes()),
-        )]),
-        ..ChangeSet::default()
+        )]);
+        change_set
     };
     store.apply(&key, &changes).await.unwrap();
 

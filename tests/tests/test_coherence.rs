@@ -37,7 +37,7 @@ fn config(redis: RedisConfig) -> RedisConfig {
 /// One app server's store: its own connection to Redis, its own memory tier.
 async fn app_server(redis: RedisConfig) -> Coherent {
     let durable = RedisStore::connect(config(redis)).await.unwrap();
-    let store = TieredStore::coherent(MemoryStore::with_capacity(1_000), durable).unwrap();
+    let store = TieredStore::coherent(MemoryStore::bounded(1_000), durable).unwrap();
     poll("the invalidation channel to listen", || async {
         store.cache_trusted()
     })

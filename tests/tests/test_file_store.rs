@@ -496,10 +496,10 @@ async fn only_hashed_names_reach_the_disk() {
         .rename(
             &id.key(),
             &moved,
-            Some(&sessionkit::store::Grace {
-                until: SystemTime::now() + Duration::from_secs(60),
-                token: vec![1],
-            }),
+            Some(&sessionkit::store::Grace::new(
+                SystemTime::now() + Duration::from_secs(60),
+                vec![1],
+            )),
         )
         .await
         .unwrap();

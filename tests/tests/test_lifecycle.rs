@@ -182,10 +182,7 @@ fn manager_futures_are_send() {
 async fn tiered_logout_with_failing_cache_delete_fails_closed() {
     use sessionkit_tests::probe::Probe;
     use std::sync::atomic::Ordering;
-    let store = TieredStore::new(
-        Probe::new(MemoryStore::with_capacity(1_000)),
-        MemoryStore::new(),
-    );
+    let store = TieredStore::new(Probe::new(MemoryStore::bounded(1_000)), MemoryStore::new());
     let h = harness(store, |c| c);
     let mut client = h.signed_in().await;
     let old = client.clone();

@@ -15,7 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use sessionkit::store::{MemoryStore, TieredStore};
 use sessionkit::{
-    Error, Limit, Limits, ManualClock, RequestInfo, Session, SessionConfig, SessionManager, Store,
+    Error, Limit, Limits, RequestInfo, Session, SessionConfig, SessionManager, Store,
+    manager::ManualClock,
 };
 use sessionkit_backends::RedisStore;
 use sessionkit_backends::file::{Durability, FileConfig};
@@ -40,7 +41,7 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Guard)> {
             .await
             .unwrap();
         if tiered {
-            let store = TieredStore::new(MemoryStore::with_capacity(100), file);
+            let store = TieredStore::new(MemoryStore::bounded(100), file);
             out.push(("memory+file", Arc::new(store), Some(Box::new(dir))));
         } else {
             out.push(("file", Arc::new(file), Some(Box::new(dir))));
@@ -356,7 +357,7 @@ async fn huge_timeouts_are_refused_at_configuration() {
 #[tokio::test]
 async fn a_huge_cache_ttl_does_not_panic() {
     let store: Arc<dyn Store> = Arc::new(
-        TieredStore::new(MemoryStore::with_capacity(10), MemoryStore::new())
+        TieredStore::new(MemoryStore::bounded(10), MemoryStore::new())
             .with_max_cache_ttl(Duration::MAX),
     );
     let manager = manager(store, Limits::default());

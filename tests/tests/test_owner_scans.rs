@@ -18,8 +18,9 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use sessionkit::MemoryStore;
 use sessionkit::store::{ChangeSet, Error, OWNER_BATCH, Record, Store};
-use sessionkit::{SessionKey, to_millis};
+use sessionkit::{SessionKey, store::to_millis};
 use sessionkit_backends::file::{Durability, FileConfig};
+use sessionkit_backends::redis::test_support::{owner_key, redis_key};
 use sessionkit_backends::{OWNER_SCAN_BATCH, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer, admin, command_calls};
@@ -75,7 +76,7 @@ async fn memory_owner_listing_yields_between_batches_and_holds_no_lock() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn bounded_memory_owner_listing_yields_between_batches_and_holds_no_lock() {
-    memory_listing_steps_aside(MemoryStore::with_capacity(100_000)).await;
+    memory_listing_steps_aside(MemoryStore::bounded(100_000)).await;
 }
 
 /// Cleanup prunes the owner index one owner and one batch at a time as well: it is suspended
@@ -156,7 +157,7 @@ async fn plant(
     live: usize,
     stale: usize,
 ) -> Vec<SessionKey> {
-    let set = store.owner_key(owner);
+    let set = owner_key(store, owner);
     let exp = to_millis(in_ms(3_600_000)).to_string();
     let mut keys = Vec::with_capacity(live);
     let mut pipe = redis::pipe();
@@ -164,7 +165,7 @@ async fn plant(
         let key = fresh_key();
         if i < live {
             pipe.cmd("HSET")
-                .arg(store.redis_key(&key))
+                .arg(redis_key(store, &key))
                 .arg("m:v")
                 .arg("1")
                 .arg("m:exp")
@@ -284,7 +285,7 @@ async fn redis_owner_listing_runs_in_short_batches() {
         "a command ran for {longest} µs (the slow log holds those over 100 ms)"
     );
     let left: u64 = redis::cmd("SCARD")
-        .arg(store.owner_key("mallory"))
+        .arg(owner_key(&store, "mallory"))
         .query_async(&mut admin)
         .await
         .unwrap();
@@ -303,15 +304,16 @@ async fn cluster_owner_sets_always_have_a_ttl() {
         .unwrap();
     let client = redis::cluster::ClusterClient::new(vec![cluster.nodes()[0].url()]).unwrap();
     let mut conn = client.get_async_connection().await.unwrap();
-    let tag = |owner: &str| ChangeSet {
-        owner: Some(Some(owner.into())),
-        ..ChangeSet::default()
+    let tag = |owner: &str| {
+        let mut change_set = ChangeSet::default();
+        change_set.owner = Some(Some(owner.into()));
+        change_set
     };
 
     let gone = store.apply(&fresh_key(), &tag("ghost")).await.unwrap_err();
     assert!(matches!(gone, Error::Gone), "{gone:?}");
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(store.owner_key("ghost"))
+        .arg(owner_key(&store, "ghost"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -323,7 +325,7 @@ async fn cluster_owner_sets_always_have_a_ttl() {
     store.create(&key, &r).await.unwrap();
     store.apply(&key, &tag("frank")).await.unwrap();
     let expire: i64 = redis::cmd("PEXPIRETIME")
-        .arg(store.owner_key("frank"))
+        .arg(owner_key(&store, "frank"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -339,7 +341,7 @@ async fn cluster_owner_sets_always_have_a_ttl() {
     many.sort();
     assert_eq!(store.owned_by("grace").await.unwrap(), many);
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(store.owner_key("grace"))
+        .arg(owner_key(&store, "grace"))
         .query_async(&mut conn)
         .await
         .unwrap();

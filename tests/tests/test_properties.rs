@@ -25,7 +25,7 @@ use proptest::test_runner::Config;
 use sessionkit::store::{ChangeSet, Entry, Record, Store};
 use sessionkit::{
     Error, MemoryStore, RequestInfo, SessionConfig, SessionId, SessionKey, SessionManager,
-    TieredStore, from_millis, to_millis,
+    TieredStore, store::from_millis, store::to_millis,
 };
 use sessionkit_backends::FileStore;
 use sessionkit_tests::probe::Probe;
@@ -192,13 +192,15 @@ fn record() -> impl Strategy<Value = Record> {
         0u64..=u64::from(u32::MAX) * 1000,
         proptest::option::of("\\PC{0,16}"),
     )
-        .prop_map(|(fields, ms, owner)| Record {
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
-                .collect(),
-            expires_at: from_millis(ms),
-            owner,
+        .prop_map(|(fields, ms, owner)| {
+            Record::from_parts(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k, Bytes::from(v)))
+                    .collect(),
+                from_millis(ms),
+                owner,
+            )
         })
 }
 
@@ -323,13 +325,15 @@ fn live_record() -> impl Strategy<Value = Record> {
         future(),
         proptest::option::of(owner()),
     )
-        .prop_map(|(fields, expires_at, owner)| Record {
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
-                .collect(),
-            expires_at,
-            owner,
+        .prop_map(|(fields, expires_at, owner)| {
+            Record::from_parts(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k, Bytes::from(v)))
+                    .collect(),
+                expires_at,
+                owner,
+            )
         })
 }
 
@@ -345,13 +349,14 @@ fn change_set() -> impl Strategy<Value = ChangeSet> {
         proptest::option::of(future()),
         proptest::option::of(proptest::option::of(owner())),
     )
-        .prop_map(|(clear, remove, set, expires_at, owner)| ChangeSet {
-            clear,
-            remove,
-            set: set.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
-            expires_at,
-            owner,
-            ..ChangeSet::default()
+        .prop_map(|(clear, remove, set, expires_at, owner)| {
+            let mut change_set = ChangeSet::default();
+            change_set.clear = clear;
+            change_set.remove = remove;
+            change_set.set = set.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect();
+            change_set.expires_at = expires_at;
+            change_set.owner = owner;
+            change_set
         })
 }
 

@@ -28,8 +28,8 @@ use bytes::Bytes;
 use sessionkit::store::{ChangeSet, Grace, MAX_MOVE_ATTEMPTS, Record};
 use sessionkit::web::SessionLayer;
 use sessionkit::{
-    Error, ManualClock, MemoryStore, Session, SessionConfig, SessionId, SessionKey, SessionManager,
-    Store, TieredStore,
+    Error, MemoryStore, Session, SessionConfig, SessionId, SessionKey, SessionManager, Store,
+    TieredStore, manager::ManualClock,
 };
 use sessionkit_tests::lifecycle::Client;
 use sessionkit_tests::probe::{Op, Point, Probe};
@@ -301,9 +301,11 @@ async fn stale_fill_after_rename<C: Store + 'static, D: Store + 'static>(cache: 
             tokio::spawn(async move { store.load(&old).await })
         };
         pause.reached().await;
-        let grace = with_grace.then(|| Grace {
-            until: SystemTime::now() + Duration::from_secs(600),
-            token: b"sealed elsewhere".to_vec(),
+        let grace = with_grace.then(|| {
+            Grace::new(
+                SystemTime::now() + Duration::from_secs(600),
+                b"sealed elsewhere".to_vec(),
+            )
         });
         let mover = {
             let store = Arc::clone(&store);
@@ -862,10 +864,8 @@ async fn move_retries_are_bounded(store: MemoryStore) {
             .collect();
         start.wait().await;
         let before = store.move_retries();
-        let grace = (round % 2 == 1).then(|| Grace {
-            until: SystemTime::now() + Duration::from_secs(600),
-            token: vec![1, 2, 3],
-        });
+        let grace = (round % 2 == 1)
+            .then(|| Grace::new(SystemTime::now() + Duration::from_secs(600), vec![1, 2, 3]));
         let mover = {
             let store = store.clone();
             tokio::spawn(async move { store.rename(&from, &to, grace.as_ref()).await })
@@ -932,6 +932,6 @@ mod move_retries_are_bounded {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn bounded_memory() {
-        super::move_retries_are_bounded(MemoryStore::with_capacity(10_000)).await;
+        super::move_retries_are_bounded(MemoryStore::bounded(10_000)).await;
     }
 }

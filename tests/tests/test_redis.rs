@@ -17,7 +17,8 @@ use bytes::Bytes;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
 use sessionkit::store::{ChangeSet, Error, Grace, Record, Store, TieredStore};
-use sessionkit::{SessionId, SessionKey, to_millis};
+use sessionkit::{SessionId, SessionKey, store::to_millis};
+use sessionkit_backends::redis::test_support::{owner_key, redis_key};
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
 use sessionkit_tests::conformance::{enc, fresh_key, in_ms, record};
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer, admin, command_calls};
@@ -127,10 +128,7 @@ async fn one_round_trip_per_operation() {
     assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "save");
 
     let to = fresh_key();
-    let grace = Grace {
-        until: in_ms(60_000),
-        token: vec![1, 2, 3],
-    };
+    let grace = Grace::new(in_ms(60_000), vec![1, 2, 3]);
     store.rename(&key, &to, Some(&grace)).await.unwrap();
     assert_eq!(sent_commands(&mut admin).await, ["EVALSHA"], "move");
 
@@ -243,10 +241,7 @@ async fn commands_per_operation_stay_few() {
 
     // Through an alias: the alias, then the session it names.
     let to = fresh_key();
-    let grace = Grace {
-        until: in_ms(60_000),
-        token: vec![7],
-    };
+    let grace = Grace::new(in_ms(60_000), vec![7]);
     store.rename(&key, &to, Some(&grace)).await.unwrap();
     let before = commands_run(&mut admin).await;
     let hgetall = command_calls(&mut admin, "hgetall").await;
@@ -359,9 +354,9 @@ async fn keys_are_prefixed_hashes_and_app_keys_do_not_interfere() {
     // Nothing but hashes under the prefix: no owner name, no session id.
     let mut ours: Vec<String> = admin.keys("sessionkit:*").await.unwrap();
     ours.sort();
-    let owner_key = store.owner_key("alice@example.com");
-    assert!(!owner_key.contains("alice"));
-    let mut expected = vec![format!("sessionkit:{{{hex}}}"), owner_key];
+    let owner_set = owner_key(&store, "alice@example.com");
+    assert!(!owner_set.contains("alice"));
+    let mut expected = vec![format!("sessionkit:{{{hex}}}"), owner_set];
     expected.sort();
     assert_eq!(ours, expected);
 
@@ -412,10 +407,11 @@ async fn a_logged_in_save_skips_the_owner_index_while_the_set_outlives_it() {
     let key = fresh_key();
     store.create(&key, &record(&[("a", enc(1))])).await.unwrap();
     // Login: the owner is set (the index is written and `m:ox` recorded).
-    let login = ChangeSet {
-        owner: Some(Some("alice".into())),
-        expires_at: Some(in_ms(1_800_000)),
-        ..ChangeSet::default()
+    let login = {
+        let mut change_set = ChangeSet::default();
+        change_set.owner = Some(Some("alice".into()));
+        change_set.expires_at = Some(in_ms(1_800_000));
+        change_set
     };
     store.apply(&key, &login).await.unwrap();
     let mut extended = 0;
@@ -434,12 +430,12 @@ async fn a_logged_in_save_skips_the_owner_index_while_the_set_outlives_it() {
             assert!(ran <= 4, "step {step}: a logged-in save ran {ran} commands");
         }
         let session: i64 = redis::cmd("PEXPIRETIME")
-            .arg(store.redis_key(&key))
+            .arg(redis_key(&store, &key))
             .query_async(&mut admin)
             .await
             .unwrap();
         let set: i64 = redis::cmd("PEXPIRETIME")
-            .arg(store.owner_key("alice"))
+            .arg(owner_key(&store, "alice"))
             .query_async(&mut admin)
             .await
             .unwrap();
@@ -449,15 +445,17 @@ async fn a_logged_in_save_skips_the_owner_index_while_the_set_outlives_it() {
     // 40 min of extensions on a 30 min session: the set was extended again at most once.
     assert!(extended <= 1, "the owner set was extended {extended} times");
     // Dropping the owner drops the record of the set's life: a new owner is indexed at once.
-    let logout_owner = ChangeSet {
-        owner: Some(None),
-        ..ChangeSet::default()
+    let logout_owner = {
+        let mut change_set = ChangeSet::default();
+        change_set.owner = Some(None);
+        change_set
     };
     store.apply(&key, &logout_owner).await.unwrap();
     assert!(store.owned_by("alice").await.unwrap().is_empty());
-    let relogin = ChangeSet {
-        owner: Some(Some("bob".into())),
-        ..ChangeSet::default()
+    let relogin = {
+        let mut change_set = ChangeSet::default();
+        change_set.owner = Some(Some("bob".into()));
+        change_set
     };
     store.apply(&key, &relogin).await.unwrap();
     assert_eq!(store.owned_by("bob").await.unwrap(), vec![key]);
@@ -487,43 +485,38 @@ async fn redis_expires_keys_at_the_record_expiry() {
     let mut r = record(&[("a", enc(1))]);
     r.owner = Some("alice".into());
     store.create(&key, &r).await.unwrap();
-    assert_eq!(expire_time(store.redis_key(&key)).await, ms(r.expires_at));
+    assert_eq!(expire_time(redis_key(&store, &key)).await, ms(r.expires_at));
     assert_eq!(
-        expire_time(store.owner_key("alice")).await,
+        expire_time(owner_key(&store, "alice")).await,
         ms(r.expires_at)
     );
 
     let later = in_ms(7_200_000);
-    let c = ChangeSet {
-        expires_at: Some(later),
-        ..ChangeSet::default()
+    let c = {
+        let mut change_set = ChangeSet::default();
+        change_set.expires_at = Some(later);
+        change_set
     };
     let saved_at = ms(SystemTime::now());
     store.apply(&key, &c).await.unwrap();
-    assert_eq!(expire_time(store.redis_key(&key)).await, ms(later));
+    assert_eq!(expire_time(redis_key(&store, &key)).await, ms(later));
     // The owner index lives at least as long as the sessions it lists (a save that extends it
     // gives it twice the session's remaining life, so the next saves need not).
-    let set_expiry = expire_time(store.owner_key("alice")).await;
+    let set_expiry = expire_time(owner_key(&store, "alice")).await;
     assert!(set_expiry >= ms(later), "{set_expiry} < {}", ms(later));
     assert!(set_expiry <= saved_at + 2 * (ms(later) - saved_at) + 60_000);
 
     let to = fresh_key();
-    let long_grace = Grace {
-        until: in_ms(99_999_999),
-        token: vec![],
-    };
+    let long_grace = Grace::new(in_ms(99_999_999), vec![]);
     store.rename(&key, &to, Some(&long_grace)).await.unwrap();
-    assert_eq!(expire_time(store.redis_key(&to)).await, ms(later));
-    assert_eq!(expire_time(store.redis_key(&key)).await, ms(later));
+    assert_eq!(expire_time(redis_key(&store, &to)).await, ms(later));
+    assert_eq!(expire_time(redis_key(&store, &key)).await, ms(later));
 
     let short_until = in_ms(30_000);
     let again = fresh_key();
-    let grace = Grace {
-        until: short_until,
-        token: vec![],
-    };
+    let grace = Grace::new(short_until, vec![]);
     store.rename(&to, &again, Some(&grace)).await.unwrap();
-    assert_eq!(expire_time(store.redis_key(&to)).await, ms(short_until));
+    assert_eq!(expire_time(redis_key(&store, &to)).await, ms(short_until));
 }
 
 #[tokio::test]
@@ -535,7 +528,7 @@ async fn corrupt_data_under_a_session_key_is_reported_not_rewritten() {
     let garbled = fresh_key();
     let _: () = admin
         .hset_multiple(
-            store.redis_key(&garbled),
+            redis_key(&store, &garbled),
             &[("m:v", "1"), ("m:exp", "tomorrow"), ("f:a", "x")],
         )
         .await
@@ -546,7 +539,7 @@ async fn corrupt_data_under_a_session_key_is_reported_not_rewritten() {
     let future_layout = fresh_key();
     let _: () = admin
         .hset_multiple(
-            store.redis_key(&future_layout),
+            redis_key(&store, &future_layout),
             &[("m:v", "9"), ("m:exp", "99999999999999")],
         )
         .await
@@ -556,7 +549,7 @@ async fn corrupt_data_under_a_session_key_is_reported_not_rewritten() {
 
     let not_a_hash = fresh_key();
     let _: () = admin
-        .set(store.redis_key(&not_a_hash), "junk")
+        .set(redis_key(&store, &not_a_hash), "junk")
         .await
         .unwrap();
     let err = store.load(&not_a_hash).await.unwrap_err();
@@ -567,7 +560,7 @@ async fn corrupt_data_under_a_session_key_is_reported_not_rewritten() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Storage { .. }), "{err:?}");
-    let still: String = admin.get(store.redis_key(&not_a_hash)).await.unwrap();
+    let still: String = admin.get(redis_key(&store, &not_a_hash)).await.unwrap();
     assert_eq!(still, "junk");
 }
 
@@ -747,23 +740,19 @@ async fn cluster_owner_index_spans_slots() {
 
     // Untag one, let one expire, delete one: all three leave the list.
     store
-        .apply(
-            &keys[0],
-            &ChangeSet {
-                owner: Some(None),
-                ..ChangeSet::default()
-            },
-        )
+        .apply(&keys[0], &{
+            let mut change_set = ChangeSet::default();
+            change_set.owner = Some(None);
+            change_set
+        })
         .await
         .unwrap();
     store
-        .apply(
-            &keys[1],
-            &ChangeSet {
-                expires_at: Some(in_ms(200)),
-                ..ChangeSet::default()
-            },
-        )
+        .apply(&keys[1], &{
+            let mut change_set = ChangeSet::default();
+            change_set.expires_at = Some(in_ms(200));
+            change_set
+        })
         .await
         .unwrap();
     store.delete(&keys[2]).await.unwrap();
@@ -771,24 +760,22 @@ async fn cluster_owner_index_spans_slots() {
     let node = &cluster.nodes()[0];
     let client = redis::cluster::ClusterClient::new(vec![node.url()]).unwrap();
     let mut conn = client.get_async_connection().await.unwrap();
-    let _: () = conn.set(store.redis_key(&keys[3]), "junk").await.unwrap();
+    let _: () = conn.set(redis_key(&store, &keys[3]), "junk").await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.owned_by("carol").await.unwrap(), keys[4..].to_vec());
 
     // The index outlives nothing it lists: extending a session extends the set.
     let later = in_ms(9_000_000);
     store
-        .apply(
-            &keys[4],
-            &ChangeSet {
-                expires_at: Some(later),
-                ..ChangeSet::default()
-            },
-        )
+        .apply(&keys[4], &{
+            let mut change_set = ChangeSet::default();
+            change_set.expires_at = Some(later);
+            change_set
+        })
         .await
         .unwrap();
     let expire: i64 = redis::cmd("PEXPIRETIME")
-        .arg(store.owner_key("carol"))
+        .arg(owner_key(&store, "carol"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -812,10 +799,7 @@ async fn cluster_move_crosses_slots() {
         .unwrap();
     let (from, to) = (fresh_key(), fresh_key());
     store.create(&from, &owned("dave")).await.unwrap();
-    let grace = Grace {
-        until: in_ms(60_000),
-        token: vec![4, 2],
-    };
+    let grace = Grace::new(in_ms(60_000), vec![4, 2]);
     store.rename(&from, &to, Some(&grace)).await.unwrap();
     let via_old = store.load(&from).await.unwrap().unwrap();
     assert_same(&via_old.record, &owned_fields_of(&store, &to).await);
@@ -1050,10 +1034,7 @@ async fn cluster_round_trips() {
     assert_eq!(sent().await, 1, "load");
     store.apply(&key, &set_one("b", enc(2))).await.unwrap();
     assert_eq!(sent().await, 1, "save");
-    let grace = Grace {
-        until: in_ms(60_000),
-        token: vec![],
-    };
+    let grace = Grace::new(in_ms(60_000), vec![]);
     store.rename(&key, &to, Some(&grace)).await.unwrap();
     // Read, copy, swap.
     assert_eq!(sent().await, 3, "move");
@@ -1069,9 +1050,10 @@ async fn cluster_round_trips() {
     assert_eq!(sent().await, 2, "create with an owner");
     store.apply(&owned, &set_one("c", enc(3))).await.unwrap();
     assert_eq!(sent().await, 1, "save without expiry change");
-    let c = ChangeSet {
-        expires_at: Some(in_ms(7_200_000)),
-        ..ChangeSet::default()
+    let c = {
+        let mut change_set = ChangeSet::default();
+        change_set.expires_at = Some(in_ms(7_200_000));
+        change_set
     };
     store.apply(&owned, &c).await.unwrap();
     // The save, then the owner index's expiry.

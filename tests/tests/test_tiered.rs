@@ -245,7 +245,7 @@ async fn a_coherent_cache_follows_the_channel_and_fails_safe() {
         hub: InvalidationHub::new(64),
     };
     durable.hub.restored();
-    let store = TieredStore::coherent(MemoryStore::with_capacity(1_000), durable.clone()).unwrap();
+    let store = TieredStore::coherent(MemoryStore::bounded(1_000), durable.clone()).unwrap();
     assert!(store.is_coherent() && store.cache_trusted());
     let key = fresh_key();
     store.create(&key, &record(&[("v", enc(1))])).await.unwrap();

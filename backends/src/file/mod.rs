@@ -78,7 +78,7 @@ use sweep::Sweep;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let root = dir.path().join("sessions");
-/// let store = TieredStore::new(MemoryStore::with_capacity(10_000), FileStore::open(&root).await?);
+/// let store = TieredStore::new(MemoryStore::bounded(10_000), FileStore::open(&root).await?);
 /// let key = SessionId::generate()?.key();
 /// store.create(&key, &Record::new(SystemTime::now() + Duration::from_secs(60))).await?;
 /// assert!(store.durable().load(&key).await?.is_some());
@@ -164,15 +164,9 @@ impl Store for FileStore {
         self.run(move |l| l.delete(&key)).await
     }
 
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
-        let (from, to, grace) = (*from, *to, grace.cloned());
-        self.run(move |l| l.rename(&from, &to, grace.as_ref()))
-            .await
+    async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+        let (key, to, grace) = (*key, *to, grace.cloned());
+        self.run(move |l| l.rename(&key, &to, grace.as_ref())).await
     }
 
     /// Removes expired sessions and aliases, temporary files left by crashed writers, stale

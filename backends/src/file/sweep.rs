@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use sessionkit::SessionKey;
 use sessionkit::store::{Entry, Result};
 
-use super::layout::{LOCK_NAME, Layout, Slot, TMP_PREFIX, io_error};
+use super::layout::{LOCK_NAME, Layout, Slot, TMP_PREFIX, list_dir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -38,34 +38,20 @@ fn is_hex(name: &str, len: usize) -> bool {
 /// The subdirectories of `dir` whose names are `len` lowercase hex characters; anything else
 /// is not ours and is left alone.
 fn hex_dirs(dir: &Path, len: usize) -> Result<Vec<PathBuf>> {
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error("listing the store directory", e)),
-    };
-    let mut out = Vec::new();
-    for item in listing {
-        let item = item.map_err(|e| io_error("listing the store directory", e))?;
-        let hex = item.file_name().to_str().is_some_and(|n| is_hex(n, len));
-        if hex && item.file_type().is_ok_and(|t| t.is_dir()) {
-            out.push(item.path());
-        }
-    }
-    Ok(out)
+    let listing = list_dir(dir, "listing the store directory")?;
+    Ok(listing
+        .into_iter()
+        .filter(|item| {
+            item.file_name().to_str().is_some_and(|n| is_hex(n, len))
+                && item.file_type().is_ok_and(|t| t.is_dir())
+        })
+        .map(|item| item.path())
+        .collect())
 }
 
 fn names(dir: &Path) -> Result<Vec<OsString>> {
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error("listing the store directory", e)),
-    };
-    listing
-        .map(|item| {
-            item.map(|i| i.file_name())
-                .map_err(|e| io_error("listing the store directory", e))
-        })
-        .collect()
+    let listing = list_dir(dir, "listing the store directory")?;
+    Ok(listing.into_iter().map(|item| item.file_name()).collect())
 }
 
 impl Sweep {

@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use sessionkit::store::{Error, Grace, MAX_ALIAS_HOPS, Result};
-use sessionkit::{SessionKey, to_millis};
+use sessionkit::{SessionKey, store::to_millis};
 
 use super::errors::{answered, map_error};
 use super::layout::{OwnerMeta, flag, live_record, parse, status, tombstone_ms};

@@ -8,17 +8,15 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use redis::{ScriptInvocation, Value};
 use sessionkit::store::{Entry, Error, Op, Record, Result};
-use sessionkit::{SessionKey, from_millis};
+use sessionkit::{SessionKey, store::from_millis};
 use sha2::{Digest as _, Sha256};
 
 use super::RedisStore;
 
 impl RedisStore {
     /// The Redis key of a session: `<prefix>{<key hex>}`.
-    // Public for the integration tests (tests/tests/test_redis.rs, test_owner_scans.rs), which
-    // check the keys Redis holds; not part of the API.
-    #[doc(hidden)]
-    pub fn redis_key(&self, key: &SessionKey) -> String {
+    // The integration tests reach it through `redis::test_support`.
+    pub(crate) fn redis_key(&self, key: &SessionKey) -> String {
         let mut hex = [0u8; 64];
         let mut out = String::with_capacity(self.prefix.len() + 66);
         out.push_str(&self.prefix);
@@ -33,9 +31,8 @@ impl RedisStore {
     }
 
     /// The Redis key of an owner's index set: `<prefix>owner:{<sha256(owner) hex>}`.
-    // Public for the integration tests, as `redis_key`.
-    #[doc(hidden)]
-    pub fn owner_key(&self, owner: &str) -> String {
+    // The integration tests reach it through `redis::test_support`.
+    pub(crate) fn owner_key(&self, owner: &str) -> String {
         self.owner_set(&owner_hash(owner))
     }
 
@@ -143,11 +140,7 @@ pub(super) fn parse(flat: Vec<Vec<u8>>) -> Result<Option<Stored>> {
             until: expires_at,
             token: token.unwrap_or_default(),
         },
-        None => Entry::Record(Record {
-            fields,
-            expires_at,
-            owner,
-        }),
+        None => Entry::Record(Record::from_parts(fields, expires_at, owner)),
     };
     Ok(Some(Stored { entry, rev }))
 }

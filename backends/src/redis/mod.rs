@@ -105,6 +105,25 @@ mod invalidation;
 mod layout;
 mod scripts;
 
+/// Key names for the integration tests, which check what Redis holds. Not part of the API:
+/// it may change in any release.
+#[doc(hidden)]
+pub mod test_support {
+    use sessionkit::SessionKey;
+
+    use super::RedisStore;
+
+    /// The Redis key of the session `key`: `<prefix>{<key hex>}`.
+    pub fn redis_key(store: &RedisStore, key: &SessionKey) -> String {
+        store.redis_key(key)
+    }
+
+    /// The Redis key of `owner`'s index set: `<prefix>owner:{<sha256(owner) hex>}`.
+    pub fn owner_key(store: &RedisStore, owner: &str) -> String {
+        store.owner_key(owner)
+    }
+}
+
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, MAX_PREFIX_LEN, RedisConfig,
 };
@@ -119,7 +138,7 @@ use sessionkit::store::{
     ChangeSet, Entry, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, MAX_ALIAS_HOPS,
     Moved, Record, Removed, Result, Store,
 };
-use sessionkit::{SessionKey, to_millis};
+use sessionkit::{SessionKey, store::to_millis};
 
 use connection::Conn;
 use errors::map_error;
@@ -150,7 +169,7 @@ pub const OWNER_SCAN_BATCH: usize = 256;
 /// # async fn run() -> sessionkit::Result<()> {
 /// // A per-process cache in front of Redis, coherent across processes.
 /// let redis = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6380/")).await?;
-/// let store = TieredStore::coherent(MemoryStore::with_capacity(10_000), redis)?;
+/// let store = TieredStore::coherent(MemoryStore::bounded(10_000), redis)?;
 ///
 /// // Redis Cluster: name some of the nodes, the rest is discovered.
 /// let cluster = RedisStore::connect(RedisConfig::cluster([
@@ -267,12 +286,8 @@ impl Store for RedisStore {
             // A tombstone reads as absent (see `layout::parse`).
             None | Some(Entry::Tombstone { .. }) => return Ok(None),
         };
-        Ok(
-            live_record(self.stored(&to).await?, now).map(|(record, _)| Loaded {
-                record,
-                moved: Some(Moved { to, token }),
-            }),
-        )
+        Ok(live_record(self.stored(&to).await?, now)
+            .map(|(record, _)| Loaded::new(record, Some(Moved::new(to, token)))))
     }
 
     async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
@@ -287,6 +302,10 @@ impl Store for RedisStore {
             .expires_at
             .map(|t| to_millis(t).to_string())
             .unwrap_or_default();
+        // Cluster: the owner set lives in another slot, so it is written in trips of its own:
+        // before the tag (a listing after the tag must find the session) and again after it,
+        // from the script's reply. The second write is not redundant: a listing that ran
+        // between the two saw a member not yet tagged and pruned it.
         if let (Some(set), true) = (&set, cluster) {
             self.index_before_tagging(set, key, &exp).await?;
         }
@@ -366,14 +385,9 @@ impl Store for RedisStore {
         }
     }
 
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
+    async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
         if self.is_cluster() {
-            return self.rename_across_slots(from, to, grace).await;
+            return self.rename_across_slots(key, to, grace).await;
         }
         let (until, token) = grace.map_or((String::new(), &[][..]), |g| {
             (to_millis(g.until).to_string(), g.token.as_slice())
@@ -382,7 +396,7 @@ impl Store for RedisStore {
             .eval(
                 "move",
                 scripts::RENAME
-                    .key(self.redis_key(from))
+                    .key(self.redis_key(key))
                     .key(self.redis_key(to))
                     .arg(to_millis(SystemTime::now()))
                     .arg(&*self.prefix)

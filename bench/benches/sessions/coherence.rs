@@ -2,7 +2,7 @@
 //! how fast it is.
 //!
 //! - **Cache hits**: load-hit throughput of `TieredStore::coherent(MemoryStore, RedisStore)`
-//!   against the same `MemoryStore::with_capacity` alone and the plain (bounded-staleness)
+//!   against the same `MemoryStore::bounded` alone and the plain (bounded-staleness)
 //!   tiered store, 10⁴ sessions.
 //! - **Invalidation latency**: app server A saves a session app server B has cached; the time
 //!   from A's acknowledgement until B's memory tier no longer holds it. Standalone Redis and
@@ -82,7 +82,7 @@ fn summary(h: &Histogram<u64>) -> String {
 
 async fn coherent(redis: RedisConfig) -> anyhow::Result<TieredStore<MemoryStore, RedisStore>> {
     let store = TieredStore::coherent(
-        MemoryStore::with_capacity(2_000_000),
+        MemoryStore::bounded(2_000_000),
         RedisStore::connect(redis).await?,
     )?;
     let started = Instant::now();
@@ -140,8 +140,8 @@ async fn load_hits<S: Store + 'static>(
 async fn cache_hits(config: &Config, url: &str) -> anyhow::Result<()> {
     let memory = load_hits(
         config,
-        "MemoryStore::with_capacity",
-        MemoryStore::with_capacity(2_000_000),
+        "MemoryStore::bounded",
+        MemoryStore::bounded(2_000_000),
         || true,
     )
     .await?;
@@ -149,7 +149,7 @@ async fn cache_hits(config: &Config, url: &str) -> anyhow::Result<()> {
         config,
         "Tiered<Memory, Redis>",
         TieredStore::new(
-            MemoryStore::with_capacity(2_000_000),
+            MemoryStore::bounded(2_000_000),
             RedisStore::connect(RedisConfig::new(url).with_prefix("bench-plain:")).await?,
         ),
         || true,
@@ -163,7 +163,7 @@ async fn cache_hits(config: &Config, url: &str) -> anyhow::Result<()> {
     })
     .await?;
     for (label, t) in [
-        ("MemoryStore::with_capacity alone", memory),
+        ("MemoryStore::bounded alone", memory),
         ("Tiered<Memory, Redis> (bounded staleness)", plain),
         ("Tiered::coherent(Memory, Redis)", coherent_hits),
     ] {

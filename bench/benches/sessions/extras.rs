@@ -224,11 +224,7 @@ fn big_record() -> Record {
         "draft".to_owned(),
         Bytes::from(rmp_serde::to_vec_named(&payload).expect("encodes")),
     );
-    Record {
-        fields,
-        expires_at: SystemTime::now() + TTL,
-        owner: None,
-    }
+    Record::from_parts(fields, SystemTime::now() + TTL, None)
 }
 
 fn one_key_change() -> ChangeSet {

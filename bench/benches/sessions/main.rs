@@ -168,7 +168,7 @@ impl Harness {
         let cap = match (kind, name.contains("Tiered<"), medium) {
             (Kind::Floor | Kind::Peer, _, Medium::File) | (_, true, Medium::File) => 10_000,
             // The bounded (cache) form is here to explain the tiers' cache hits.
-            _ if name.contains("with_capacity") => 10_000,
+            _ if name.contains("MemoryStore::bounded") => 10_000,
             (Kind::Peer, _, _) | (_, true, _) => 100_000,
             _ => u64::MAX,
         };
@@ -253,7 +253,7 @@ impl Harness {
 /// The cache tier of every `TieredStore` subject: bounded, as a cache is, but large enough to
 /// hold every stored session so that loads measure cache hits.
 fn cache_tier() -> MemoryStore {
-    MemoryStore::with_capacity(2_000_000)
+    MemoryStore::bounded(2_000_000)
 }
 
 async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
@@ -280,9 +280,9 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         ))
     })
     .await?;
-    h.bench("sessionkit MemoryStore::with_capacity", || async {
+    h.bench("sessionkit MemoryStore::bounded", || async {
         Ok(ours::Ours::new(
-            "sessionkit MemoryStore::with_capacity",
+            "sessionkit MemoryStore::bounded",
             Medium::Memory,
             cache_tier(),
         ))
@@ -434,7 +434,7 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         let redis = || sessionkit_backends::RedisStore::open(&url);
         let costs = &mut extras.op_costs;
         costs.push(extras::op_cost("MemoryStore", MemoryStore::new(), rounds).await?);
-        costs.push(extras::op_cost("MemoryStore::with_capacity", cache_tier(), rounds).await?);
+        costs.push(extras::op_cost("MemoryStore::bounded", cache_tier(), rounds).await?);
         costs.push(
             extras::op_cost(
                 "Tiered<Memory, Memory>",

@@ -136,11 +136,7 @@ impl<S: Store + 'static> Subject for Ours<S> {
                 Ok(true)
             }
             Op::SaveNew => {
-                let record = Record {
-                    fields: self.work.fields(),
-                    expires_at: SystemTime::now() + TTL,
-                    owner: None,
-                };
+                let record = Record::from_parts(self.work.fields(), SystemTime::now() + TTL, None);
                 self.store.create(&key, &record).await?;
                 Ok(true)
             }

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use sessionkit::ManualClock;
+use sessionkit::manager::ManualClock;
 use sessionkit_examples::site::StoreKind;
 use sessionkit_tests::site::{Client, Site};
 

@@ -32,7 +32,7 @@ impl Clock for SystemClock {
 /// that runs ahead only makes the manager stricter than the store.
 ///
 /// ```
-/// use sessionkit::{Clock, ManualClock};
+/// use sessionkit::{Clock, manager::ManualClock};
 /// use std::time::Duration;
 /// let clock = ManualClock::new();
 /// let start = clock.now();

@@ -16,7 +16,10 @@ use async_trait::async_trait;
 pub use crate::error::{Error, Result};
 use crate::id::SessionKey;
 pub use crate::op::Op;
-pub use crate::record::{ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, Record, Removed};
+pub use crate::record::{
+    ChangeSet, Entry, Grace, Loaded, MOVE_TOMBSTONE, Moved, RECORD_VERSION, Record, Removed,
+    from_millis, to_millis,
+};
 
 /// Where sessions live.
 ///
@@ -214,7 +217,7 @@ pub trait StoreExt: Store {
     /// let soon = SystemTime::now() + Duration::from_secs(60);
     /// store.create(&old, &Record::new(soon)).await?;
     /// // Another request rotates the id, leaving `old` as an alias for a while.
-    /// store.rename(&old, &new, Some(&Grace { until: soon, token: vec![] })).await?;
+    /// store.rename(&old, &new, Some(&Grace::new(soon, vec![]))).await?;
     /// // Ending the session through the old key ends it under the new key too.
     /// assert!(store.end_session(&old).await?);
     /// assert!(store.load(&new).await?.is_none());

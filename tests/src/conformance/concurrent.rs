@@ -217,10 +217,7 @@ pub async fn race_saves_against_move<S: Store + ?Sized + 'static>(store: Arc<S>)
             let store = Arc::clone(&store);
             let move_done = Arc::clone(&move_done);
             Box::pin(async move {
-                let grace = Grace {
-                    until: in_ms(60_000),
-                    token: vec![4, 2],
-                };
+                let grace = Grace::new(in_ms(60_000), vec![4, 2]);
                 let moved = store.rename(&from, &to, with_grace.then_some(&grace)).await;
                 move_done.store(true, Ordering::SeqCst);
                 Some(moved)
@@ -275,10 +272,7 @@ pub async fn logout_racing_rotation_ends_session<S: Store + ?Sized + 'static>(st
             let store = Arc::clone(&store);
             Box::pin(async move {
                 for hop in 0..2 {
-                    let grace = Grace {
-                        until: in_ms(60_000),
-                        token: vec![hop],
-                    };
+                    let grace = Grace::new(in_ms(60_000), vec![hop]);
                     match store
                         .rename(&keys[hop as usize], &keys[hop as usize + 1], Some(&grace))
                         .await
@@ -351,10 +345,8 @@ async fn revoke_racing_rotations<S: Store + ?Sized + 'static>(store: Arc<S>, wit
                     for hop in 0..ROTATIONS {
                         let next = fresh_key();
                         used.push(next);
-                        let grace = Grace {
-                            until: in_ms(60_000),
-                            token: vec![u8::try_from(hop).expect("small")],
-                        };
+                        let grace =
+                            Grace::new(in_ms(60_000), vec![u8::try_from(hop).expect("small")]);
                         match store
                             .rename(&current, &next, with_grace.then_some(&grace))
                             .await

@@ -15,9 +15,10 @@ use super::ops::race;
 use super::{enc, fresh_key, record};
 
 fn limited(limits: Limits) -> ChangeSet {
-    ChangeSet {
-        limits: Some(limits),
-        ..ChangeSet::default()
+    {
+        let mut change_set = ChangeSet::default();
+        change_set.limits = Some(limits);
+        change_set
     }
 }
 

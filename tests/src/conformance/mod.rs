@@ -178,10 +178,7 @@ pub async fn delete_reports_what_it_removed<S: Store + ?Sized>(store: &S) {
         .create(&from, &record(&[("a", enc(1))]))
         .await
         .unwrap();
-    let grace = Grace {
-        until: in_ms(60_000),
-        token: vec![1],
-    };
+    let grace = Grace::new(in_ms(60_000), vec![1]);
     store.rename(&from, &to, Some(&grace)).await.unwrap();
     assert_eq!(store.delete(&from).await.unwrap(), Removed::Alias { to });
     assert!(store.load(&from).await.unwrap().is_none());
@@ -199,10 +196,7 @@ pub async fn delete_reports_what_it_removed<S: Store + ?Sized>(store: &S) {
     store.create(&expired, &r).await.unwrap();
     let (old, new) = (fresh_key(), fresh_key());
     store.create(&old, &record(&[("b", enc(2))])).await.unwrap();
-    let short = Grace {
-        until: in_ms(300),
-        token: vec![2],
-    };
+    let short = Grace::new(in_ms(300), vec![2]);
     store.rename(&old, &new, Some(&short)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(store.delete(&expired).await.unwrap(), Removed::Nothing);
@@ -235,9 +229,10 @@ pub async fn apply_extends_expiry<S: Store + ?Sized>(store: &S) {
     let mut r = record(&[("a", enc(1))]);
     r.expires_at = in_ms(400);
     store.create(&key, &r).await.unwrap();
-    let c = ChangeSet {
-        expires_at: Some(in_ms(60_000)),
-        ..ChangeSet::default()
+    let c = {
+        let mut change_set = ChangeSet::default();
+        change_set.expires_at = Some(in_ms(60_000));
+        change_set
     };
     store.apply(&key, &c).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -302,10 +297,7 @@ pub async fn move_with_grace<S: Store + ?Sized>(store: &S) {
         .create(&from, &record(&[("a", enc(1))]))
         .await
         .unwrap();
-    let grace = Grace {
-        until: in_ms(600),
-        token: vec![9, 8, 7],
-    };
+    let grace = Grace::new(in_ms(600), vec![9, 8, 7]);
     store.rename(&from, &to, Some(&grace)).await.unwrap();
     let via_old = store.load(&from).await.unwrap().unwrap();
     let moved = via_old.moved.expect("loaded through an alias");
@@ -334,10 +326,7 @@ pub async fn grace_never_outlives_record<S: Store + ?Sized>(store: &S) {
     let mut r = record(&[("a", enc(1))]);
     r.expires_at = in_ms(400);
     store.create(&from, &r).await.unwrap();
-    let grace = Grace {
-        until: in_ms(60_000),
-        token: vec![1],
-    };
+    let grace = Grace::new(in_ms(60_000), vec![1]);
     store.rename(&from, &to, Some(&grace)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(store.load(&from).await.unwrap().is_none());
@@ -445,13 +434,11 @@ pub async fn empty_map<S: Store + ?Sized>(store: &S) {
     store.apply(&key, &c).await.unwrap();
     assert!(fields(store, &key).await.is_empty());
     store
-        .apply(
-            &key,
-            &ChangeSet {
-                clear: true,
-                ..ChangeSet::default()
-            },
-        )
+        .apply(&key, &{
+            let mut change_set = ChangeSet::default();
+            change_set.clear = true;
+            change_set
+        })
         .await
         .unwrap();
     assert!(store.load(&key).await.unwrap().is_some());
@@ -469,13 +456,11 @@ pub async fn owner_index<S: Store + ?Sized>(store: &S) {
     let bob = fresh_key();
     store.create(&bob, &record(&[])).await.unwrap();
     store
-        .apply(
-            &bob,
-            &ChangeSet {
-                owner: Some(Some("bob".into())),
-                ..ChangeSet::default()
-            },
-        )
+        .apply(&bob, &{
+            let mut change_set = ChangeSet::default();
+            change_set.owner = Some(Some("bob".into()));
+            change_set
+        })
         .await
         .unwrap();
     let mut listed = store.owned_by("alice").await.unwrap();
@@ -494,13 +479,11 @@ pub async fn owner_index<S: Store + ?Sized>(store: &S) {
 
     // Untagging removes it from the list.
     store
-        .apply(
-            &alice[1],
-            &ChangeSet {
-                owner: Some(None),
-                ..ChangeSet::default()
-            },
-        )
+        .apply(&alice[1], &{
+            let mut change_set = ChangeSet::default();
+            change_set.owner = Some(None);
+            change_set
+        })
         .await
         .unwrap();
     assert_eq!(store.owned_by("alice").await.unwrap().len(), 2);

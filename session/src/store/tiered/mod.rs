@@ -1,5 +1,7 @@
 //! A cache tier in front of a durable tier.
 
+mod guard;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -12,6 +14,7 @@ use super::coherence::{Flush, Invalidation, InvalidationFeed, InvalidationSource
 use super::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
 use crate::id::SessionKey;
 use crate::limits::later;
+use guard::{Listener, Shared, listen, millis};
 
 /// A fast cache `C` in front of a durable store `D`, itself a [`Store`], so tiers nest:
 /// `TieredStore<MemoryStore, TieredStore<RedisStore, FileStore>>`.
@@ -56,7 +59,7 @@ use crate::limits::later;
 /// use sessionkit::SessionId;
 /// use std::time::{Duration, SystemTime};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let store = TieredStore::new(MemoryStore::with_capacity(10_000), MemoryStore::new());
+/// let store = TieredStore::new(MemoryStore::bounded(10_000), MemoryStore::new());
 /// let key = SessionId::generate()?.key();
 /// store.create(&key, &Record::new(SystemTime::now() + Duration::from_secs(60))).await?;
 /// store.load(&key).await?;
@@ -77,84 +80,6 @@ pub struct TieredStore<C, D> {
     /// aborted when the store is dropped.
     listener: Option<Listener>,
 }
-
-/// What the store and its invalidation listener share.
-#[derive(Debug)]
-struct Shared {
-    max_cache_ttl_ms: AtomicU64,
-    bypass: Mutex<HashMap<SessionKey, SystemTime>>,
-    /// Whether `bypass` may hold anything: keeps its lock off the hot path while it is empty.
-    bypassing: AtomicBool,
-    /// Invalidation generations and locks, one per stripe of keys. Two keys sharing a stripe
-    /// only cost each other a dropped fill or a short wait, never a stale entry.
-    stripes: Box<[Stripe]>,
-    /// Whether the cache may be read and filled: always for a plain tiered store; for a
-    /// coherent one only while its invalidation channel listens.
-    trusted: AtomicBool,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    cache_errors: AtomicU64,
-    fills_dropped: AtomicU64,
-    invalidations: AtomicU64,
-    flushes: AtomicU64,
-    outages: AtomicU64,
-}
-
-/// One stripe of the fill guard. An invalidation advances `generation` and drops the key from
-/// the cache holding `lock`; a fill checks the generation and writes the cache holding it too,
-/// so a fill that read the durable tier before an invalidation can never write after it — and
-/// no reader ever sees such a write, even for an instant.
-///
-/// `pending` counts this process's writes of the stripe's keys from before their durable write
-/// until their cache drop: while it is not zero the cache is neither read nor filled for those
-/// keys, so nobody can be served a copy the durable tier no longer has in the moment between
-/// the two tiers' updates (another request that saw the durable tier's answer — a second
-/// logout, a revocation — may already have returned).
-#[derive(Debug, Default)]
-struct Stripe {
-    generation: AtomicU64,
-    pending: AtomicU64,
-    lock: tokio::sync::Mutex<()>,
-}
-
-/// A write of `key` in flight (see [`Stripe`]). Dropped before [`InFlight::done`] — a request
-/// cancelled between the durable write and the cache drop — it stops trusting the cache for
-/// `key` in this process, as a failed invalidation does.
-struct InFlight<'a> {
-    shared: &'a Shared,
-    key: SessionKey,
-    done: bool,
-}
-
-impl InFlight<'_> {
-    fn done(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.shared.stop_trusting(&self.key);
-        }
-        self.shared
-            .stripe(&self.key)
-            .pending
-            .fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[derive(Debug)]
-struct Listener(tokio::task::AbortHandle);
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// How many stripes the fill guard of a [`TieredStore`] has.
-const GUARD_STRIPES: usize = 1024;
 
 /// Counters of a [`TieredStore`], since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,136 +103,6 @@ pub struct TierStats {
 
 /// The default bound on how long the cache may keep a record.
 pub const DEFAULT_MAX_CACHE_TTL: Duration = Duration::from_secs(600);
-
-impl Shared {
-    fn new(trusted: bool) -> Self {
-        Shared {
-            max_cache_ttl_ms: AtomicU64::new(millis(DEFAULT_MAX_CACHE_TTL)),
-            bypass: Mutex::new(HashMap::new()),
-            bypassing: AtomicBool::new(false),
-            stripes: (0..GUARD_STRIPES).map(|_| Stripe::default()).collect(),
-            trusted: AtomicBool::new(trusted),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            cache_errors: AtomicU64::new(0),
-            fills_dropped: AtomicU64::new(0),
-            invalidations: AtomicU64::new(0),
-            flushes: AtomicU64::new(0),
-            outages: AtomicU64::new(0),
-        }
-    }
-
-    fn max_cache_ttl(&self) -> Duration {
-        Duration::from_millis(self.max_cache_ttl_ms.load(Ordering::Relaxed))
-    }
-
-    fn stripe(&self, key: &SessionKey) -> &Stripe {
-        let b = key.as_bytes();
-        let index = usize::from(u16::from_le_bytes([b[0], b[1]])) % self.stripes.len();
-        &self.stripes[index]
-    }
-
-    /// Marks a write of `key` as in flight until the returned guard is done and dropped.
-    fn begin(&self, key: &SessionKey) -> InFlight<'_> {
-        self.stripe(key).pending.fetch_add(1, Ordering::SeqCst);
-        InFlight {
-            shared: self,
-            key: *key,
-            done: false,
-        }
-    }
-
-    /// Advances `key`'s generation and drops it from the cache, under the stripe's lock. When
-    /// the cache fails, stops trusting it for `key` here and returns its error.
-    async fn invalidate_key<C: Store>(
-        &self,
-        cache: &C,
-        op: &'static str,
-        key: &SessionKey,
-    ) -> Result<()> {
-        let stripe = self.stripe(key);
-        let _guard = stripe.lock.lock().await;
-        stripe.generation.fetch_add(1, Ordering::SeqCst);
-        match cache.delete(key).await {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                self.cache_failed(op, key, &err);
-                self.stop_trusting(key);
-                Err(err)
-            }
-        }
-    }
-
-    fn cache_failed(&self, op: &'static str, key: &SessionKey, err: &Error) {
-        self.cache_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(op, session = %key.fingerprint(), error = %err, "session cache tier failed");
-    }
-
-    fn stop_trusting(&self, key: &SessionKey) {
-        self.bypass
-            .lock()
-            .insert(*key, later(SystemTime::now(), self.max_cache_ttl()));
-        self.bypassing.store(true, Ordering::Release);
-    }
-
-    /// Acts on one message of the invalidation channel.
-    async fn follow<C: Store + Flush>(&self, cache: &C, message: Invalidation) {
-        match message {
-            Invalidation::Key(key) => {
-                self.invalidations.fetch_add(1, Ordering::Relaxed);
-                // A failure is counted, logged and bypassed inside.
-                let _ = self.invalidate_key(cache, "invalidate", &key).await;
-            }
-            Invalidation::Lost => {
-                // Stop reading and filling first, then drop what is cached. (A fill that
-                // checked before may still land; nothing is read until the recovery's flush.)
-                if self.trusted.swap(false, Ordering::SeqCst) {
-                    self.outages.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(target: "sessionkit", "session invalidation channel lost; bypassing the cache");
-                }
-                cache.flush();
-                self.flushes.fetch_add(1, Ordering::Relaxed);
-            }
-            Invalidation::Restored => {
-                // What changed while the channel was down was not announced: start empty.
-                self.flush(cache).await;
-                if !self.trusted.swap(true, Ordering::SeqCst) {
-                    tracing::info!(target: "sessionkit", "session invalidation channel back; caching again");
-                }
-            }
-        }
-    }
-
-    /// Advances every generation (each under its stripe's lock, so a fill that checked before
-    /// has written by then), then empties the cache: nothing cached before survives, and no
-    /// fill under way lands afterwards.
-    async fn flush<C: Flush>(&self, cache: &C) {
-        for stripe in &*self.stripes {
-            let _guard = stripe.lock.lock().await;
-            stripe.generation.fetch_add(1, Ordering::SeqCst);
-        }
-        cache.flush();
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Follows `feed` until the store is dropped (the task is aborted then) or the durable store
-/// closes the channel (the cache then stays bypassed).
-async fn listen<C: Store + Flush>(cache: C, shared: Weak<Shared>, mut feed: InvalidationFeed) {
-    while let Some(message) = feed.next().await {
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        shared.follow(&cache, message).await;
-    }
-    if let Some(shared) = shared.upgrade() {
-        shared.follow(&cache, Invalidation::Lost).await;
-    }
-}
 
 impl<C, D> TieredStore<C, D>
 where
@@ -589,15 +384,10 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         self.committed(removed, invalidated, Some(removed))
     }
 
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
-        let (old_flight, new_flight) = (self.shared.begin(from), self.shared.begin(to));
-        let moved = self.durable.rename(from, to, grace).await;
-        let old = self.drop_cached("rename", from).await;
+    async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+        let (old_flight, new_flight) = (self.shared.begin(key), self.shared.begin(to));
+        let moved = self.durable.rename(key, to, grace).await;
+        let old = self.drop_cached("rename", key).await;
         let new = self.drop_cached("rename", to).await;
         old_flight.done();
         new_flight.done();

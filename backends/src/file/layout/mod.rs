@@ -1,6 +1,9 @@
 //! The blocking half of the file store: where files live, how they are locked and replaced.
 //! Everything here runs on tokio's blocking pool, never on an async worker thread.
 
+mod ops;
+mod owners;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -47,6 +50,18 @@ pub(crate) fn io_error(doing: &str, err: io::Error) -> Error {
         _ => "I/O error",
     };
     Error::storage(format!("file store: {why} while {doing}"), err)
+}
+
+/// The entries of `dir`, none when it does not exist; `doing` names the listing in errors.
+pub(crate) fn list_dir(dir: &Path, doing: &str) -> Result<Vec<fs::DirEntry>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(doing, e)),
+    };
+    listing
+        .map(|item| item.map_err(|e| io_error(doing, e)))
+        .collect()
 }
 
 fn owner_hash(owner: &str) -> String {
@@ -346,291 +361,5 @@ impl Layout {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error("removing a session file", e)),
         }
-    }
-
-    /// Makes sure the owner index has a marker for `key`. Called, under the session's lock,
-    /// before the record naming `owner` is written, so every record with an owner has its
-    /// marker even after a crash (a marker without its record is verified away on read).
-    fn ensure_marker(&self, owner: &str, key: &SessionKey) -> Result<()> {
-        let dir = self.owner_dir(owner);
-        let marker = dir.join(key.to_hex());
-        if marker.is_file() {
-            return Ok(());
-        }
-        let doing = "writing an owner index marker";
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            self.ensure_dir(&dir).map_err(|e| io_error(doing, e))?;
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(&marker) {
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-                // `cleanup` removed the owner's empty directory in between: make it again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => {}
-                Err(e) => return Err(io_error(doing, e)),
-            }
-        }
-        if self.sync() {
-            sync_dir(&dir).map_err(|e| io_error(doing, e))?;
-        }
-        Ok(())
-    }
-
-    /// Removes a marker that no longer matches; failures only leave a stale marker behind,
-    /// which readers verify away, so they are logged, not returned.
-    pub(crate) fn remove_marker(&self, owner_dir: &Path, key: &SessionKey) {
-        match fs::remove_file(owner_dir.join(key.to_hex())) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(
-                session = %key.fingerprint(),
-                error = %e,
-                "could not remove a stale owner index marker"
-            ),
-        }
-    }
-
-    pub(crate) fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
-        let entry = Entry::Record(record.clone());
-        let (dir, path) = self.paths(key);
-        let _lock = self.lock_created(&dir)?;
-        match self.read_slot(&path, key)? {
-            Slot::Entry(e) if live(&e, SystemTime::now()) => return Err(Error::AlreadyExists),
-            // Never overwrite what we cannot read; the caller picks another id.
-            Slot::Corrupt(_) => return Err(Error::AlreadyExists),
-            Slot::Entry(_) | Slot::Absent => {}
-        }
-        if let Some(owner) = &record.owner {
-            self.ensure_marker(owner, key)?;
-        }
-        self.write_entry(&dir, &path, &entry)
-    }
-
-    pub(crate) fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let (_, path) = self.paths(key);
-        let now = SystemTime::now();
-        match self.read_slot(&path, key)? {
-            Slot::Absent => Ok(None),
-            Slot::Corrupt(err) => Err(err),
-            Slot::Entry(Entry::Record(r)) => Ok(r.is_live_at(now).then(|| r.into())),
-            Slot::Entry(e) if !e.is_live_at(now) => Ok(None),
-            Slot::Entry(Entry::Tombstone { .. }) => Ok(None),
-            Slot::Entry(Entry::Alias { to, token, .. }) => {
-                let (_, target) = self.paths(&to);
-                match self.read_slot(&target, &to)? {
-                    Slot::Corrupt(err) => Err(err),
-                    slot => Ok(live_record(slot, now).map(|record| Loaded {
-                        record,
-                        moved: Some(Moved { to, token }),
-                    })),
-                }
-            }
-        }
-    }
-
-    pub(crate) fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
-        let (dir, path) = self.paths(key);
-        let Some(_lock) = self.lock_existing(&dir)? else {
-            return Err(Error::Gone);
-        };
-        let slot = self.read_slot(&path, key)?;
-        let Some(mut record) = live_record(slot, SystemTime::now()) else {
-            return Err(Error::Gone);
-        };
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let old_owner = record.owner.clone();
-        record.apply(changes)?;
-        if let Some(owner) = &record.owner {
-            self.ensure_marker(owner, key)?;
-        }
-        self.write_entry(&dir, &path, &Entry::Record(record.clone()))?;
-        if let Some(old) = old_owner
-            && record.owner.as_ref() != Some(&old)
-        {
-            self.remove_marker(&self.owner_dir(&old), key);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn delete(&self, key: &SessionKey) -> Result<Removed> {
-        let (dir, path) = self.paths(key);
-        let Some(_lock) = self.lock_existing(&dir)? else {
-            return Ok(Removed::Nothing);
-        };
-        let slot = self.read_slot(&path, key)?;
-        let now = SystemTime::now();
-        let (removed, left) = match &slot {
-            Slot::Entry(entry) => (Removed::of(Some(entry), now), entry.left_by_delete(now)),
-            Slot::Absent | Slot::Corrupt(_) => (Removed::Nothing, None),
-        };
-        match left {
-            // An alias becomes a tombstone, so every logout through this key can follow it.
-            Some(_) if slot_is_tombstone(&slot) => {}
-            Some(left) => self.write_entry(&dir, &path, &left)?,
-            None => self.remove_file(&dir, &path)?,
-        }
-        if let Slot::Entry(Entry::Record(Record {
-            owner: Some(owner), ..
-        })) = &slot
-        {
-            self.remove_marker(&self.owner_dir(owner), key);
-        }
-        Ok(removed)
-    }
-
-    pub(crate) fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
-        let (from_dir, from_path) = self.paths(from);
-        let (to_dir, to_path) = self.paths(to);
-        if !from_dir.is_dir() {
-            return Err(Error::Gone);
-        }
-        // Both directories are locked, always in path order, so a concurrent apply on either
-        // key waits and two renames cannot deadlock.
-        let _locks = if from_dir == to_dir {
-            (self.lock_created(&from_dir)?, None)
-        } else if from_dir < to_dir {
-            let first = self.lock_created(&from_dir)?;
-            (first, Some(self.lock_created(&to_dir)?))
-        } else {
-            let first = self.lock_created(&to_dir)?;
-            (first, Some(self.lock_created(&from_dir)?))
-        };
-        let now = SystemTime::now();
-        let Some(record) = live_record(self.read_slot(&from_path, from)?, now) else {
-            return Err(Error::Gone);
-        };
-        match self.read_slot(&to_path, to)? {
-            Slot::Entry(e) if live(&e, now) => return Err(Error::AlreadyExists),
-            Slot::Corrupt(_) => return Err(Error::AlreadyExists),
-            Slot::Entry(_) | Slot::Absent => {}
-        }
-        if let Some(owner) = &record.owner {
-            self.ensure_marker(owner, to)?;
-        }
-        // The new key is written first: a crash before the old key is replaced leaves the
-        // session whole under its old key, plus a copy nobody holds the id of.
-        self.write_entry(&to_dir, &to_path, &Entry::Record(record.clone()))?;
-        let left = Entry::left_by_move(*to, grace, record.expires_at, now);
-        let replaced = if left.is_live_at(now) {
-            self.write_entry(&from_dir, &from_path, &left)
-        } else {
-            self.remove_file(&from_dir, &from_path)
-        };
-        if let Err(err) = replaced {
-            // Undo the copy so the move can be retried; the old key is untouched.
-            if let Err(undo) = self.remove_file(&to_dir, &to_path) {
-                tracing::warn!(session = %to.fingerprint(), error = %undo, "could not undo a failed move");
-            }
-            return Err(err);
-        }
-        if let Some(owner) = &record.owner {
-            self.remove_marker(&self.owner_dir(owner), from);
-        }
-        Ok(())
-    }
-
-    /// The keys named by `owner`'s index markers: a listing of names only, no file read.
-    pub(crate) fn owner_markers(&self, owner: &str) -> Result<Vec<SessionKey>> {
-        let listing = match fs::read_dir(self.owner_dir(owner)) {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error("listing the owner index", e)),
-        };
-        let mut keys = Vec::new();
-        for item in listing {
-            let item = item.map_err(|e| io_error("listing the owner index", e))?;
-            if let Some(key) = item.file_name().to_str().and_then(SessionKey::from_hex) {
-                keys.push(key);
-            }
-        }
-        Ok(keys)
-    }
-
-    /// Which of `markers` (from [`owner_markers`](Self::owner_markers)) are live sessions of
-    /// `owner`, dropping the stale markers. Each check locks at most one session directory,
-    /// briefly, and only for a stale marker; loads take no lock at all.
-    pub(crate) fn check_owner_markers(
-        &self,
-        owner: &str,
-        markers: &[SessionKey],
-    ) -> Result<Vec<SessionKey>> {
-        let dir = self.owner_dir(owner);
-        let now = SystemTime::now();
-        let mut keys = Vec::new();
-        for key in markers {
-            let (_, path) = self.paths(key);
-            match self.read_slot(&path, key)? {
-                Slot::Entry(Entry::Record(r))
-                    if r.is_live_at(now) && r.owner.as_deref() == Some(owner) =>
-                {
-                    keys.push(*key);
-                }
-                Slot::Corrupt(_) => {}
-                // The session moved since the markers were listed: the new key's marker may
-                // have been written after the listing read the directory, so follow the moves.
-                Slot::Entry(Entry::Alias { to, .. } | Entry::Tombstone { to, .. }) => {
-                    if let Some(target) = self.follow_moves(to, owner, now)? {
-                        keys.push(target);
-                    }
-                    self.drop_stale_marker(&dir, key)?;
-                }
-                Slot::Entry(_) | Slot::Absent => self.drop_stale_marker(&dir, key)?,
-            }
-        }
-        Ok(keys)
-    }
-
-    /// The key of the live session of `owner` that a move to `to` led to, following at most
-    /// [`MAX_ALIAS_HOPS`] further moves.
-    fn follow_moves(
-        &self,
-        mut to: SessionKey,
-        owner: &str,
-        now: SystemTime,
-    ) -> Result<Option<SessionKey>> {
-        for _ in 0..MAX_ALIAS_HOPS {
-            let (_, path) = self.paths(&to);
-            match self.read_slot(&path, &to)? {
-                Slot::Entry(Entry::Record(r))
-                    if r.is_live_at(now) && r.owner.as_deref() == Some(owner) =>
-                {
-                    return Ok(Some(to));
-                }
-                Slot::Entry(Entry::Alias { to: next, .. } | Entry::Tombstone { to: next, .. }) => {
-                    to = next;
-                }
-                _ => return Ok(None),
-            }
-        }
-        Ok(None)
-    }
-
-    /// Removes the marker of `key` in `owner_dir` if, under the session's lock, the session
-    /// is not a live record of that owner (an apply may be setting the owner right now).
-    pub(crate) fn drop_stale_marker(&self, owner_dir: &Path, key: &SessionKey) -> Result<()> {
-        let (dir, path) = self.paths(key);
-        let _lock = self.lock_created(&dir)?;
-        let stale = match live_record(self.read_slot(&path, key)?, SystemTime::now()) {
-            Some(r) => !r
-                .owner
-                .as_deref()
-                .is_some_and(|o| Self::is_owner_dir(owner_dir, o)),
-            None => true,
-        };
-        if stale {
-            self.remove_marker(owner_dir, key);
-        }
-        Ok(())
     }
 }
