@@ -43,8 +43,8 @@ impl<S: Store + 'static> SessionManager<S> {
         // The id the session lives under now, with its key (hashed once).
         let (current, current_key, alias, resend) = match &loaded.moved {
             None => (id, key, None, false),
-            Some(moved) => match meta::open_grace(&id, &moved.token) {
-                Some((new_id, until)) if new_id.key() == moved.to => {
+            Some(moved) => match meta::open_move(&id, moved) {
+                Some((new_id, until)) => {
                     if until <= now {
                         self.emit(SessionEvent::StaleId {
                             session: id.fingerprint(),

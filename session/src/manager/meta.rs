@@ -13,7 +13,7 @@ use super::config::IpBinding;
 use crate::codec::decode_value;
 use crate::error::Result;
 use crate::id::{ID_BYTES, SessionId, open_forward, seal_forward};
-use crate::record::{from_millis, to_millis};
+use crate::record::{Moved, from_millis, to_millis};
 
 pub(crate) use crate::codec::encode_value as encode;
 pub(crate) use crate::reserved::{CREATED, IP, LOGIN, ROTATED, SEEN, UA};
@@ -120,7 +120,7 @@ pub(crate) fn grace_token(old: &SessionId, new: &SessionId, until: SystemTime) -
 }
 
 /// Opens a [`grace_token`] with the old id: the new id and the end of the window.
-pub(crate) fn open_grace(old: &SessionId, token: &[u8]) -> Option<(SessionId, SystemTime)> {
+fn open_grace(old: &SessionId, token: &[u8]) -> Option<(SessionId, SystemTime)> {
     if token.len() != ID_BYTES + 8 {
         return None;
     }
@@ -128,6 +128,13 @@ pub(crate) fn open_grace(old: &SessionId, token: &[u8]) -> Option<(SessionId, Sy
     let new = open_forward(old, sealed)?;
     let until = u64::from_be_bytes(until.try_into().ok()?);
     Some((new, from_millis(until)))
+}
+
+/// Opens the grace token of a load through the old id `old` that reports `moved`: the new id
+/// and the end of the window, only if the token opens with `old` and names the key the
+/// session moved to (anything else is a corrupt or forged alias).
+pub(crate) fn open_move(old: &SessionId, moved: &Moved) -> Option<(SessionId, SystemTime)> {
+    open_grace(old, &moved.token).filter(|(new_id, _)| new_id.key() == moved.to)
 }
 
 #[cfg(test)]

@@ -214,8 +214,7 @@ impl<S: Store + 'static> SessionManager<S> {
         now: SystemTime,
     ) -> Result<ChangeSet> {
         let limits = self.inner.config.limits;
-        let (loaded, grown) = active.session.footprints();
-        let mut changes = active.session.take_changes();
+        let (mut changes, loaded, grown) = active.session.take_changes_with_footprints();
         for (key, value) in &changes.set {
             limits.check_value(key, value.len())?;
         }
@@ -291,10 +290,8 @@ impl<S: Store + 'static> SessionManager<S> {
         let from = id.key();
         let (new_id, moved) = with_fresh_id(|new_id| {
             let to = new_id.key();
-            let grace = (!config.rotation_grace.is_zero()).then(|| Grace {
-                until,
-                token: meta::grace_token(id, new_id, until),
-            });
+            let grace = (!config.rotation_grace.is_zero())
+                .then(|| Grace::new(until, meta::grace_token(id, new_id, until)));
             async move { store.rename(&from, &to, grace.as_ref()).await }
         })
         .await?;
@@ -329,8 +326,8 @@ impl<S: Store + 'static> SessionManager<S> {
         let now = self.now();
         Ok(match self.inner.store.load(&id.key()).await? {
             Some(loaded) => loaded.moved.and_then(|moved| {
-                meta::open_grace(id, &moved.token)
-                    .filter(|(new_id, until)| new_id.key() == moved.to && *until > now)
+                meta::open_move(id, &moved)
+                    .filter(|(_, until)| *until > now)
                     .map(|(new_id, _)| new_id)
             }),
             None => None,

@@ -20,11 +20,20 @@ use crate::reserved;
 impl Session {
     /// Reads any key, reserved ones included.
     pub(crate) fn get_unchecked<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.decode_with(key, decode_value)
+    }
+
+    /// Decodes the value under any key with `decode`, under the session's lock.
+    pub(crate) fn decode_with<T>(
+        &self,
+        key: &str,
+        decode: impl FnOnce(&str, &[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
         let state = self.state.lock();
         state
             .fields
             .get(key)
-            .map(|b| decode_value(key, b))
+            .map(|b| decode(key, &b[..]))
             .transpose()
     }
 
@@ -64,9 +73,12 @@ impl Session {
         self.state.lock().operate(key, op, accept)
     }
 
-    /// The changes since load, as a change set (expiry and owner left unset), and forgets them.
-    pub(crate) fn take_changes(&self) -> ChangeSet {
+    /// The changes since load, as a change set (expiry and owner left unset), and forgets them;
+    /// with the session's [`Footprint`]s when loaded and now, read under the same lock, so
+    /// the sizes a save checks are those of the changes it sends.
+    pub(crate) fn take_changes_with_footprints(&self) -> (ChangeSet, Footprint, Footprint) {
         let mut state = self.state.lock();
+        let (loaded, grown) = (state.loaded, state.size);
         let mut changes = ChangeSet {
             clear: state.cleared,
             ops: std::mem::take(&mut state.ops),
@@ -85,7 +97,14 @@ impl Session {
             }
         }
         state.cleared = false;
-        changes
+        (changes, loaded, grown)
+    }
+
+    /// The changes since load, and forgets them (the unit tests' view of
+    /// [`take_changes_with_footprints`](Self::take_changes_with_footprints)).
+    #[cfg(test)]
+    pub(crate) fn take_changes(&self) -> ChangeSet {
+        self.take_changes_with_footprints().0
     }
 
     /// Every field, reserved ones included (to create a record from a new session).
@@ -116,6 +135,7 @@ impl Session {
     }
 
     /// The session's size when loaded and now, for the manager's check at save.
+    #[cfg(test)]
     pub(crate) fn footprints(&self) -> (Footprint, Footprint) {
         let state = self.state.lock();
         (state.loaded, state.size)

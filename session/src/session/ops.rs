@@ -61,14 +61,10 @@ impl Session {
     /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) when the array would grow past
     /// [`Limits::max_value_bytes`](crate::Limits::max_value_bytes) (the store checks again against the array it holds).
     pub fn push<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
-        let key = key.into();
-        check_user_key(&key)?;
-        let value = encode_value(&key, &value)?;
-        let op = Op::Push {
+        self.array_op(key, &value, |value| Op::Push {
             value,
             max_len: None,
-        };
-        self.state.lock().operate(&key, op, |_| Ok(()))?;
+        })?;
         Ok(())
     }
 
@@ -93,17 +89,11 @@ impl Session {
         value: T,
         max_len: usize,
     ) -> Result<bool> {
-        let key = key.into();
-        check_user_key(&key)?;
-        let value = encode_value(&key, &value)?;
-        let op = Op::Push {
+        let (before, after) = self.array_op(key, &value, |value| Op::Push {
             value,
             max_len: Some(max_len),
-        };
-        let mut state = self.state.lock();
-        let before = state.array_len(&key);
-        state.operate(&key, op, |_| Ok(()))?;
-        Ok(state.array_len(&key) > before)
+        })?;
+        Ok(after > before)
     }
 
     /// Adds `value` to the set-like array under `key` unless an equal element is there
@@ -122,13 +112,8 @@ impl Session {
     /// # Errors
     /// As [`push`](Self::push).
     pub fn add_to_set<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<bool> {
-        let key = key.into();
-        check_user_key(&key)?;
-        let value = encode_value(&key, &value)?;
-        let mut state = self.state.lock();
-        let before = state.array_len(&key);
-        state.operate(&key, Op::Add(value), |_| Ok(()))?;
-        Ok(state.array_len(&key) > before)
+        let (before, after) = self.array_op(key, &value, Op::Add)?;
+        Ok(after > before)
     }
 
     /// Removes every element equal to `value` (as encoded) from the array under `key`
@@ -145,12 +130,24 @@ impl Session {
     /// # Errors
     /// As [`push`](Self::push).
     pub fn remove_from_set<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<bool> {
+        let (before, after) = self.array_op(key, &value, Op::Remove)?;
+        Ok(after < before)
+    }
+
+    /// Carries out the array operation `op(encoded value)` on the user key `key`, under one
+    /// lock; returns the array's length as this request sees it before and after.
+    fn array_op<T: Serialize>(
+        &self,
+        key: impl Into<String>,
+        value: &T,
+        op: impl FnOnce(bytes::Bytes) -> Op,
+    ) -> Result<(usize, usize)> {
         let key = key.into();
         check_user_key(&key)?;
-        let value = encode_value(&key, &value)?;
+        let value = encode_value(&key, value)?;
         let mut state = self.state.lock();
         let before = state.array_len(&key);
-        state.operate(&key, Op::Remove(value), |_| Ok(()))?;
-        Ok(state.array_len(&key) < before)
+        state.operate(&key, op(value), |_| Ok(()))?;
+        Ok((before, state.array_len(&key)))
     }
 }

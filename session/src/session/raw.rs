@@ -131,12 +131,7 @@ impl Session {
     /// [`Error::ReservedKey`] for sessionkit's own keys.
     pub fn get_value(&self, key: &str) -> Result<Option<Value>> {
         check_user_key(key)?;
-        let state = self.state.lock();
-        state
-            .fields
-            .get(key)
-            .map(|b| decode_dynamic(key, b))
-            .transpose()
+        self.decode_with(key, decode_dynamic)
     }
 
     /// Stores a dynamic value under `key`.
