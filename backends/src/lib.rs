@@ -4,7 +4,14 @@
 //!
 //! - `file` (default): `FileStore`, one file per session under a directory.
 //! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
+//! - `sqlite`: `SqliteStore`, one SQLite database file (WAL mode, bundled libsqlite3).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(feature = "file", feature = "sqlite"))]
+mod durability;
+#[cfg(any(feature = "file", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "file", feature = "sqlite"))))]
+pub use durability::Durability;
 
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
@@ -18,3 +25,9 @@ pub mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OWNER_SCAN_BATCH, RedisConfig, RedisStore};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::{SqliteConfig, SqliteStore};

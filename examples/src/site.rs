@@ -27,7 +27,7 @@ use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit::web::{SessionLayer, Typed};
 use sessionkit::{Session, SessionConfig, SessionData, SessionManager};
-use sessionkit_backends::{FileStore, RedisStore};
+use sessionkit_backends::{FileStore, RedisStore, SqliteStore};
 
 /// The typed part of the site's session.
 #[derive(SessionData, Debug, Default)]
@@ -58,6 +58,10 @@ pub enum StoreKind {
     MemoryRedis,
     /// `redis+file`
     RedisFile,
+    /// `sqlite`: `$SESSIONKIT_DIR/sessions.sqlite3`
+    Sqlite,
+    /// `memory+sqlite`: a memory tier over `$SESSIONKIT_DIR/sessions.sqlite3`
+    MemorySqlite,
 }
 
 impl StoreKind {
@@ -70,6 +74,8 @@ impl StoreKind {
             "memory+file" => StoreKind::MemoryFile,
             "memory+redis" => StoreKind::MemoryRedis,
             "redis+file" => StoreKind::RedisFile,
+            "sqlite" => StoreKind::Sqlite,
+            "memory+sqlite" => StoreKind::MemorySqlite,
             _ => return None,
         })
     }
@@ -130,7 +136,8 @@ impl SiteConfig {
         };
         let store = match std::env::var("SESSIONKIT_STORE") {
             Ok(s) => StoreKind::parse(&s).ok_or_else(|| {
-                "SESSIONKIT_STORE must be memory, file, redis, memory+file, memory+redis or redis+file"
+                "SESSIONKIT_STORE must be memory, file, redis, memory+file, memory+redis, redis+file, \
+                 sqlite or memory+sqlite"
                     .to_owned()
             })?,
             Err(_) => StoreKind::MemoryFile,
@@ -213,7 +220,28 @@ pub async fn open_store(
             RedisStore::open(redis_url).await?,
             FileStore::open(dir).await?,
         )),
+        StoreKind::Sqlite => Arc::new(open_sqlite(dir).await?),
+        // SQLite has no invalidation channel: the bounded-staleness form, as over files.
+        StoreKind::MemorySqlite => Arc::new(TieredStore::new(cache(), open_sqlite(dir).await?)),
     })
+}
+
+/// The file of the `sqlite` stores inside the site's directory.
+pub const SQLITE_FILE: &str = "sessions.sqlite3";
+
+/// Opens `dir/sessions.sqlite3`, creating `dir` (mode `0700` on Unix) and the table if missing.
+async fn open_sqlite(dir: &std::path::Path) -> sessionkit::Result<SqliteStore> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| {
+        sessionkit::Error::storage(
+            format!("cannot create the site's directory {}", dir.display()),
+            e,
+        )
+    })?;
+    SqliteStore::open(dir.join(SQLITE_FILE)).await
 }
 
 /// The site's router around `manager`. Serve it with

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit_backends::file::{Durability, FileConfig};
-use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
+use sessionkit_backends::{FileStore, RedisConfig, RedisStore, SqliteConfig, SqliteStore};
 use tempfile::TempDir;
 
 use crate::conformance::Caps;
@@ -68,6 +68,24 @@ async fn file_store(durability: Durability) -> (FileStore, TempDir) {
         .open()
         .await
         .expect("the file store opens");
+    (store, dir)
+}
+
+/// A synced SQLite commit costs one fsync of the WAL, so the SQLite setups write 10⁴ sessions
+/// in the "many sessions" case, as the synced file setups do.
+pub const SQLITE_SYNCED: Caps = Caps {
+    exact_cleanup: true,
+    many_sessions: 10_000,
+};
+
+/// `SqliteStore` in `sessions.sqlite3` of a fresh temporary directory.
+pub async fn sqlite_store(durability: Durability) -> (SqliteStore, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteConfig::new(dir.path().join("sessions.sqlite3"))
+        .with_durability(durability)
+        .open()
+        .await
+        .expect("the sqlite store opens");
     (store, dir)
 }
 
@@ -206,6 +224,33 @@ pub mod tiered_memory_file {
     pub async fn make() -> (TieredStore<MemoryStore, FileStore>, TempDir) {
         let (file, dir) = file_store(Durability::Sync).await;
         (TieredStore::new(MemoryStore::bounded(10_000), file), dir)
+    }
+}
+
+/// `SqliteStore`, every commit synced (`synchronous = FULL`).
+pub mod sqlite {
+    use super::*;
+    /// The setup's capabilities: cleanup deletes expired rows and counts them exactly.
+    pub const CAPS: Caps = SQLITE_SYNCED;
+    /// Makes the store in a fresh temporary directory.
+    pub async fn make() -> (SqliteStore, TempDir) {
+        sqlite_store(Durability::Sync).await
+    }
+}
+
+/// A bounded memory cache over a synced `SqliteStore` (bounded staleness: SQLite offers no
+/// invalidation channel, so the form is `TieredStore::new`, as for files).
+pub mod tiered_memory_sqlite {
+    use super::*;
+    /// Cleanup reports the durable SQLite tier's count, which is exact.
+    pub const CAPS: Caps = SQLITE_SYNCED;
+    /// Makes the store in a fresh temporary directory.
+    pub async fn make() -> (TieredStore<MemoryStore, SqliteStore>, TempDir) {
+        let (sqlite, dir) = sqlite_store(Durability::Sync).await;
+        (
+            TieredStore::new(MemoryStore::with_capacity(10_000), sqlite),
+            dir,
+        )
     }
 }
 

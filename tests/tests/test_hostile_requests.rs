@@ -822,4 +822,5 @@ hostile_tests! {
     memory_file => StoreKind::MemoryFile,
     redis => StoreKind::Redis,
     redis_file => StoreKind::RedisFile,
+    memory_sqlite => StoreKind::MemorySqlite,
 }

@@ -57,6 +57,14 @@ mod tiered_memory_file {
     sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::tiered_memory_file::make);
 }
 
+mod sqlite {
+    sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::sqlite::make);
+}
+
+mod tiered_memory_sqlite {
+    sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::tiered_memory_sqlite::make);
+}
+
 mod redis {
     sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::redis::make);
 }

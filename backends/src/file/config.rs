@@ -7,25 +7,7 @@ use sessionkit::Result;
 
 use super::FileStore;
 
-/// Whether each write is flushed to the disk before it counts as done.
-///
-/// Both settings replace files atomically (write a temporary file, rename it over the old
-/// one), so a process that crashes or is killed at any instant leaves every session at its
-/// old or its new version. They differ when the *machine* stops (power loss, kernel panic).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Durability {
-    /// `fsync` the new file before the rename and its directory after it (and the directory
-    /// after a delete). A save that returned survives a power loss. Each write costs two
-    /// `fsync` calls: from tens of microseconds on a server SSD with a power-loss-protected
-    /// cache to several milliseconds on consumer disks and network volumes.
-    #[default]
-    Sync,
-    /// Leave flushing to the operating system. Writes cost a few microseconds, but after a
-    /// power loss a session written in the last seconds may be at an older version, absent,
-    /// or read as corrupt (and so as absent). Process crashes are still safe.
-    NoSync,
-}
+pub use crate::durability::Durability;
 
 /// The default number of directory entries [`FileStore::cleanup`] handles between two yields
 /// to the async runtime.
