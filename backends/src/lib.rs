@@ -4,6 +4,7 @@
 //!
 //! - `file` (default): `FileStore`, one file per session under a directory.
 //! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
+//! - `postgres`: `PostgresStore` (in [`postgres`]), sessions in a PostgreSQL table.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "file")]
@@ -18,3 +19,6 @@ pub mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{OWNER_SCAN_BATCH, RedisConfig, RedisStore};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
