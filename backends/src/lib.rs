@@ -4,7 +4,7 @@
 //!
 //! - `file` (default): `FileStore`, one file per session under a directory.
 //! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
-//! - `postgres`: `PostgresStore` (in [`postgres`]), sessions in a PostgreSQL table.
+//! - `postgres`: `PostgresStore` (in `postgres`), sessions in a PostgreSQL table.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "file")]
