@@ -355,4 +355,6 @@ web_tests! {
     memory_file => StoreKind::MemoryFile,
     memory_redis => StoreKind::MemoryRedis,
     redis_file => StoreKind::RedisFile,
+    postgres => StoreKind::Postgres,
+    memory_postgres => StoreKind::MemoryPostgres,
 }

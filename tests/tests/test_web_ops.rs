@@ -105,4 +105,7 @@ web_ops_tests! {
     memory_file => StoreKind::MemoryFile,
     memory_redis => StoreKind::MemoryRedis,
     redis_file => StoreKind::RedisFile,
+    postgres => StoreKind::Postgres,
+    memory_postgres => StoreKind::MemoryPostgres,
+    redis_postgres => StoreKind::RedisPostgres,
 }
