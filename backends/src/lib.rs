@@ -5,6 +5,7 @@
 //! - `file` (default): `FileStore`, one file per session under a directory.
 //! - `redis`: `RedisStore`, for standalone Redis and Redis Cluster.
 //! - `sqlite`: `SqliteStore`, one SQLite database file (WAL mode, bundled libsqlite3).
+//! - `postgres`: `PostgresStore` (in `postgres`), sessions in a PostgreSQL table.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(feature = "file", feature = "sqlite"))]
@@ -31,3 +32,6 @@ pub mod sqlite;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteConfig, SqliteStore};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;

@@ -27,6 +27,7 @@ use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit::web::{SessionLayer, Typed};
 use sessionkit::{Session, SessionConfig, SessionData, SessionManager};
+use sessionkit_backends::postgres::PostgresStore;
 use sessionkit_backends::{FileStore, RedisStore, SqliteStore};
 
 /// The typed part of the site's session.
@@ -62,6 +63,13 @@ pub enum StoreKind {
     Sqlite,
     /// `memory+sqlite`: a memory tier over `$SESSIONKIT_DIR/sessions.sqlite3`
     MemorySqlite,
+    /// `postgres`
+    Postgres,
+    /// `memory+postgres`: a memory tier per process, coherent through PostgreSQL's
+    /// LISTEN/NOTIFY
+    MemoryPostgres,
+    /// `redis+postgres`: Redis as the shared cache in front of PostgreSQL
+    RedisPostgres,
 }
 
 impl StoreKind {
@@ -76,6 +84,9 @@ impl StoreKind {
             "redis+file" => StoreKind::RedisFile,
             "sqlite" => StoreKind::Sqlite,
             "memory+sqlite" => StoreKind::MemorySqlite,
+            "postgres" => StoreKind::Postgres,
+            "memory+postgres" => StoreKind::MemoryPostgres,
+            "redis+postgres" => StoreKind::RedisPostgres,
             _ => return None,
         })
     }
@@ -92,6 +103,9 @@ pub struct SiteConfig {
     pub dir: PathBuf,
     /// `REDIS_URL` (default `redis://127.0.0.1:6379`).
     pub redis_url: String,
+    /// `DATABASE_URL`, the PostgreSQL database (default
+    /// `postgres://postgres@127.0.0.1:5432/postgres`).
+    pub database_url: String,
     /// `SESSIONKIT_IDLE_SECS`, `SESSIONKIT_ABSOLUTE_SECS`, `SESSIONKIT_ROTATE_SECS`,
     /// `SESSIONKIT_GRACE_SECS`, `SESSIONKIT_CHECK_IP`, `SESSIONKIT_CHECK_UA`, `SESSIONKIT_SECURE`
     /// (the site serves plain http, so `Secure` defaults to off here; the library's default is on).
@@ -136,8 +150,8 @@ impl SiteConfig {
         };
         let store = match std::env::var("SESSIONKIT_STORE") {
             Ok(s) => StoreKind::parse(&s).ok_or_else(|| {
-                "SESSIONKIT_STORE must be memory, file, redis, memory+file, memory+redis, redis+file, \
-                 sqlite or memory+sqlite"
+                "SESSIONKIT_STORE must be memory, file, redis, memory+file, memory+redis, \
+                 redis+file, sqlite, memory+sqlite, postgres, memory+postgres or redis+postgres"
                     .to_owned()
             })?,
             Err(_) => StoreKind::MemoryFile,
@@ -190,19 +204,32 @@ impl SiteConfig {
                 .unwrap_or_else(|| PathBuf::from("web-data")),
             redis_url: std::env::var("REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+            database_url: std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned()),
             session,
         })
     }
 }
 
-/// Opens the store `kind` names.
+/// The default `DATABASE_URL`.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Connects to PostgreSQL and creates the sessions table if it is missing.
+async fn postgres(database_url: &str) -> sessionkit::Result<PostgresStore> {
+    let store = PostgresStore::open(database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Opens the store `kind` names (creating the PostgreSQL table when it uses PostgreSQL).
 ///
 /// # Errors
-/// When the directory cannot be opened or Redis cannot be reached.
+/// When the directory cannot be opened or Redis or PostgreSQL cannot be reached.
 pub async fn open_store(
     kind: StoreKind,
     dir: &std::path::Path,
     redis_url: &str,
+    database_url: &str,
 ) -> sessionkit::Result<Arc<dyn Store>> {
     let cache = || MemoryStore::bounded(100_000);
     Ok(match kind {
@@ -223,6 +250,16 @@ pub async fn open_store(
         StoreKind::Sqlite => Arc::new(open_sqlite(dir).await?),
         // SQLite has no invalidation channel: the bounded-staleness form, as over files.
         StoreKind::MemorySqlite => Arc::new(TieredStore::new(cache(), open_sqlite(dir).await?)),
+        StoreKind::Postgres => Arc::new(postgres(database_url).await?),
+        // As with Redis: each process's memory tier follows PostgreSQL's notifications.
+        StoreKind::MemoryPostgres => Arc::new(TieredStore::coherent(
+            cache(),
+            postgres(database_url).await?,
+        )?),
+        StoreKind::RedisPostgres => Arc::new(TieredStore::new(
+            RedisStore::open(redis_url).await?,
+            postgres(database_url).await?,
+        )),
     })
 }
 

@@ -11,6 +11,7 @@
 pub mod conformance;
 pub mod file_crash;
 pub mod lifecycle;
+pub mod postgres_server;
 pub mod probe;
 pub mod redis_server;
 pub mod setups;

@@ -25,10 +25,12 @@ use std::time::Duration;
 
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit_backends::file::{Durability, FileConfig};
+use sessionkit_backends::postgres::PostgresStore;
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore, SqliteConfig, SqliteStore};
 use tempfile::TempDir;
 
 use crate::conformance::Caps;
+use crate::postgres_server::PostgresServer;
 use crate::probe::Probe;
 use crate::redis_server::{RedisCluster, RedisServer};
 
@@ -247,10 +249,7 @@ pub mod tiered_memory_sqlite {
     /// Makes the store in a fresh temporary directory.
     pub async fn make() -> (TieredStore<MemoryStore, SqliteStore>, TempDir) {
         let (sqlite, dir) = sqlite_store(Durability::Sync).await;
-        (
-            TieredStore::new(MemoryStore::with_capacity(10_000), sqlite),
-            dir,
-        )
+        (TieredStore::new(MemoryStore::bounded(10_000), sqlite), dir)
     }
 }
 
@@ -349,5 +348,48 @@ pub mod tiered_dead_redis_file {
         server.stop();
         let (file, dir) = file_store(Durability::Sync).await;
         (TieredStore::new(redis, file), (server, dir))
+    }
+}
+
+async fn postgres_store() -> (PostgresStore, PostgresServer) {
+    let server = PostgresServer::start();
+    let store = PostgresStore::open(&server.url())
+        .await
+        .expect("connect to the test PostgreSQL");
+    store.migrate().await.expect("create the table");
+    (store, server)
+}
+
+/// Each PostgreSQL save is a round trip to a server on this two-core machine (and the
+/// conformance cases run their requests concurrently): 5·10³ sessions keep the "many
+/// sessions" case in line with the others. Cleanup deletes exactly what expired.
+pub const POSTGRES: Caps = Caps {
+    exact_cleanup: true,
+    many_sessions: 5_000,
+};
+
+/// `PostgresStore` on its own PostgreSQL server (never the shared one on 5432).
+pub mod postgres {
+    use super::*;
+    /// The setup's capabilities.
+    pub const CAPS: Caps = POSTGRES;
+    /// Starts a server, connects and migrates.
+    pub async fn make() -> (PostgresStore, PostgresServer) {
+        postgres_store().await
+    }
+}
+
+/// A per-process memory cache in front of PostgreSQL, kept coherent by LISTEN/NOTIFY.
+pub mod tiered_memory_postgres {
+    use super::*;
+    /// Cleanup reports the durable tier's exact count.
+    pub const CAPS: Caps = POSTGRES;
+    /// Starts a server, connects, migrates, and subscribes the cache to the channel.
+    pub async fn make() -> (TieredStore<MemoryStore, PostgresStore>, PostgresServer) {
+        let (store, server) = postgres_store().await;
+        (
+            TieredStore::coherent(MemoryStore::bounded(10_000), store).expect("a coherent tier"),
+            server,
+        )
     }
 }

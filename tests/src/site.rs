@@ -10,6 +10,7 @@ use sessionkit::store::Store;
 use sessionkit::{SessionConfig, SessionManager, manager::ManualClock};
 use sessionkit_examples::site::{SessionJson, StoreKind, open_store, router_behind_proxies};
 
+use crate::postgres_server::PostgresServer;
 use crate::probe::Probe;
 use crate::redis_server::RedisServer;
 
@@ -29,6 +30,7 @@ pub struct Site {
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
     _redis: Option<RedisServer>,
+    _postgres: Option<PostgresServer>,
 }
 
 impl Drop for Site {
@@ -81,13 +83,26 @@ impl Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let needs_redis = matches!(
             kind,
-            StoreKind::Redis | StoreKind::MemoryRedis | StoreKind::RedisFile
+            StoreKind::Redis
+                | StoreKind::MemoryRedis
+                | StoreKind::RedisFile
+                | StoreKind::RedisPostgres
         );
+        let needs_postgres = matches!(
+            kind,
+            StoreKind::Postgres | StoreKind::MemoryPostgres | StoreKind::RedisPostgres
+        );
+        // The site's DATABASE_URL names a PostgreSQL of the test's own.
+        let postgres = needs_postgres.then(PostgresServer::start);
+        let database_url = postgres
+            .as_ref()
+            .map(PostgresServer::url)
+            .unwrap_or_default();
         let redis = (needs_redis && shared_redis.is_none()).then(RedisServer::start);
         let url = shared_redis
             .or_else(|| redis.as_ref().map(RedisServer::url))
             .unwrap_or_default();
-        let inner = open_store(kind, dir.path(), &url)
+        let inner = open_store(kind, dir.path(), &url, &database_url)
             .await
             .expect("store opens");
         let store = Arc::new(Probe::new(inner));
@@ -117,6 +132,7 @@ impl Site {
             server,
             _dir: dir,
             _redis: redis,
+            _postgres: postgres,
         }
     }
 

@@ -89,6 +89,14 @@ mod tiered_dead_redis_file {
     sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::tiered_dead_redis_file::make);
 }
 
+mod postgres {
+    sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::postgres::make);
+}
+
+mod tiered_memory_postgres {
+    sessionkit_tests::lifecycle_suite!(sessionkit_tests::setups::tiered_memory_postgres::make);
+}
+
 /// SEC-12 on a warm cache: logout removes the session from both tiers.
 #[tokio::test]
 async fn tiered_destroy_clears_both_tiers_with_a_warm_cache() {

@@ -357,4 +357,6 @@ web_tests! {
     redis_file => StoreKind::RedisFile,
     sqlite => StoreKind::Sqlite,
     memory_sqlite => StoreKind::MemorySqlite,
+    postgres => StoreKind::Postgres,
+    memory_postgres => StoreKind::MemoryPostgres,
 }

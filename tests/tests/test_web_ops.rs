@@ -107,4 +107,7 @@ web_ops_tests! {
     redis_file => StoreKind::RedisFile,
     sqlite => StoreKind::Sqlite,
     memory_sqlite => StoreKind::MemorySqlite,
+    postgres => StoreKind::Postgres,
+    memory_postgres => StoreKind::MemoryPostgres,
+    redis_postgres => StoreKind::RedisPostgres,
 }

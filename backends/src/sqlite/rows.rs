@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use sessionkit::store::{Entry, Error, Loaded, Moved, Record, Result};
-use sessionkit::{SessionKey, to_millis};
+use sessionkit::{SessionKey, store::to_millis};
 
 use super::schema::{KIND_ALIAS, KIND_RECORD, KIND_TOMBSTONE};
 
@@ -66,12 +66,8 @@ pub(crate) fn live_record(entry: Entry, now: SystemTime) -> Option<Record> {
     }
 }
 
-/// Builds what `load` returns. The one place this backend constructs a [`Loaded`] or a
-/// [`Moved`] (their fields are public today; when the core adds constructors, only this
-/// function changes).
+/// Builds what `load` returns: the one place this backend constructs a [`Loaded`] or a
+/// [`Moved`].
 pub(crate) fn loaded(record: Record, moved: Option<(SessionKey, Vec<u8>)>) -> Loaded {
-    Loaded {
-        record,
-        moved: moved.map(|(to, token)| Moved { to, token }),
-    }
+    Loaded::new(record, moved.map(|(to, token)| Moved::new(to, token)))
 }

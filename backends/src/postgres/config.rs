@@ -1,0 +1,142 @@
+//! [`PostgresConfig`]: where the database is, the table's name, and the pool's bounds.
+
+use std::time::Duration;
+
+use sessionkit::store::{Error, Result};
+
+use super::PostgresStore;
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "sessionkit_sessions";
+/// The longest table name accepted: PostgreSQL keeps 63 bytes of an identifier, and the
+/// index and channel names add a suffix of up to 11 bytes to it.
+pub const MAX_TABLE_LEN: usize = 48;
+/// The default bound on a pool connection's setup, and on waiting for a free connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default bound on one operation, from asking the pool for a connection to the answer.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default size of the connection pool.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// How to reach PostgreSQL and which table to use; [`connect`](Self::connect) makes the store.
+///
+/// ```
+/// use sessionkit_backends::postgres::PostgresConfig;
+/// let config = PostgresConfig::new("postgres://app@db.internal/app")
+///     .with_table("web_sessions")
+///     .with_max_connections(32);
+/// assert_eq!(config.table(), "web_sessions");
+/// // Only plain identifiers are accepted as table names.
+/// assert!(PostgresConfig::validate_table("sessions; DROP TABLE users").is_err());
+/// ```
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pub(super) url: String,
+    pub(super) table: String,
+    pub(super) max_connections: u32,
+    pub(super) connect_timeout: Duration,
+    pub(super) op_timeout: Duration,
+    pub(super) notify: bool,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never printed.
+        f.debug_struct("PostgresConfig")
+            .field("table", &self.table)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("op_timeout", &self.op_timeout)
+            .field("notify", &self.notify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresConfig {
+    /// A configuration for the database at `url` (`postgres://user:password@host:port/db`,
+    /// with `?sslmode=require` or `verify-full` for TLS through rustls), the table
+    /// [`DEFAULT_TABLE`], and the default bounds.
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            table: DEFAULT_TABLE.to_owned(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            notify: true,
+        }
+    }
+
+    /// The table name; checked by [`connect`](Self::connect) (see
+    /// [`validate_table`](Self::validate_table)).
+    pub fn with_table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The most connections the pool opens (at least 2: the invalidation listener keeps one).
+    pub fn with_max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(2);
+        self
+    }
+
+    /// The bound on opening a connection and on waiting for a free one.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The bound on one operation; past it the operation fails with
+    /// [`Error::Unavailable`].
+    pub fn with_op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// Whether writes announce the keys they change with `pg_notify` (default `true`). Turn
+    /// it off only when no process puts a coherent cache
+    /// ([`TieredStore::coherent`](sessionkit::store::TieredStore::coherent)) in front of this
+    /// table: those caches would then miss other processes' changes.
+    pub fn with_notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// The configured table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Checks a table name: 1 to [`MAX_TABLE_LEN`] ASCII letters, digits and underscores,
+    /// not starting with a digit. It is written into SQL text (quoted), so nothing else is
+    /// accepted.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming what is wrong.
+    pub fn validate_table(table: &str) -> Result<()> {
+        let mut chars = table.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !first_ok || !rest_ok || table.len() > MAX_TABLE_LEN {
+            return Err(Error::Config(format!(
+                "postgres: the table name must be 1 to {MAX_TABLE_LEN} ASCII letters, digits or \
+                 underscores, not starting with a digit (got {} bytes)",
+                table.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Connects (one connection is opened and checked now; the pool opens more when
+    /// needed and replaces broken ones by itself). Does not create the table: see
+    /// [`PostgresStore::migrate`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad table name or URL; [`Error::Unavailable`] when the server
+    /// cannot be reached; [`Error::Storage`] when it refuses the connection.
+    pub async fn connect(self) -> Result<PostgresStore> {
+        PostgresStore::connect(self).await
+    }
+}

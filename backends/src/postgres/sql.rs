@@ -1,0 +1,152 @@
+//! The SQL text of every statement, built once per store from the validated table name.
+//!
+//! Columns: `key` (the 32-byte [`SessionKey`](sessionkit::SessionKey), primary key), `kind`
+//! (`0` record, `1` grace alias, `2` move tombstone), `expires_at` (Unix ms; an alias's or
+//! tombstone's end), `fields` (JSONB, see `fields.rs`), `owner`, `target` (the key an alias
+//! or tombstone points to) and `token` (an alias's token). Every write that changes a key
+//! announces it with `pg_notify` in the same statement (delivered when it commits), unless
+//! notifications are off.
+
+/// Entry kinds in the `kind` column.
+pub(super) const RECORD: i16 = 0;
+pub(super) const ALIAS: i16 = 1;
+pub(super) const TOMBSTONE: i16 = 2;
+
+/// The statements of one table.
+#[derive(Debug)]
+pub(super) struct Sql {
+    pub(super) migration: String,
+    pub(super) channel: String,
+    pub(super) create: String,
+    pub(super) load: String,
+    pub(super) apply: String,
+    pub(super) lock: String,
+    pub(super) write: String,
+    pub(super) delete: String,
+    pub(super) rename: String,
+    pub(super) cleanup: String,
+    pub(super) owned_by: String,
+}
+
+/// The NOTIFY channel of a table: `sessionkit_<table>` (a table name is at most 48 bytes).
+pub(super) fn channel(table: &str) -> String {
+    format!("sessionkit_{table}")
+}
+
+/// The idempotent schema of `table` (already validated).
+pub(super) fn migration(table: &str) -> String {
+    format!(
+        r#"CREATE TABLE IF NOT EXISTS "{table}" (
+    key bytea PRIMARY KEY,
+    kind smallint NOT NULL DEFAULT 0,
+    expires_at bigint NOT NULL,
+    fields jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    owner text,
+    target bytea,
+    token bytea
+);
+CREATE INDEX IF NOT EXISTS "{table}_expires" ON "{table}" (expires_at);
+CREATE INDEX IF NOT EXISTS "{table}_owner" ON "{table}" (owner, key) WHERE owner IS NOT NULL;
+"#
+    )
+}
+
+impl Sql {
+    /// The statements for `table` (validated by the caller: it is pasted, quoted, into SQL).
+    pub(super) fn new(table: &str, notify: bool) -> Self {
+        let channel = channel(table);
+        let t = format!(r#""{table}""#);
+        // How many keys the CTE `w` wrote, announcing each (the volatile call in the inner
+        // select is never optimized away).
+        let announce = if notify {
+            format!(
+                "(SELECT count(*) FROM (SELECT pg_notify('{channel}', encode(w.key, 'hex')) \
+                 FROM w) n)"
+            )
+        } else {
+            "(SELECT count(*) FROM w)".to_owned()
+        };
+        // Replaces an expired row, or a tombstone, under an inserted key.
+        let take_over = format!(
+            "ON CONFLICT (key) DO UPDATE SET kind = {RECORD}, expires_at = EXCLUDED.expires_at, \
+             fields = EXCLUDED.fields, owner = EXCLUDED.owner, target = NULL, token = NULL \
+             WHERE s.expires_at <= $3 OR s.kind = {TOMBSTONE}"
+        );
+        let merged = "(((CASE WHEN $3 THEN '{}'::jsonb ELSE s.fields END) - $4::text[]) \
+                      || $5::jsonb)";
+        let count = |m: &str| format!("(SELECT count(*) FROM jsonb_object_keys({m}))");
+        // Bytes of names (unescaped: each `%` escape added two) plus decoded values.
+        let bytes = |m: &str| {
+            format!(
+                "(SELECT coalesce(sum(octet_length(k) - 2 * (length(k) - \
+                 length(replace(k, '%', ''))) + length(v) / 4 * 3 - (length(v) - \
+                 length(rtrim(v, '=')))), 0) FROM jsonb_each_text({m}) AS e(k, v))"
+            )
+        };
+        Sql {
+            migration: migration(table),
+            create: format!(
+                "WITH w AS (INSERT INTO {t} AS s (key, kind, expires_at, fields, owner) \
+                 VALUES ($1, {RECORD}, $2, $4::jsonb, $5) {take_over} RETURNING s.key) \
+                 SELECT {announce}"
+            ),
+            load: format!(
+                "SELECT a.kind, a.expires_at, a.fields::text, a.owner, a.target, a.token, \
+                 r.fields::text, r.expires_at, r.owner FROM {t} a LEFT JOIN {t} r \
+                 ON a.kind = {ALIAS} AND r.key = a.target AND r.kind = {RECORD} \
+                 AND r.expires_at > $2 \
+                 WHERE a.key = $1 AND a.expires_at > $2 AND a.kind <> {TOMBSTONE}"
+            ),
+            apply: format!(
+                "WITH w AS (UPDATE {t} s SET fields = {merged}, \
+                 expires_at = coalesce($6, s.expires_at), \
+                 owner = CASE WHEN $7 THEN $8 ELSE s.owner END \
+                 WHERE s.key = $1 AND s.kind = {RECORD} AND s.expires_at > $2 \
+                 AND (NOT $9 OR (({cm} <= $10 OR {cm} <= {cs}) AND ({bm} <= $11 OR {bm} <= {bs}))) \
+                 RETURNING s.key) SELECT {announce}",
+                cm = count(merged),
+                cs = count("s.fields"),
+                bm = bytes(merged),
+                bs = bytes("s.fields"),
+            ),
+            lock: format!(
+                "SELECT fields::text, expires_at, owner FROM {t} \
+                 WHERE key = $1 AND kind = {RECORD} AND expires_at > $2 FOR UPDATE"
+            ),
+            write: format!(
+                "WITH w AS (UPDATE {t} SET fields = $2::jsonb, expires_at = $3, owner = $4 \
+                 WHERE key = $1 RETURNING key) SELECT {announce}"
+            ),
+            delete: format!(
+                "WITH old AS (SELECT key, kind, target, expires_at > $2 AS live FROM {t} \
+                 WHERE key = $1 FOR UPDATE), \
+                 d AS (DELETE FROM {t} s USING old WHERE s.key = old.key \
+                 AND (old.kind = {RECORD} OR NOT old.live) RETURNING s.key), \
+                 u AS (UPDATE {t} s SET kind = {TOMBSTONE}, token = NULL FROM old \
+                 WHERE s.key = old.key AND old.kind <> {RECORD} AND old.live RETURNING s.key), \
+                 w AS (SELECT key FROM d UNION ALL SELECT key FROM u) \
+                 SELECT old.kind, old.target, old.live, {announce} FROM old"
+            ),
+            rename: format!(
+                "WITH src AS (SELECT key, fields, expires_at, owner FROM {t} \
+                 WHERE key = $1 AND kind = {RECORD} AND expires_at > $3 FOR UPDATE), \
+                 ins AS (INSERT INTO {t} AS s (key, kind, expires_at, fields, owner) \
+                 SELECT $2, {RECORD}, expires_at, fields, owner FROM src {take_over} \
+                 RETURNING s.key), \
+                 up AS (UPDATE {t} s SET kind = $4, fields = '{{}}'::jsonb, owner = NULL, \
+                 target = $2, token = $5, expires_at = least(src.expires_at, $6) FROM src \
+                 WHERE s.key = src.key AND EXISTS (SELECT 1 FROM ins) RETURNING s.key), \
+                 w AS (SELECT key FROM ins UNION ALL SELECT key FROM up) \
+                 SELECT (SELECT count(*) FROM src), (SELECT count(*) FROM ins), {announce}"
+            ),
+            cleanup: format!(
+                "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires_at <= $1 \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+            owned_by: format!(
+                "SELECT key FROM {t} WHERE owner = $1 AND kind = {RECORD} AND expires_at > $2"
+            ),
+            channel,
+        }
+    }
+}
