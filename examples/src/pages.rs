@@ -92,7 +92,8 @@ fn clean(input: &str, max: usize) -> Option<String> {
 
 /// A span of time as people read it: `42 s`, `5 min 3 s`, `2 h 5 min`, `3 d 4 h`.
 fn span(d: Duration) -> String {
-    let s = d.as_secs();
+    // To the nearest second: stored times keep milliseconds.
+    let s = d.saturating_add(Duration::from_millis(500)).as_secs();
     match s {
         0..60 => format!("{s} s"),
         60..3600 => format!("{} min {} s", s / 60, s % 60),
@@ -315,6 +316,7 @@ mod tests {
         assert_eq!(span(Duration::from_secs(42)), "42 s");
         assert_eq!(span(Duration::from_secs(303)), "5 min 3 s");
         assert_eq!(span(Duration::from_secs(7500)), "2 h 5 min");
+        assert_eq!(span(Duration::from_millis(59_999)), "1 min 0 s");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert_eq!(relative(now + Duration::from_secs(60), now), "in 1 min 0 s");
         assert_eq!(relative(now - Duration::from_secs(5), now), "5 s ago");

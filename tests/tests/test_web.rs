@@ -328,6 +328,70 @@ async fn store_failure_mid_run(kind: SiteKind) {
     assert_eq!(c.state().await.user.as_deref(), Some("alice"));
 }
 
+/// The page shows where the session stands (created, deadlines, which tier answered its
+/// load), never the id, on both sites.
+async fn the_page_shows_the_sessions_life(kind: SiteKind) {
+    let site = Site::start(kind, |c| {
+        c.with_absolute_timeout(Some(Duration::from_secs(3600)))
+    })
+    .await;
+    let mut c = site.client();
+    let first = c.get("/").await;
+    assert!(
+        first.body.contains("<dd id=\"created\">just now"),
+        "a new session is not saved yet: {}",
+        first.body
+    );
+    assert!(
+        first.body.contains("<label for=\"username\">"),
+        "{}",
+        first.body
+    );
+    site.clock.advance(Duration::from_secs(30));
+    let second = c.get("/").await;
+    let id = c.cookie.clone().expect("a session");
+    for page in [&first.body, &second.body] {
+        assert!(!page.contains(&id), "the id never reaches the page");
+    }
+    let has = |page: &str, needle: &str| assert!(page.contains(needle), "{needle} in {page}");
+    has(&second.body, "<dd id=\"created\">30 s ago</dd>");
+    has(
+        &second.body,
+        "<dd id=\"absolute-deadline\">in 59 min 30 s</dd>",
+    );
+    has(&second.body, "<dd id=\"idle-deadline\">in ");
+    has(&second.body, "<dd id=\"next-rotation\">");
+    has(&second.body, "<dd id=\"tier\">");
+    // A read-only request leaves the cache tier filled; the next page is served from it
+    // (a single store has no tiers: it always answers itself).
+    c.state().await;
+    let third = c.get("/").await;
+    let tiered = matches!(
+        kind.store,
+        StoreKind::MemoryFile | StoreKind::MemoryRedis | StoreKind::RedisFile
+    );
+    has(
+        &third.body,
+        if tiered {
+            "<dd id=\"tier\">the cache tier</dd>"
+        } else {
+            "<dd id=\"tier\">the durable store</dd>"
+        },
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_axum_page_shows_the_sessions_life() {
+    the_page_shows_the_sessions_life(Framework::Axum.on(StoreKind::MemoryFile)).await;
+    the_page_shows_the_sessions_life(Framework::Axum.on(StoreKind::Memory)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actix_page_shows_the_sessions_life() {
+    the_page_shows_the_sessions_life(Framework::Actix.on(StoreKind::MemoryFile)).await;
+    the_page_shows_the_sessions_life(Framework::Actix.on(StoreKind::Memory)).await;
+}
+
 macro_rules! web_tests {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {

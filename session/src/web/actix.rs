@@ -1,5 +1,5 @@
 //! actix-web: [`SessionMiddleware`] and extractors for [`Session`], `Option<Session>` and
-//! [`Typed`](super::Typed), with the behaviour of the tower layer (see the
+//! [`Typed`], with the behaviour of the tower layer (see the
 //! [module docs](super)): the same lazy load, save, response headers and error responses,
 //! through the same [`SessionManager`].
 //!

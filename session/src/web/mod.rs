@@ -1,6 +1,6 @@
 //! The web-framework integrations: a tower [`Layer`](tower_layer::Layer) for any tower-based
 //! framework (feature `tower`), axum extractors on top of it (feature `axum`), and an
-//! actix-web middleware with its extractors (feature `actix`, in [`actix`](self::actix)).
+//! actix-web middleware with its extractors (feature `actix`, in [`actix`]).
 //! All three run the same framework-free [`SessionManager`] through the same code here: one
 //! lazy load, one save path, one set of response headers and error responses.
 //!
@@ -297,7 +297,7 @@ pub enum SessionRejection {
     /// answered with `500 Internal Server Error`.
     MissingLayer,
     /// IP binding is on but the request has no client address
-    /// ([`Error::NoClientIp`](crate::Error::NoClientIp)): the server is not serving with
+    /// ([`Error::NoClientIp`]): the server is not serving with
     /// connection info. A configuration error, answered with `500 Internal Server Error`.
     NoClientIp,
 }
