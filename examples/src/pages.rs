@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use sessionkit::manager::SessionLife;
 use sessionkit::store::Store;
-use sessionkit::{Session, SessionData, SessionLife, SessionManager};
+use sessionkit::{Session, SessionData, SessionManager};
 
 use crate::tier::Tier;
 

@@ -206,7 +206,7 @@ pub use limits::{
 };
 pub use manager::{
     ActiveSession, Clock, EventListener, ExpiryReason, IpBinding, ManualClock, Outcome,
-    RequestInfo, SameSite, SessionConfig, SessionEvent, SessionLife, SessionManager, SystemClock,
+    RequestInfo, SameSite, SessionConfig, SessionEvent, SessionManager, SystemClock,
 };
 pub use record::{RECORD_VERSION, from_millis, to_millis};
 pub use reserved::RESERVED_PREFIX;
