@@ -12,37 +12,30 @@
 //! | `POST /cart` (`item`) | appends to the cart (the first 100 items are kept) |
 //! | `POST /flash` (`message`) | sets a flash message |
 //! | `GET /api/session` | JSON `{"visits", "user", "cart"}`, read-only |
+//!
+//! This module holds the settings and the store selection both sites share, and the axum
+//! glue; what each route does is in [`crate::pages`], and the actix-web glue in
+//! [`crate::site_actix`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use serde::{Deserialize, Serialize};
 use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
 use sessionkit::store::{MemoryStore, Store, TieredStore};
 use sessionkit::web::{SessionLayer, Typed};
-use sessionkit::{Session, SessionConfig, SessionData, SessionManager};
+use sessionkit::{Session, SessionConfig, SessionManager};
 use sessionkit_backends::postgres::PostgresStore;
 use sessionkit_backends::{FileStore, RedisStore, SqliteStore};
 
-/// The typed part of the site's session.
-#[derive(SessionData, Debug, Default)]
-#[session(prefix = "site")]
-pub struct Visitor {
-    /// `GET /` count.
-    #[session(default)]
-    pub visits: u64,
-    /// The logged-in user.
-    pub user: Option<String>,
-    /// Items added with `POST /cart`.
-    #[session(default)]
-    pub cart: Vec<String>,
-}
+use crate::pages::{self, CartForm, FlashForm, LoginForm};
+pub use crate::pages::{CART_LIMIT, SessionJson, Visitor};
+use crate::tier::{self, Witness};
 
 /// Which store the site runs on (`SESSIONKIT_STORE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +224,8 @@ pub async fn open_store(
     redis_url: &str,
     database_url: &str,
 ) -> sessionkit::Result<Arc<dyn Store>> {
-    let cache = || MemoryStore::bounded(100_000);
+    // The cache tier notes its hits, for the page's "loaded from".
+    let cache = || Witness::new(MemoryStore::bounded(100_000));
     Ok(match kind {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::File => Arc::new(FileStore::open(dir).await?),
@@ -244,7 +238,7 @@ pub async fn open_store(
             RedisStore::open(redis_url).await?,
         )?),
         StoreKind::RedisFile => Arc::new(TieredStore::new(
-            RedisStore::open(redis_url).await?,
+            Witness::new(RedisStore::open(redis_url).await?),
             FileStore::open(dir).await?,
         )),
         StoreKind::Sqlite => Arc::new(open_sqlite(dir).await?),
@@ -257,7 +251,7 @@ pub async fn open_store(
             postgres(database_url).await?,
         )?),
         StoreKind::RedisPostgres => Arc::new(TieredStore::new(
-            RedisStore::open(redis_url).await?,
+            Witness::new(RedisStore::open(redis_url).await?),
             postgres(database_url).await?,
         )),
     })
@@ -344,86 +338,24 @@ impl IntoResponse for Failure {
     }
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Keeps form input to a sane, printable size.
-fn clean(input: &str, max: usize) -> Option<String> {
-    let trimmed = input.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(char::is_control)
-    {
-        None
-    } else {
-        Some(trimmed.to_owned())
-    }
-}
-
-async fn home(visitor: Typed<Visitor>) -> Result<Html<String>, Failure> {
-    let view = Visitor::view(visitor.session());
-    // An increment, not a read-then-write: two tabs loading the page at once both count.
-    let visits = view.incr_visits(1)?;
-    let user = view.user()?;
-    let cart = view.cart()?;
-    let flash: Option<String> = visitor.take_flash("message")?;
-    let mut page = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sessionkit demo</title></head><body>\n<h1>sessionkit demo</h1>\n",
-    );
-    if let Some(message) = flash {
-        page.push_str(&format!("<p id=\"flash\">{}</p>\n", escape(&message)));
-    }
-    page.push_str(&format!(
-        "<p>Visits: <span id=\"visits\">{visits}</span></p>\n"
-    ));
-    match &user {
-        Some(name) => page.push_str(&format!(
-            "<p>Logged in as <span id=\"user\">{}</span></p>\n<form method=\"post\" action=\"/logout\"><button id=\"logout\">Log out</button></form>\n<form method=\"post\" action=\"/logout-everywhere\"><button id=\"logout-everywhere\">Log out everywhere</button></form>\n",
-            escape(name)
-        )),
-        None => page.push_str(
-            "<p>Not logged in</p>\n<form method=\"post\" action=\"/login\"><input id=\"username\" name=\"username\"><button id=\"login\">Log in</button></form>\n",
-        ),
-    }
-    page.push_str("<ul id=\"cart\">");
-    for item in &cart {
-        page.push_str(&format!("<li>{}</li>", escape(item)));
-    }
-    page.push_str(
-        "</ul>\n<form method=\"post\" action=\"/cart\"><input id=\"item\" name=\"item\"><button id=\"add\">Add to cart</button></form>\n<form method=\"post\" action=\"/flash\"><input id=\"message\" name=\"message\"><button id=\"flash-set\">Flash</button></form>\n</body></html>\n",
-    );
-    Ok(Html(page))
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    username: String,
+/// `GET /`: the session is loaded through the request's extensions (as any tower framework
+/// would) inside [`tier::observe`], to tell which store tier answered.
+async fn home(State(manager): AppState, req: Request) -> Result<Response, Failure> {
+    let (loaded, tier) = tier::observe(Session::from_extensions(req.extensions())).await;
+    let session = match loaded {
+        Ok(session) => session,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    Ok(Html(pages::home(&manager, &session, tier)?).into_response())
 }
 
 async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Redirect, Failure> {
-    let Some(name) = clean(&form.username, 64) else {
-        session.flash("message", "Please enter a user name (up to 64 characters).")?;
-        return Ok(Redirect::to("/"));
-    };
-    session.regenerate();
-    Visitor::view(&session).set_user(Some(name.clone()))?;
-    session.set_owner(Some(name.clone()));
-    session.flash("message", format!("Welcome, {name}!"))?;
+    pages::login(&session, &form)?;
     Ok(Redirect::to("/"))
 }
 
 async fn logout(session: Session) -> Redirect {
-    session.destroy();
+    pages::logout(&session);
     Redirect::to("/")
 }
 
@@ -431,59 +363,20 @@ async fn logout_everywhere(
     State(manager): AppState,
     session: Session,
 ) -> Result<Redirect, Failure> {
-    if let Some(user) = Visitor::view(&session).user()? {
-        let ended = manager.revoke_owner(&user).await?;
-        tracing::info!(ended, "logged out everywhere");
-    }
-    session.destroy();
+    pages::logout_everywhere(&manager, &session).await?;
     Ok(Redirect::to("/"))
-}
-
-/// The most items a cart keeps; later ones are ignored.
-pub const CART_LIMIT: usize = 100;
-
-#[derive(Deserialize)]
-struct CartForm {
-    item: String,
 }
 
 async fn add_to_cart(session: Session, Form(form): Form<CartForm>) -> Result<Redirect, Failure> {
-    if let Some(item) = clean(&form.item, 100) {
-        // The store appends to the cart it holds, keeping the first 100 items, so concurrent
-        // posts from several tabs all land.
-        Visitor::view(&session).push_cart_bounded(item, CART_LIMIT)?;
-    }
+    pages::add_to_cart(&session, &form)?;
     Ok(Redirect::to("/"))
-}
-
-#[derive(Deserialize)]
-struct FlashForm {
-    message: String,
 }
 
 async fn set_flash(session: Session, Form(form): Form<FlashForm>) -> Result<Redirect, Failure> {
-    if let Some(message) = clean(&form.message, 200) {
-        session.flash("message", message)?;
-    }
+    pages::set_flash(&session, &form)?;
     Ok(Redirect::to("/"))
 }
 
-/// The JSON of `GET /api/session`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionJson {
-    /// Visits so far.
-    pub visits: u64,
-    /// The logged-in user.
-    pub user: Option<String>,
-    /// The cart.
-    pub cart: Vec<String>,
-}
-
 async fn api_session(visitor: Typed<Visitor>) -> Result<Json<SessionJson>, Failure> {
-    let view = Visitor::view(visitor.session());
-    Ok(Json(SessionJson {
-        visits: view.visits()?,
-        user: view.user()?,
-        cart: view.cart()?,
-    }))
+    Ok(Json(pages::api_session(visitor.session())?))
 }

@@ -177,8 +177,12 @@
 //! ## Feature flags
 //!
 //! - `derive` (default): re-exports `#[derive(SessionData)]`.
-//! - `axum`: the tower layer and axum extractors in `sessionkit::web` (`SessionLayer`, and
-//!   extractors for [`Session`] and for typed sessions).
+//! - `tower`: the tower layer in `sessionkit::web` (`SessionLayer`), for any tower-based
+//!   framework: generic over `http` bodies, the session reached with
+//!   `Session::from_extensions`. No axum in the dependency tree.
+//! - `axum`: `tower` plus axum extractors for [`Session`] and for typed sessions, and the
+//!   client address from axum's `ConnectInfo`.
+//! - `actix`: the actix-web middleware and extractors in `sessionkit::web::actix`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -228,6 +232,6 @@ pub mod __private {
     pub use serde;
 }
 
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[cfg(any(feature = "tower", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tower", feature = "actix"))))]
 pub mod web;

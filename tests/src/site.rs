@@ -1,5 +1,6 @@
-//! Starts the example site in-process on a free loopback port, on any store setup, with a
-//! manual clock, and drives it with an HTTP client that keeps its cookie by hand (so tests
+//! Starts the example site in-process on a free loopback port, on either framework (the
+//! axum `web` site or the actix-web `web-actix` site, see [`Framework`]) and any store setup,
+//! with a manual clock, and drives it with an HTTP client that keeps its cookie by hand (so tests
 //! can replay, forge and drop cookies at will).
 
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use sessionkit::proxy::TrustedProxies;
 use sessionkit::store::Store;
 use sessionkit::{SessionConfig, SessionManager, manager::ManualClock};
 use sessionkit_examples::site::{SessionJson, StoreKind, open_store, router_behind_proxies};
+use sessionkit_examples::site_actix;
 
 use crate::postgres_server::PostgresServer;
 use crate::probe::Probe;
@@ -16,6 +18,49 @@ use crate::redis_server::RedisServer;
 
 /// The store stack under the site: a probe (counting, failing on command) over the real store.
 pub type SiteStore = Probe<Arc<dyn Store>>;
+
+/// Which example site: the same contract on two frameworks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framework {
+    /// The `web` example: axum and the tower layer.
+    Axum,
+    /// The `web-actix` example: actix-web and its middleware.
+    Actix,
+}
+
+impl Framework {
+    /// Both, for tests that run on each.
+    pub const ALL: [Framework; 2] = [Framework::Axum, Framework::Actix];
+
+    /// This framework's site on `store`.
+    pub const fn on(self, store: StoreKind) -> SiteKind {
+        SiteKind {
+            framework: self,
+            store,
+        }
+    }
+}
+
+/// A site to start: framework and store setup. A bare [`StoreKind`] means the axum site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteKind {
+    /// The example binary's framework.
+    pub framework: Framework,
+    /// The store setup.
+    pub store: StoreKind,
+}
+
+impl From<StoreKind> for SiteKind {
+    fn from(store: StoreKind) -> Self {
+        Framework::Axum.on(store)
+    }
+}
+
+/// The running server, stopped when the site is dropped.
+enum Server {
+    Axum(tokio::task::JoinHandle<()>),
+    Actix(actix_web::dev::ServerHandle, tokio::task::JoinHandle<()>),
+}
 
 /// A running example site.
 pub struct Site {
@@ -27,7 +72,7 @@ pub struct Site {
     pub store: Arc<SiteStore>,
     /// The manager the site runs.
     pub manager: SessionManager<Arc<dyn Store>>,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
     _dir: tempfile::TempDir,
     _redis: Option<RedisServer>,
     _postgres: Option<PostgresServer>,
@@ -35,14 +80,25 @@ pub struct Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
-        self.server.abort();
+        match &self.server {
+            Server::Axum(task) => task.abort(),
+            Server::Actix(handle, task) => {
+                // Stops the worker threads (without waiting for open connections), then the
+                // server's own task.
+                let stop = handle.stop(false);
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(stop);
+                }
+                task.abort();
+            }
+        }
     }
 }
 
 impl Site {
     /// Starts the site on `kind`, with the site's defaults adjusted by `tweak`.
     pub async fn start(
-        kind: StoreKind,
+        kind: impl Into<SiteKind>,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
         Self::start_behind_proxies(kind, TrustedProxies::new(), tweak).await
@@ -51,22 +107,22 @@ impl Site {
     /// As [`Site::start`], believing forwarding headers on connections from `proxies` (the
     /// test client connects from 127.0.0.1, so trusting it makes the client a proxy).
     pub async fn start_behind_proxies(
-        kind: StoreKind,
+        kind: impl Into<SiteKind>,
         proxies: TrustedProxies,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
-        Self::start_with(kind, proxies, None, tweak).await
+        Self::start_with(kind.into(), proxies, None, tweak).await
     }
 
     /// As [`Site::start`], on a Redis the caller started and may share with other sites (two
     /// app servers over one Redis).
     pub async fn start_on_redis(
-        kind: StoreKind,
+        kind: impl Into<SiteKind>,
         redis_url: &str,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
         Self::start_with(
-            kind,
+            kind.into(),
             TrustedProxies::new(),
             Some(redis_url.to_owned()),
             tweak,
@@ -75,11 +131,12 @@ impl Site {
     }
 
     async fn start_with(
-        kind: StoreKind,
+        site: SiteKind,
         proxies: TrustedProxies,
         shared_redis: Option<String>,
         tweak: impl FnOnce(SessionConfig) -> SessionConfig,
     ) -> Site {
+        let kind = site.store;
         let dir = tempfile::tempdir().expect("temp dir");
         let needs_redis = matches!(
             kind,
@@ -115,15 +172,32 @@ impl Site {
         );
         let dyn_store: Arc<dyn Store> = store.clone();
         let manager = SessionManager::new(dyn_store, config).expect("valid config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = router_behind_proxies(manager.clone(), proxies)
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = match site.framework {
+            Framework::Axum => {
+                listener
+                    .set_nonblocking(true)
+                    .expect("non-blocking listener");
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let app = router_behind_proxies(manager.clone(), proxies)
+                    .into_make_service_with_connect_info::<SocketAddr>();
+                Server::Axum(tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                }))
+            }
+            Framework::Actix => {
+                // Two workers: concurrent requests really overlap, as on the axum site.
+                let (server, handle) = site_actix::server(listener, manager.clone(), proxies, 2)
+                    .expect("actix server");
+                Server::Actix(
+                    handle,
+                    tokio::spawn(async move {
+                        let _ = server.await;
+                    }),
+                )
+            }
+        };
         Site {
             base: format!("http://{addr}"),
             clock,

@@ -8,12 +8,21 @@
 )]
 
 use sessionkit_examples::site::StoreKind;
-use sessionkit_tests::site::Site;
+use sessionkit_tests::site::{Framework, Site};
 use sessionkit_tests::webdriver::Browser;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_clicks_through_the_site() {
-    let site = Site::start(StoreKind::MemoryFile, |c| c).await;
+async fn a_browser_clicks_through_the_axum_site() {
+    clicks_through(Framework::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_clicks_through_the_actix_site() {
+    clicks_through(Framework::Actix).await;
+}
+
+async fn clicks_through(framework: Framework) {
+    let site = Site::start(framework.on(StoreKind::MemoryFile), |c| c).await;
     let browser = Browser::start().await;
 
     browser.goto(&format!("{}/", site.base)).await;

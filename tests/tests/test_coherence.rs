@@ -316,14 +316,20 @@ async fn until_seen(
 
 /// Two processes of the example site (`SESSIONKIT_STORE=memory+redis`: a coherent memory tier
 /// each) over one Redis: a cart write, a logout and a log-out-everywhere made through A are
-/// seen through B, which had the session in its cache.
+/// seen through B, which had the session in its cache. A is the `web` site (axum), B the
+/// `web-actix` site: the two binaries share sessions as two processes of one would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_site_processes_over_one_redis_agree() {
     use sessionkit_examples::site::StoreKind;
-    use sessionkit_tests::site::Site;
+    use sessionkit_tests::site::{Framework, Site};
     let redis = RedisServer::start();
     let a = Site::start_on_redis(StoreKind::MemoryRedis, &redis.url(), |c| c).await;
-    let b = Site::start_on_redis(StoreKind::MemoryRedis, &redis.url(), |c| c).await;
+    let b = Site::start_on_redis(
+        Framework::Actix.on(StoreKind::MemoryRedis),
+        &redis.url(),
+        |c| c,
+    )
+    .await;
 
     // Alice signs in through A; B reads her session (and caches it).
     let mut on_a = a.client();

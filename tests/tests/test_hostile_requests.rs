@@ -22,7 +22,7 @@ use std::time::Duration;
 use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
 use sessionkit::{IpBinding, SessionId};
 use sessionkit_examples::site::{SessionJson, StoreKind};
-use sessionkit_tests::site::Site;
+use sessionkit_tests::site::{Framework, Site, SiteKind};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// One raw response.
@@ -412,7 +412,7 @@ async fn assert_only_hashed_redis_keys(site: &Site) -> usize {
     n
 }
 
-async fn hostile_catalogue(kind: StoreKind) {
+async fn hostile_catalogue(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     // A victim with a live, logged-in session whose id some cases replay in odd places.
     let mut victim = site.client();
@@ -502,7 +502,7 @@ async fn hostile_catalogue(kind: StoreKind) {
 
     let forbidden = ["passwd", "PING", "FLUSHALL", "X-Injected", "..", &live[..]];
     let files = if matches!(
-        kind,
+        kind.store,
         StoreKind::MemoryFile | StoreKind::RedisFile | StoreKind::File
     ) {
         assert_only_hashed_names(site.dir(), &forbidden)
@@ -511,7 +511,7 @@ async fn hostile_catalogue(kind: StoreKind) {
     };
     let keys = assert_only_hashed_redis_keys(&site).await;
     if matches!(
-        kind,
+        kind.store,
         StoreKind::MemoryFile | StoreKind::File | StoreKind::RedisFile
     ) {
         assert!(
@@ -532,7 +532,7 @@ async fn hostile_catalogue(kind: StoreKind) {
 /// Replays of ids that were valid once: after logout, after login regeneration, after the
 /// rotation grace window, after logout-everywhere and after the idle timeout. Each gets a
 /// fresh, empty session and never the old one's data.
-async fn replayed_ids(kind: StoreKind) {
+async fn replayed_ids(kind: SiteKind) {
     let site = Site::start(kind, |c| {
         c.with_idle_timeout(Duration::from_secs(600))
             .with_rotate_after(Some(Duration::from_secs(60)))
@@ -739,7 +739,7 @@ fn forwarding_catalogue() -> Vec<(&'static str, Vec<Vec<u8>>)> {
 /// believes the proxy at 127.0.0.1, once for each header kind. Through the proxy, no malformed
 /// chain yields the victim's address, a 5xx, a panic or a dropped connection; sent directly
 /// from 127.0.0.3, even the victim's address in a well-formed header is ignored.
-async fn forwarding_headers(kind: StoreKind) {
+async fn forwarding_headers(kind: SiteKind) {
     for header in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
         let proxies = TrustedProxies::parse(LOOPBACK)
             .expect("list")
@@ -818,9 +818,14 @@ macro_rules! hostile_tests {
 }
 
 hostile_tests! {
-    memory => StoreKind::Memory,
-    memory_file => StoreKind::MemoryFile,
-    redis => StoreKind::Redis,
-    redis_file => StoreKind::RedisFile,
-    memory_sqlite => StoreKind::MemorySqlite,
+    axum_memory => Framework::Axum.on(StoreKind::Memory),
+    axum_memory_file => Framework::Axum.on(StoreKind::MemoryFile),
+    axum_redis => Framework::Axum.on(StoreKind::Redis),
+    axum_redis_file => Framework::Axum.on(StoreKind::RedisFile),
+    axum_memory_sqlite => Framework::Axum.on(StoreKind::MemorySqlite),
+    actix_memory => Framework::Actix.on(StoreKind::Memory),
+    actix_memory_file => Framework::Actix.on(StoreKind::MemoryFile),
+    actix_redis => Framework::Actix.on(StoreKind::Redis),
+    actix_redis_file => Framework::Actix.on(StoreKind::RedisFile),
+    actix_memory_sqlite => Framework::Actix.on(StoreKind::MemorySqlite),
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sessionkit::proxy::TrustedProxies;
 use sessionkit::{IpBinding, SessionId};
 use sessionkit_examples::site::{SessionJson, StoreKind};
-use sessionkit_tests::site::Site;
+use sessionkit_tests::site::{Framework, Site, SiteKind};
 
 fn json(visits: u64, user: Option<&str>, cart: &[&str]) -> SessionJson {
     SessionJson {
@@ -23,7 +23,7 @@ fn json(visits: u64, user: Option<&str>, cart: &[&str]) -> SessionJson {
     }
 }
 
-async fn counting_visits(kind: StoreKind) {
+async fn counting_visits(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     let first = c.get("/").await;
@@ -52,7 +52,7 @@ async fn counting_visits(kind: StoreKind) {
     assert_eq!(c.state().await, json(3, None, &[]));
 }
 
-async fn read_only_requests_write_nothing(kind: StoreKind) {
+async fn read_only_requests_write_nothing(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut anon = site.client();
     for _ in 0..20 {
@@ -75,7 +75,7 @@ async fn read_only_requests_write_nothing(kind: StoreKind) {
     assert_eq!(after.writes(), before.writes(), "{before:?} -> {after:?}");
 }
 
-async fn login_regenerates_the_id(kind: StoreKind) {
+async fn login_regenerates_the_id(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.get("/").await;
@@ -94,7 +94,7 @@ async fn login_regenerates_the_id(kind: StoreKind) {
     );
 }
 
-async fn logout_destroys(kind: StoreKind) {
+async fn logout_destroys(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/login", &[("username", "alice")]).await;
@@ -115,7 +115,7 @@ async fn logout_destroys(kind: StoreKind) {
     assert_eq!(replay.state().await, json(0, None, &[]));
 }
 
-async fn logout_everywhere_ends_every_session_of_the_user(kind: StoreKind) {
+async fn logout_everywhere_ends_every_session_of_the_user(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let (mut a1, mut a2, mut b) = (site.client(), site.client(), site.client());
     a1.post("/login", &[("username", "alice")]).await;
@@ -128,7 +128,7 @@ async fn logout_everywhere_ends_every_session_of_the_user(kind: StoreKind) {
     assert_eq!(b.state().await.user.as_deref(), Some("bob"));
 }
 
-async fn flash_is_shown_once(kind: StoreKind) {
+async fn flash_is_shown_once(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/flash", &[("message", "saved <b>ok</b>")]).await;
@@ -138,7 +138,7 @@ async fn flash_is_shown_once(kind: StoreKind) {
     assert!(!page.contains("saved"), "{page}");
 }
 
-async fn cart_accumulates(kind: StoreKind) {
+async fn cart_accumulates(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/cart", &[("item", "tea")]).await;
@@ -146,7 +146,7 @@ async fn cart_accumulates(kind: StoreKind) {
     assert_eq!(c.state().await.cart, vec!["tea", "cake"]);
 }
 
-async fn idle_expiry(kind: StoreKind) {
+async fn idle_expiry(kind: SiteKind) {
     let site = Site::start(kind, |c| c.with_idle_timeout(Duration::from_secs(60))).await;
     let mut c = site.client();
     c.post("/login", &[("username", "alice")]).await;
@@ -156,7 +156,7 @@ async fn idle_expiry(kind: StoreKind) {
     assert_eq!(c.state().await, json(0, None, &[]));
 }
 
-async fn absolute_expiry(kind: StoreKind) {
+async fn absolute_expiry(kind: SiteKind) {
     let site = Site::start(kind, |c| {
         c.with_idle_timeout(Duration::from_secs(60))
             .with_absolute_timeout(Some(Duration::from_secs(300)))
@@ -178,7 +178,7 @@ async fn absolute_expiry(kind: StoreKind) {
     );
 }
 
-async fn rotation_with_grace(kind: StoreKind) {
+async fn rotation_with_grace(kind: SiteKind) {
     let site = Site::start(kind, |c| {
         c.with_idle_timeout(Duration::from_secs(3600))
             .with_rotate_after(Some(Duration::from_secs(60)))
@@ -210,7 +210,7 @@ async fn rotation_with_grace(kind: StoreKind) {
     assert_eq!(c.state().await.visits, 3);
 }
 
-async fn ip_binding(kind: StoreKind) {
+async fn ip_binding(kind: SiteKind) {
     // The test client connects from 127.0.0.1: trusting it makes it the reverse proxy.
     let proxies = TrustedProxies::parse("127.0.0.1").expect("proxy list");
     let site =
@@ -229,7 +229,7 @@ async fn ip_binding(kind: StoreKind) {
     assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
 }
 
-async fn user_agent_binding(kind: StoreKind) {
+async fn user_agent_binding(kind: SiteKind) {
     let site = Site::start(kind, |c| c.with_check_user_agent(true)).await;
     let mut owner = site.client();
     owner
@@ -243,7 +243,7 @@ async fn user_agent_binding(kind: StoreKind) {
     assert_eq!(owner.state().await.user.as_deref(), Some("alice"));
 }
 
-async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
+async fn fixation_attempt_gets_a_new_id(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let forged = SessionId::generate().expect("rng");
     let mut victim = site.client();
@@ -266,7 +266,7 @@ async fn fixation_attempt_gets_a_new_id(kind: StoreKind) {
     assert_eq!(attacker.state().await.user, None);
 }
 
-async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
+async fn malformed_cookies_get_a_fresh_session(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let valid = SessionId::generate().expect("rng").expose();
     let long = "a".repeat(5000);
@@ -304,7 +304,7 @@ async fn malformed_cookies_get_a_fresh_session(kind: StoreKind) {
     }
 }
 
-async fn store_failure_mid_run(kind: StoreKind) {
+async fn store_failure_mid_run(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     c.post("/login", &[("username", "alice")]).await;
@@ -328,6 +328,70 @@ async fn store_failure_mid_run(kind: StoreKind) {
     assert_eq!(c.state().await.user.as_deref(), Some("alice"));
 }
 
+/// The page shows where the session stands (created, deadlines, which tier answered its
+/// load), never the id, on both sites.
+async fn the_page_shows_the_sessions_life(kind: SiteKind) {
+    let site = Site::start(kind, |c| {
+        c.with_absolute_timeout(Some(Duration::from_secs(3600)))
+    })
+    .await;
+    let mut c = site.client();
+    let first = c.get("/").await;
+    assert!(
+        first.body.contains("<dd id=\"created\">just now"),
+        "a new session is not saved yet: {}",
+        first.body
+    );
+    assert!(
+        first.body.contains("<label for=\"username\">"),
+        "{}",
+        first.body
+    );
+    site.clock.advance(Duration::from_secs(30));
+    let second = c.get("/").await;
+    let id = c.cookie.clone().expect("a session");
+    for page in [&first.body, &second.body] {
+        assert!(!page.contains(&id), "the id never reaches the page");
+    }
+    let has = |page: &str, needle: &str| assert!(page.contains(needle), "{needle} in {page}");
+    has(&second.body, "<dd id=\"created\">30 s ago</dd>");
+    has(
+        &second.body,
+        "<dd id=\"absolute-deadline\">in 59 min 30 s</dd>",
+    );
+    has(&second.body, "<dd id=\"idle-deadline\">in ");
+    has(&second.body, "<dd id=\"next-rotation\">");
+    has(&second.body, "<dd id=\"tier\">");
+    // A read-only request leaves the cache tier filled; the next page is served from it
+    // (a single store has no tiers: it always answers itself).
+    c.state().await;
+    let third = c.get("/").await;
+    let tiered = matches!(
+        kind.store,
+        StoreKind::MemoryFile | StoreKind::MemoryRedis | StoreKind::RedisFile
+    );
+    has(
+        &third.body,
+        if tiered {
+            "<dd id=\"tier\">the cache tier</dd>"
+        } else {
+            "<dd id=\"tier\">the durable store</dd>"
+        },
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_axum_page_shows_the_sessions_life() {
+    the_page_shows_the_sessions_life(Framework::Axum.on(StoreKind::MemoryFile)).await;
+    the_page_shows_the_sessions_life(Framework::Axum.on(StoreKind::Memory)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actix_page_shows_the_sessions_life() {
+    the_page_shows_the_sessions_life(Framework::Actix.on(StoreKind::MemoryFile)).await;
+    the_page_shows_the_sessions_life(Framework::Actix.on(StoreKind::Memory)).await;
+}
+
 macro_rules! web_tests {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
@@ -349,14 +413,24 @@ macro_rules! web_tests {
 }
 
 web_tests! {
-    memory => StoreKind::Memory,
-    file => StoreKind::File,
-    redis => StoreKind::Redis,
-    memory_file => StoreKind::MemoryFile,
-    memory_redis => StoreKind::MemoryRedis,
-    redis_file => StoreKind::RedisFile,
-    sqlite => StoreKind::Sqlite,
-    memory_sqlite => StoreKind::MemorySqlite,
-    postgres => StoreKind::Postgres,
-    memory_postgres => StoreKind::MemoryPostgres,
+    axum_memory => Framework::Axum.on(StoreKind::Memory),
+    axum_file => Framework::Axum.on(StoreKind::File),
+    axum_redis => Framework::Axum.on(StoreKind::Redis),
+    axum_memory_file => Framework::Axum.on(StoreKind::MemoryFile),
+    axum_memory_redis => Framework::Axum.on(StoreKind::MemoryRedis),
+    axum_redis_file => Framework::Axum.on(StoreKind::RedisFile),
+    axum_sqlite => Framework::Axum.on(StoreKind::Sqlite),
+    axum_memory_sqlite => Framework::Axum.on(StoreKind::MemorySqlite),
+    axum_postgres => Framework::Axum.on(StoreKind::Postgres),
+    axum_memory_postgres => Framework::Axum.on(StoreKind::MemoryPostgres),
+    actix_memory => Framework::Actix.on(StoreKind::Memory),
+    actix_file => Framework::Actix.on(StoreKind::File),
+    actix_redis => Framework::Actix.on(StoreKind::Redis),
+    actix_memory_file => Framework::Actix.on(StoreKind::MemoryFile),
+    actix_memory_redis => Framework::Actix.on(StoreKind::MemoryRedis),
+    actix_redis_file => Framework::Actix.on(StoreKind::RedisFile),
+    actix_sqlite => Framework::Actix.on(StoreKind::Sqlite),
+    actix_memory_sqlite => Framework::Actix.on(StoreKind::MemorySqlite),
+    actix_postgres => Framework::Actix.on(StoreKind::Postgres),
+    actix_memory_postgres => Framework::Actix.on(StoreKind::MemoryPostgres),
 }

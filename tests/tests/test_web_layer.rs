@@ -379,3 +379,141 @@ async fn binding_without_a_client_address_fails_loudly() {
         assert_eq!(res.status(), 500, "not silently run without a session");
     }
 }
+
+/// The same behaviour through the actix-web middleware: one save path, one set of error
+/// responses, over the same manager.
+mod actix {
+    use actix_web::dev::{Service, ServiceResponse};
+    use actix_web::http::StatusCode;
+    use actix_web::{App, HttpResponse, test, web};
+    use sessionkit::web::actix::SessionMiddleware;
+
+    use super::{Arc, Error, Limits, Probe, Session, SessionConfig, SessionManager, probe};
+
+    /// A response through the middleware: the handler's body, or the middleware's own.
+    type Res = ServiceResponse<actix_web::body::EitherBody<actix_web::body::BoxBody>>;
+
+    async fn count(session: Session) -> String {
+        super::count(session).await
+    }
+
+    async fn write_then_fail(session: Session) -> HttpResponse {
+        let _ = session.insert("n", 1000u64);
+        HttpResponse::InternalServerError().finish()
+    }
+
+    async fn too_large(session: Session) -> HttpResponse {
+        match session.insert("blob", "x".repeat(2000)) {
+            Err(Error::LimitExceeded { .. }) => HttpResponse::PayloadTooLarge().finish(),
+            Err(_) => HttpResponse::InternalServerError().finish(),
+            Ok(()) => HttpResponse::Ok().finish(),
+        }
+    }
+
+    async fn too_large_unchecked(session: Session) -> &'static str {
+        super::too_large_unchecked(session).await
+    }
+
+    async fn optional(session: Option<Session>) -> String {
+        super::optional(session).await
+    }
+
+    fn middleware(
+        store: Arc<Probe>,
+        config: SessionConfig,
+        save_on_error: bool,
+    ) -> SessionMiddleware {
+        let manager = SessionManager::new(store, config.with_secure(false)).unwrap();
+        SessionMiddleware::new(manager).with_save_on_server_error(save_on_error)
+    }
+
+    async fn app(
+        middleware: SessionMiddleware,
+    ) -> impl Service<actix_http::Request, Response = Res, Error = actix_web::Error> {
+        test::init_service(
+            App::new()
+                .wrap(middleware)
+                .route("/count", web::get().to(count))
+                .route("/fail", web::get().to(write_then_fail))
+                .route("/optional", web::get().to(optional))
+                .route("/too-large", web::get().to(too_large))
+                .route("/too-large-unchecked", web::get().to(too_large_unchecked)),
+        )
+        .await
+    }
+
+    async fn get(
+        app: &impl Service<actix_http::Request, Response = Res, Error = actix_web::Error>,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> Res {
+        let mut req = test::TestRequest::get().uri(path);
+        if let Some(cookie) = cookie {
+            req = req.insert_header(("cookie", cookie));
+        }
+        test::call_service(app, req.to_request()).await
+    }
+
+    fn cookie_of(res: &Res) -> String {
+        let sc = res.headers().get("set-cookie").unwrap().to_str().unwrap();
+        sc.split(';').next().unwrap().to_owned()
+    }
+
+    async fn body(res: Res) -> String {
+        String::from_utf8(test::read_body(res).await.to_vec()).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn server_errors_do_not_save_unless_configured() {
+        for save_on_error in [false, true] {
+            let app = app(middleware(probe(), SessionConfig::default(), save_on_error)).await;
+            let cookie = cookie_of(&get(&app, "/count", None).await);
+            let res = get(&app, "/fail", Some(&cookie)).await;
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let next = body(get(&app, "/count", Some(&cookie)).await).await;
+            let expected = if save_on_error { "1001" } else { "2" };
+            assert_eq!(next, expected, "save_on_server_error = {save_on_error}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_failing_store_is_a_503_or_no_session_for_optional_extractors() {
+        let store = probe();
+        let app = app(middleware(store.clone(), SessionConfig::default(), false)).await;
+        let cookie = cookie_of(&get(&app, "/count", None).await);
+        store.set_all(true);
+        let res = get(&app, "/count", Some(&cookie)).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get("retry-after").unwrap(), "1");
+        assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+        assert!(!body(res).await.is_empty(), "a 503 that says why");
+        let res = get(&app, "/optional", Some(&cookie)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(body(res).await, "without session");
+        store.set_all(false);
+        assert_eq!(body(get(&app, "/count", Some(&cookie)).await).await, "2");
+    }
+
+    #[actix_web::test]
+    async fn a_session_over_its_limit_is_not_a_503() {
+        let store = probe();
+        let config =
+            SessionConfig::default().with_limits(Limits::default().with_max_value_bytes(1024));
+        let app = app(middleware(store.clone(), config, false)).await;
+        let cookie = cookie_of(&get(&app, "/count", None).await);
+        let res = get(&app, "/too-large", Some(&cookie)).await;
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let writes = store.counts().writes();
+        let res = get(&app, "/too-large-unchecked", Some(&cookie)).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().get("retry-after").is_none());
+        assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+        assert!(body(res).await.contains("limit"), "a 500 that says why");
+        assert_eq!(
+            store.counts().writes(),
+            writes,
+            "the oversized session was written"
+        );
+        assert_eq!(body(get(&app, "/count", Some(&cookie)).await).await, "2");
+    }
+}

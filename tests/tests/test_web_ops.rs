@@ -9,7 +9,7 @@
 )]
 
 use sessionkit_examples::site::{CART_LIMIT, StoreKind};
-use sessionkit_tests::site::{Client, Site};
+use sessionkit_tests::site::{Client, Framework, Site, SiteKind};
 
 const PER_TAB: usize = 50;
 
@@ -39,7 +39,7 @@ where
     }
 }
 
-async fn concurrent_cart_posts_lose_nothing(kind: StoreKind) {
+async fn concurrent_cart_posts_lose_nothing(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     assert_eq!(c.get("/").await.status, 200);
@@ -70,7 +70,7 @@ async fn concurrent_cart_posts_lose_nothing(kind: StoreKind) {
     assert_eq!(c.state().await.cart, cart);
 }
 
-async fn concurrent_page_loads_count_every_visit(kind: StoreKind) {
+async fn concurrent_page_loads_count_every_visit(kind: SiteKind) {
     let site = Site::start(kind, |c| c).await;
     let mut c = site.client();
     assert_eq!(c.get("/").await.status, 200);
@@ -99,15 +99,26 @@ macro_rules! web_ops_tests {
 }
 
 web_ops_tests! {
-    memory => StoreKind::Memory,
-    file => StoreKind::File,
-    redis => StoreKind::Redis,
-    memory_file => StoreKind::MemoryFile,
-    memory_redis => StoreKind::MemoryRedis,
-    redis_file => StoreKind::RedisFile,
-    sqlite => StoreKind::Sqlite,
-    memory_sqlite => StoreKind::MemorySqlite,
-    postgres => StoreKind::Postgres,
-    memory_postgres => StoreKind::MemoryPostgres,
-    redis_postgres => StoreKind::RedisPostgres,
+    axum_memory => Framework::Axum.on(StoreKind::Memory),
+    axum_file => Framework::Axum.on(StoreKind::File),
+    axum_redis => Framework::Axum.on(StoreKind::Redis),
+    axum_memory_file => Framework::Axum.on(StoreKind::MemoryFile),
+    axum_memory_redis => Framework::Axum.on(StoreKind::MemoryRedis),
+    axum_redis_file => Framework::Axum.on(StoreKind::RedisFile),
+    axum_sqlite => Framework::Axum.on(StoreKind::Sqlite),
+    axum_memory_sqlite => Framework::Axum.on(StoreKind::MemorySqlite),
+    axum_postgres => Framework::Axum.on(StoreKind::Postgres),
+    axum_memory_postgres => Framework::Axum.on(StoreKind::MemoryPostgres),
+    axum_redis_postgres => Framework::Axum.on(StoreKind::RedisPostgres),
+    actix_memory => Framework::Actix.on(StoreKind::Memory),
+    actix_file => Framework::Actix.on(StoreKind::File),
+    actix_redis => Framework::Actix.on(StoreKind::Redis),
+    actix_memory_file => Framework::Actix.on(StoreKind::MemoryFile),
+    actix_memory_redis => Framework::Actix.on(StoreKind::MemoryRedis),
+    actix_redis_file => Framework::Actix.on(StoreKind::RedisFile),
+    actix_sqlite => Framework::Actix.on(StoreKind::Sqlite),
+    actix_memory_sqlite => Framework::Actix.on(StoreKind::MemorySqlite),
+    actix_postgres => Framework::Actix.on(StoreKind::Postgres),
+    actix_memory_postgres => Framework::Actix.on(StoreKind::MemoryPostgres),
+    actix_redis_postgres => Framework::Actix.on(StoreKind::RedisPostgres),
 }

@@ -12,6 +12,7 @@ mod config;
 mod cookie;
 mod events;
 mod fresh;
+mod life;
 mod load;
 mod meta;
 mod regenerate;
@@ -21,6 +22,7 @@ mod save;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{IpBinding, MAX_COOKIE_LEN, MAX_ROTATION_GRACE, SameSite, SessionConfig};
 pub use events::{EventListener, ExpiryReason, SessionEvent};
+pub use life::SessionLife;
 pub use request::{ActiveSession, Outcome, RequestInfo};
 
 use std::sync::Arc;

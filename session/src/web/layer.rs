@@ -1,39 +1,61 @@
-//! The tower layer and service.
+//! The tower layer and service, generic over request and response bodies.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
-use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::header::{COOKIE, USER_AGENT};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{LazySession, Lifecycle};
-use crate::manager::{Outcome, RequestInfo, SessionManager};
+use super::{Failure, Finish, LazySession, SessionRejection, Shared, outcome_headers};
+use crate::manager::SessionManager;
 use crate::proxy::TrustedProxies;
+use crate::session::Session;
 use crate::store::Store;
+
+/// How the layer learns the address of the connection a request came on, from the request's
+/// parts (usually an extension the server put there). See [`SessionLayer::with_peer_ip`].
+pub type PeerIp = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
 
 /// Runs the session lifecycle around every request of the wrapped service.
 ///
-/// See the [module docs](super) for what it does and an example.
+/// Generic over the request body and the response body (any body that can be built from a
+/// `&'static str`, for the layer's own error responses). See the [module docs](super) for
+/// what it does and examples.
 #[derive(Clone)]
 pub struct SessionLayer {
-    lifecycle: Arc<dyn Lifecycle>,
-    trusted_proxies: Arc<TrustedProxies>,
-    save_on_server_error: bool,
+    shared: Shared,
+    peer_ip: PeerIp,
 }
 
 impl std::fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("save_on_server_error", &self.save_on_server_error)
+            .field("trusted_proxies", &self.shared.trusted_proxies)
+            .field("save_on_server_error", &self.shared.save_on_server_error)
             .finish_non_exhaustive()
+    }
+}
+
+/// The default [`PeerIp`]: axum's `ConnectInfo<SocketAddr>` when the `axum` feature is on;
+/// nothing otherwise (no tower framework has one standard place for it).
+fn default_peer_ip(parts: &Parts) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    {
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|axum::extract::ConnectInfo(addr)| addr.ip())
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = parts;
+        None
     }
 }
 
@@ -41,23 +63,19 @@ impl SessionLayer {
     /// A layer around `manager`. Works with any store, `Arc<dyn Store>` included.
     pub fn new<S: Store + 'static>(manager: SessionManager<S>) -> Self {
         SessionLayer {
-            lifecycle: Arc::new(manager),
-            trusted_proxies: Arc::new(TrustedProxies::new()),
-            save_on_server_error: false,
+            shared: Shared::new(manager),
+            peer_ip: Arc::new(default_peer_ip),
         }
     }
 
     /// The reverse proxies whose forwarding header (`X-Forwarded-For` by default, or
     /// `Forwarded`) is believed. Default: none, so the client is always the connection's
-    /// address ([`ConnectInfo<SocketAddr>`](ConnectInfo)).
+    /// address (see [`with_peer_ip`](Self::with_peer_ip)).
     ///
     /// The header is read only on connections **from** one of these addresses, and walked
     /// from the right past trusted proxies; see [`crate::proxy`] for the rule. A client that
     /// connects directly and sends `X-Forwarded-For: <someone else's address>` is still
     /// identified by its own address.
-    ///
-    /// (This replaces `with_trusted_proxy_hops`, which trusted the header by counting hops
-    /// whoever sent it, so a client connecting directly could claim any address.)
     ///
     /// ```
     /// use sessionkit::proxy::TrustedProxies;
@@ -72,7 +90,35 @@ impl SessionLayer {
     /// ```
     #[must_use]
     pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
-        self.trusted_proxies = Arc::new(proxies);
+        self.shared.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    /// Where the connection's address is found in a request. Default: axum's
+    /// `ConnectInfo<SocketAddr>` extension with the `axum` feature, none without it. Other
+    /// servers put the peer address in an extension of their own; name it here. Forwarding
+    /// headers are then believed only from the [trusted proxies](Self::with_trusted_proxies).
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use sessionkit::web::SessionLayer;
+    /// use sessionkit::{MemoryStore, SessionConfig, SessionManager};
+    ///
+    /// /// What this application's server inserts into every request.
+    /// #[derive(Clone)]
+    /// struct Peer(SocketAddr);
+    ///
+    /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default())?;
+    /// let layer = SessionLayer::new(manager)
+    ///     .with_peer_ip(|parts| parts.extensions.get::<Peer>().map(|p| p.0.ip()));
+    /// # Ok::<(), sessionkit::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_peer_ip(
+        mut self,
+        peer_ip: impl Fn(&Parts) -> Option<IpAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.peer_ip = Arc::new(peer_ip);
         self
     }
 
@@ -82,7 +128,7 @@ impl SessionLayer {
     /// for is carried out (see [`SessionManager::finish_failed`]).
     #[must_use]
     pub fn with_save_on_server_error(mut self, save: bool) -> Self {
-        self.save_on_server_error = save;
+        self.shared.save_on_server_error = save;
         self
     }
 }
@@ -105,88 +151,72 @@ pub struct SessionService<I> {
     layer: SessionLayer,
 }
 
-/// The client address: the connection's, or the one its trusted proxies reported. Without
-/// the connection's address nothing in the headers can be trusted, so there is none.
-fn client_ip(
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    proxies: &TrustedProxies,
-) -> Option<IpAddr> {
-    let peer = peer?;
-    let values = headers
-        .get_all(proxies.header().name())
-        .into_iter()
-        .map(HeaderValue::as_bytes);
-    Some(proxies.client_ip(peer, values))
+/// An error response, the one way the tower layer and the axum extractors build one.
+fn failure_response<B: From<&'static str>>(failure: Failure) -> Response<B> {
+    let mut res = Response::new(B::from(failure.body));
+    *res.status_mut() =
+        StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = res.headers_mut();
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    if let Some(seconds) = failure.retry_after() {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    }
+    res
 }
 
-fn request_info<B>(req: &Request<B>, proxies: &TrustedProxies) -> RequestInfo {
-    let headers = req.headers();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    RequestInfo {
-        cookie_headers: headers
-            .get_all(COOKIE)
-            .iter()
-            .map(|v| v.as_bytes().to_vec())
-            .collect(),
-        client_ip: client_ip(headers, peer, proxies),
-        user_agent: headers.get(USER_AGENT).map(|v| v.as_bytes().to_vec()),
+impl SessionRejection {
+    /// The response this rejection is answered with (`503` with `Retry-After`, or `500`;
+    /// always `Cache-Control: no-store`), for handlers of any tower framework that got it
+    /// from [`Session::from_extensions`].
+    pub fn into_http_response<B: From<&'static str>>(self) -> Response<B> {
+        failure_response(self.failure())
     }
 }
 
-fn apply_outcome(headers: &mut HeaderMap, outcome: &Outcome) -> Result<(), String> {
-    if let Some(cookie) = &outcome.set_cookie {
-        let value = HeaderValue::from_str(cookie).map_err(|e| e.to_string())?;
-        headers.append(SET_COOKIE, value);
+impl Session {
+    /// The request's session, for handlers of any framework behind [`SessionLayer`]: loaded
+    /// on the first call (later calls in the same request share it), saved by the layer after
+    /// the handler. Pass the request's extensions (`req.extensions()` or
+    /// `parts.extensions`).
+    ///
+    /// # Errors
+    /// [`SessionRejection::Unavailable`] when the store failed (logged; answer with
+    /// [`SessionRejection::into_http_response`], or go on without a session),
+    /// [`SessionRejection::MissingLayer`] when the request did not pass through a
+    /// [`SessionLayer`], [`SessionRejection::NoClientIp`] when IP binding is on and the layer
+    /// found no client address.
+    pub fn from_extensions(
+        extensions: &http::Extensions,
+    ) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static {
+        super::session_of(extensions.get::<LazySession>().cloned())
     }
-    if outcome.cache_control_no_store {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    if outcome.vary_cookie {
-        headers.append(VARY, HeaderValue::from_static("cookie"));
+}
+
+/// Adds the outcome's headers; an error if one is not a valid header value.
+fn apply_outcome(headers: &mut HeaderMap, outcome: &crate::manager::Outcome) -> Result<(), String> {
+    for (name, value, append) in outcome_headers(outcome) {
+        let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+        let name = HeaderName::from_static(name);
+        if append {
+            headers.append(name, value);
+        } else {
+            headers.insert(name, value);
+        }
     }
     Ok(())
 }
 
-/// The one "store unavailable" response, from the layer (a failed save) and from the
-/// extractors (a failed load): `503`, `Cache-Control: no-store`, `Retry-After: 1`.
-pub(super) fn unavailable() -> Response<Body> {
-    let mut res = Response::new(Body::from("session store unavailable, please retry"));
-    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert("retry-after", HeaderValue::from_static("1"));
-    res
-}
-
-/// The response for a save that failed with `err`. A session over its
-/// [`Limits`](crate::Limits) is the application's (or the visitor's) doing, not an outage:
-/// retrying cannot help, so it is a `500` without `Retry-After`. A memory store at its entry
-/// bound and every store failure are a `503` with `Retry-After`.
-fn save_failed(err: &crate::Error) -> Response<Body> {
-    match err {
-        crate::Error::LimitExceeded { limit, .. } if *limit != crate::Limit::Entries => {
-            let mut res = Response::new(Body::from("session data over its configured limit"));
-            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            res.headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res
-        }
-        _ => unavailable(),
-    }
-}
-
-impl<I, B> Service<Request<B>> for SessionService<I>
+impl<I, ReqB, ResB> Service<Request<ReqB>> for SessionService<I>
 where
-    I: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    I: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     I::Future: Send + 'static,
-    B: Send + 'static,
+    ReqB: Send + 'static,
+    ResB: From<&'static str> + Send + 'static,
 {
-    type Response = Response<Body>;
+    type Response = Response<ResB>;
     type Error = I::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -194,49 +224,40 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let lazy = LazySession::new(
-            self.layer.lifecycle.clone(),
-            request_info(&req, &self.layer.trusted_proxies),
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let shared = self.layer.shared.clone();
+        let headers = &parts.headers;
+        let info = shared.request_info(
+            headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
+            headers
+                .get_all(shared.trusted_proxies.header().name())
+                .iter()
+                .map(HeaderValue::as_bytes),
+            headers.get(USER_AGENT).map(HeaderValue::as_bytes),
+            (self.layer.peer_ip)(&parts),
         );
-        req.extensions_mut().insert(lazy.clone());
+        let lazy = LazySession::new(shared.lifecycle.clone(), info);
+        parts.extensions.insert(lazy.clone());
+        let req = Request::from_parts(parts, body);
         // The clone that was made ready is the one to call; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let lifecycle = self.layer.lifecycle.clone();
-        let save_on_server_error = self.layer.save_on_server_error;
         Box::pin(async move {
             let mut res = inner.call(req).await?;
-            let Some(active) = lazy.take().await else {
-                return Ok(res);
-            };
-            if res.status().is_server_error() && !save_on_server_error {
-                // Nothing the handler stored is saved, but a logout or a login's id change it
-                // asked for is still carried out.
-                match lifecycle.finish_failed(active).await {
-                    Ok(outcome) => {
-                        if let Err(err) = apply_outcome(res.headers_mut(), &outcome) {
-                            tracing::error!(error = %err, "session cookie could not be sent");
-                        }
-                    }
+            match shared.finish(&lazy, res.status().is_server_error()).await {
+                None | Some(Finish::Untouched) => Ok(res),
+                Some(Finish::Failed(failure)) => Ok(failure_response(failure)),
+                Some(Finish::Headers {
+                    outcome,
+                    on_bad_header,
+                }) => match apply_outcome(res.headers_mut(), &outcome) {
+                    Ok(()) => Ok(res),
                     Err(err) => {
-                        tracing::error!(error = %err, "a failed request's session could not be finished");
-                    }
-                }
-                return Ok(res);
-            }
-            match lifecycle.finish(active).await {
-                Ok(outcome) => {
-                    if let Err(err) = apply_outcome(res.headers_mut(), &outcome) {
                         tracing::error!(error = %err, "session cookie could not be sent");
-                        return Ok(unavailable());
+                        Ok(on_bad_header.map_or(res, failure_response))
                     }
-                    Ok(res)
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "session could not be saved");
-                    Ok(save_failed(&err))
-                }
+                },
             }
         })
     }
@@ -244,37 +265,145 @@ where
 
 #[cfg(test)]
 mod tests {
+    //! The layer around a plain `tower::Service` (`service_fn`), with `String` bodies: no
+    //! axum anywhere (these run with `--no-default-features --features tower` in CI).
+
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+
+    use tower::{ServiceExt, service_fn};
+
     use super::*;
+    use crate::{IpBinding, MemoryStore, SessionConfig};
+
+    /// Counts visits in the session it finds in the request's extensions.
+    async fn count(req: Request<String>) -> Result<Response<String>, Infallible> {
+        match Session::from_extensions(req.extensions()).await {
+            Ok(session) => {
+                let n: u64 = session.get("n").ok().flatten().unwrap_or(0) + 1;
+                session.insert("n", n).map_err(|_| ()).ok();
+                Ok(Response::new(n.to_string()))
+            }
+            Err(rejection) => Ok(rejection.into_http_response()),
+        }
+    }
+
+    /// Never asks for the session.
+    async fn plain(_req: Request<String>) -> Result<Response<String>, Infallible> {
+        Ok(Response::new("plain".to_owned()))
+    }
+
+    /// The server's own peer-address extension.
+    #[derive(Clone)]
+    struct Peer(SocketAddr);
+
+    fn request(cookie: Option<&str>, peer: Option<&str>) -> Request<String> {
+        let mut req = Request::new(String::new());
+        if let Some(cookie) = cookie {
+            req.headers_mut()
+                .insert(COOKIE, HeaderValue::from_str(cookie).expect("valid cookie"));
+        }
+        if let Some(peer) = peer {
+            req.extensions_mut()
+                .insert(Peer(peer.parse().expect("socket address")));
+        }
+        req
+    }
+
+    fn cookie_of(res: &Response<String>) -> String {
+        let set = res.headers()[http::header::SET_COOKIE]
+            .to_str()
+            .expect("ascii");
+        set.split(';').next().expect("a name=value pair").to_owned()
+    }
+
+    fn layer(config: SessionConfig) -> SessionLayer {
+        let config = config.with_secure(false);
+        SessionLayer::new(SessionManager::new(MemoryStore::new(), config).expect("valid config"))
+            .with_peer_ip(|parts| parts.extensions.get::<Peer>().map(|p| p.0.ip()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_tower_service_gets_a_session_through_extensions() {
+        let svc = layer(SessionConfig::default()).layer(service_fn(count));
+        let res = svc
+            .clone()
+            .oneshot(request(None, None))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.body(), "1");
+        assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[http::header::VARY], "cookie");
+        let cookie = cookie_of(&res);
+        let res = svc
+            .oneshot(request(Some(&cookie), None))
+            .await
+            .expect("infallible");
+        assert_eq!(
+            res.body(),
+            "2",
+            "the saved session came back with its cookie"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_that_never_asks_gets_no_session_headers() {
+        let svc = layer(SessionConfig::default()).layer(service_fn(plain));
+        let res = svc.oneshot(request(None, None)).await.expect("infallible");
+        assert_eq!(res.body(), "plain");
+        assert!(res.headers().get(http::header::SET_COOKIE).is_none());
+        assert!(res.headers().get(http::header::VARY).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ip_binding_uses_the_pluggable_peer_address() {
+        let svc = layer(SessionConfig::default().with_ip_binding(IpBinding::Exact))
+            .layer(service_fn(count));
+        let res = svc
+            .clone()
+            .oneshot(request(None, Some("192.0.2.1:5000")))
+            .await
+            .expect("infallible");
+        assert_eq!(res.body(), "1");
+        let cookie = cookie_of(&res);
+        let res = svc
+            .clone()
+            .oneshot(request(Some(&cookie), Some("192.0.2.1:5001")))
+            .await
+            .expect("infallible");
+        assert_eq!(res.body(), "2", "same address, same session");
+        let res = svc
+            .clone()
+            .oneshot(request(Some(&cookie), Some("198.51.100.7:5000")))
+            .await
+            .expect("infallible");
+        assert_eq!(res.body(), "1", "another address gets a fresh session");
+        // No peer address at all: a loud 500, not a session bound to nobody.
+        let res = svc
+            .oneshot(request(Some(&cookie), None))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store");
+        assert!(res.headers().get(http::header::RETRY_AFTER).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_outside_the_layer_is_told_so() {
+        let res = service_fn(count)
+            .oneshot(request(None, None))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.body(), "session layer missing for this route");
+    }
 
     #[test]
-    fn forwarding_headers_count_only_from_trusted_peers() {
-        let mut h = HeaderMap::new();
-        h.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6, 192.0.2.1"),
-        );
-        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        h.append("forwarded", HeaderValue::from_static("for=198.51.100.1"));
-        let ip = |s: &str| s.parse::<IpAddr>().ok();
-        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
-        assert_eq!(client_ip(&h, ip("10.0.0.1"), &proxies), ip("192.0.2.1"));
-        assert_eq!(
-            client_ip(&h, ip("203.0.113.9"), &proxies),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client_ip(&h, None, &proxies),
-            None,
-            "no peer: nothing to trust"
-        );
-        assert_eq!(
-            client_ip(&h, ip("10.0.0.1"), &TrustedProxies::new()),
-            ip("10.0.0.1")
-        );
-        let forwarded = proxies.with_header(crate::proxy::ForwardedHeader::Forwarded);
-        assert_eq!(
-            client_ip(&h, ip("10.0.0.1"), &forwarded),
-            ip("198.51.100.1")
-        );
+    fn a_503_says_when_to_retry_and_is_never_cached() {
+        let res: Response<String> = SessionRejection::Unavailable.into_http_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
+        assert_eq!(res.headers()[http::header::CACHE_CONTROL], "no-store");
     }
 }

@@ -1,7 +1,13 @@
-//! The web-framework layer: a tower [`Layer`](tower_layer::Layer) that runs the
-//! [`SessionManager`] around every request, and axum extractors for the session.
+//! The web-framework integrations: a tower [`Layer`](tower_layer::Layer) for any tower-based
+//! framework (feature `tower`), axum extractors on top of it (feature `axum`), and an
+//! actix-web middleware with its extractors (feature `actix`, in [`actix`]).
+//! All three run the same framework-free [`SessionManager`] through the same code here: one
+//! lazy load, one save path, one set of response headers and error responses.
+//!
+//! With axum:
 //!
 //! ```no_run
+//! # #[cfg(feature = "axum")] {
 //! use axum::{Router, routing::get};
 //! use sessionkit::web::SessionLayer;
 //! use sessionkit::{MemoryStore, Session, SessionConfig, SessionManager};
@@ -20,37 +26,81 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
 //! # Ok(()) }
+//! # }
 //! ```
 //!
-//! # What the layer does
+//! With any other tower-based framework (feature `tower` only, no axum), a handler reaches
+//! the session through the request's extensions with [`Session::from_extensions`]:
 //!
-//! - **Lazily**: the session is loaded the first time a handler extracts it. A handler that
+//! ```
+//! # #[cfg(feature = "tower")] {
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use sessionkit::web::SessionLayer;
+//! use sessionkit::{MemoryStore, Session, SessionConfig, SessionManager};
+//! use tower_layer::Layer;
+//!
+//! async fn handler(req: Request<String>) -> Result<Response<String>, Infallible> {
+//!     let body = match Session::from_extensions(req.extensions()).await {
+//!         Ok(session) => {
+//!             let n: u64 = session.get("n").ok().flatten().unwrap_or(0) + 1;
+//!             let _ = session.insert("n", n);
+//!             format!("visit number {n}")
+//!         }
+//!         Err(rejection) => return Ok(rejection.into_http_response()),
+//!     };
+//!     Ok(Response::new(body))
+//! }
+//!
+//! # fn build() -> Result<(), sessionkit::Error> {
+//! let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default())?;
+//! let service = SessionLayer::new(manager).layer(tower::service_fn(handler));
+//! # let _ = service; Ok(()) }
+//! # }
+//! ```
+//!
+//! # What the integrations do
+//!
+//! - **Lazily**: the session is loaded the first time a handler asks for it. A handler that
 //!   never asks costs no store access, and its response gets no session headers.
-//! - After the handler it saves only what changed and adds `Set-Cookie` only when needed,
+//! - After the handler they save only what changed and add `Set-Cookie` only when needed,
 //!   with `Cache-Control: no-store` on any response that sets or clears the cookie and
 //!   `Vary: Cookie` on any response that read the session.
-//! - **Client IP** for IP binding comes from the connection
-//!   ([`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)), or from `X-Forwarded-For`
+//! - **Client IP** for IP binding is the connection's address (axum:
+//!   `ConnectInfo<SocketAddr>`; actix-web: the peer address; any other tower framework: the
+//!   function given to [`SessionLayer::with_peer_ip`]), or the address in `X-Forwarded-For`
 //!   (or `Forwarded`) only on connections from the reverse proxies the application trusts
-//!   ([`SessionLayer::with_trusted_proxies`], rule in [`crate::proxy`]). With IP binding on
-//!   and no connection info, extracting the session fails with `500` (and one logged error)
-//!   rather than binding everyone to "no address".
-//! - **Store failures**: extracting [`Session`] fails with `503 Service Unavailable` when the
-//!   session cannot be loaded (extract `Option<Session>` to run anyway without it); a failed
-//!   save turns the response into a 503. Both are logged. Responses with a 5xx status are not
-//!   saved unless [`SessionLayer::with_save_on_server_error`] says so.
+//!   (`with_trusted_proxies`, rule in [`crate::proxy`]). With IP binding on and no client
+//!   address, asking for the session fails with `500` (and one logged error) rather than
+//!   binding everyone to "no address".
+//! - **Store failures**: asking for the [`Session`] fails with `503 Service Unavailable` and
+//!   `Retry-After` when the session cannot be loaded (ask for `Option<Session>` to run anyway
+//!   without it); a failed save turns the response into that 503. Both are logged. Responses
+//!   with a 5xx status are not saved unless `with_save_on_server_error` says so.
 //! - **Size limits** ([`Limits`](crate::Limits)): a setter that would break one returns
-//!   [`Error::LimitExceeded`] to the handler, which answers as it
-//!   sees fit (`413`, a form error). A session found over a limit only at save (a setter that
-//!   cannot fail, an array grown by concurrent requests) is not saved and the response
-//!   becomes a `500` with the error logged; not a `503`, since retrying cannot help.
+//!   [`Error::LimitExceeded`] to the handler, which answers as it sees fit (`413`, a form
+//!   error). A session found over a limit only at save (a setter that cannot fail, an array
+//!   grown by concurrent requests) is not saved and the response becomes a `500` with the
+//!   error logged; not a `503`, since retrying cannot help.
+//! - Every error response the integrations make carries `Cache-Control: no-store`.
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
+#[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "tower")]
 mod layer;
 
-pub use extract::{SessionRejection, Typed};
-pub use layer::{SessionLayer, SessionService};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{PeerIp, SessionLayer, SessionService};
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+use std::marker::PhantomData;
+use std::net::IpAddr;
+#[cfg(any(feature = "axum", feature = "actix"))]
+use std::ops::Deref;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -59,6 +109,7 @@ use tokio::sync::Mutex;
 use crate::error::Error;
 use crate::error::Result;
 use crate::manager::{ActiveSession, Outcome, RequestInfo, SessionManager};
+use crate::proxy::TrustedProxies;
 use crate::session::Session;
 use crate::store::Store;
 
@@ -83,13 +134,208 @@ impl<S: Store + 'static> Lifecycle for SessionManager<S> {
     }
 }
 
+/// What every integration holds: the manager and how to treat requests.
+#[derive(Clone)]
+struct Shared {
+    lifecycle: Arc<dyn Lifecycle>,
+    trusted_proxies: Arc<TrustedProxies>,
+    save_on_server_error: bool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("save_on_server_error", &self.save_on_server_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn new<S: Store + 'static>(manager: SessionManager<S>) -> Self {
+        Shared {
+            lifecycle: Arc::new(manager),
+            trusted_proxies: Arc::new(TrustedProxies::new()),
+            save_on_server_error: false,
+        }
+    }
+
+    /// The request as the manager sees it, from any framework's headers: every `Cookie`
+    /// value, the values of the configured forwarding header, the `User-Agent`, and the
+    /// connection's address.
+    fn request_info<'a>(
+        &self,
+        cookies: impl Iterator<Item = &'a [u8]>,
+        forwarded: impl Iterator<Item = &'a [u8]>,
+        user_agent: Option<&[u8]>,
+        peer: Option<IpAddr>,
+    ) -> RequestInfo {
+        RequestInfo {
+            cookie_headers: cookies.map(<[u8]>::to_vec).collect(),
+            // Without the connection's address nothing in the headers can be trusted.
+            client_ip: peer.map(|peer| self.trusted_proxies.client_ip(peer, forwarded)),
+            user_agent: user_agent.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// The end of a request whose handler answered with `status_is_server_error` or not: the
+    /// session's save (or, after a 5xx, only a logout or id change it asked for). `None` when
+    /// the handler never loaded the session.
+    async fn finish(&self, lazy: &LazySession, status_is_server_error: bool) -> Option<Finish> {
+        let active = lazy.take().await?;
+        if status_is_server_error && !self.save_on_server_error {
+            // Nothing the handler stored is saved, but a logout or a login's id change it
+            // asked for is still carried out.
+            return Some(match self.lifecycle.finish_failed(active).await {
+                Ok(outcome) => Finish::Headers {
+                    outcome,
+                    on_bad_header: None,
+                },
+                Err(err) => {
+                    tracing::error!(error = %err, "a failed request's session could not be finished");
+                    Finish::Untouched
+                }
+            });
+        }
+        Some(match self.lifecycle.finish(active).await {
+            Ok(outcome) => Finish::Headers {
+                outcome,
+                on_bad_header: Some(Failure::UNAVAILABLE),
+            },
+            Err(err) => {
+                tracing::error!(error = %err, "session could not be saved");
+                Finish::Failed(Failure::for_save_error(&err))
+            }
+        })
+    }
+}
+
+/// What to do with the handler's response once the session is finished.
+enum Finish {
+    /// Add the outcome's headers; if one cannot be sent, answer `on_bad_header` instead
+    /// (`None`: keep the response, it is already an error).
+    Headers {
+        outcome: Outcome,
+        on_bad_header: Option<Failure>,
+    },
+    /// Leave the response as it is.
+    Untouched,
+    /// Replace the response.
+    Failed(Failure),
+}
+
+/// The headers an [`Outcome`] asks for, in order: `(name, value, append)`; `append` false
+/// means the header replaces any the handler set.
+fn outcome_headers(outcome: &Outcome) -> impl Iterator<Item = (&'static str, &str, bool)> {
+    let cookie = outcome
+        .set_cookie
+        .as_deref()
+        .map(|cookie| ("set-cookie", cookie, true));
+    let no_store = outcome
+        .cache_control_no_store
+        .then_some(("cache-control", "no-store", false));
+    let vary = outcome.vary_cookie.then_some(("vary", "cookie", true));
+    cookie.into_iter().chain(no_store).chain(vary)
+}
+
+/// An error response the integrations make: every framework builds it from this one
+/// description, with `Cache-Control: no-store` always and `Retry-After` on a 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Failure {
+    status: u16,
+    body: &'static str,
+}
+
+impl Failure {
+    /// The store is down (a failed load or save): retry shortly.
+    const UNAVAILABLE: Failure = Failure {
+        status: 503,
+        body: "session store unavailable, please retry",
+    };
+    /// A session over its [`Limits`](crate::Limits): retrying cannot help.
+    const OVER_LIMIT: Failure = Failure {
+        status: 500,
+        body: "session data over its configured limit",
+    };
+    const MISSING_LAYER: Failure = Failure {
+        status: 500,
+        body: "session layer missing for this route",
+    };
+    const NO_CLIENT_IP: Failure = Failure {
+        status: 500,
+        body: "session IP binding is on but the server provides no client address",
+    };
+
+    /// The seconds in `Retry-After`, on a 503 only.
+    const RETRY_AFTER: &'static str = "1";
+
+    fn retry_after(self) -> Option<&'static str> {
+        (self.status == 503).then_some(Self::RETRY_AFTER)
+    }
+
+    /// The response for a save that failed with `err`. A session over its
+    /// [`Limits`](crate::Limits) is the application's (or the visitor's) doing, not an
+    /// outage: a `500` without `Retry-After`. A memory store at its entry bound and every
+    /// store failure are a `503` with `Retry-After`.
+    fn for_save_error(err: &Error) -> Failure {
+        match err {
+            Error::LimitExceeded { limit, .. } if *limit != crate::Limit::Entries => {
+                Failure::OVER_LIMIT
+            }
+            _ => Failure::UNAVAILABLE,
+        }
+    }
+}
+
+/// Why a session could not be had for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The store failed; answered with `503 Service Unavailable` and `Retry-After`.
+    Unavailable,
+    /// The route is not behind the session layer or middleware: a programming error,
+    /// answered with `500 Internal Server Error`.
+    MissingLayer,
+    /// IP binding is on but the request has no client address
+    /// ([`Error::NoClientIp`]): the server is not serving with
+    /// connection info. A configuration error, answered with `500 Internal Server Error`.
+    NoClientIp,
+}
+
+impl SessionRejection {
+    fn failure(self) -> Failure {
+        match self {
+            SessionRejection::Unavailable => Failure::UNAVAILABLE,
+            SessionRejection::MissingLayer => Failure::MISSING_LAYER,
+            SessionRejection::NoClientIp => Failure::NO_CLIENT_IP,
+        }
+    }
+
+    /// The HTTP status this rejection is answered with.
+    pub fn status(self) -> u16 {
+        self.failure().status
+    }
+}
+
+impl std::fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionRejection::Unavailable => "session store unavailable",
+            SessionRejection::MissingLayer => "session layer missing",
+            SessionRejection::NoClientIp => "no client address for IP binding",
+        })
+    }
+}
+
+impl std::error::Error for SessionRejection {}
+
 enum Slot {
     Unloaded,
     Loaded(Box<ActiveSession>),
     Failed(SessionRejection),
 }
 
-/// What the layer puts in the request's extensions: the means to load the session once.
+/// What the integrations put in the request's extensions: the means to load the session once.
 #[derive(Clone)]
 struct LazySession {
     inner: Arc<LazyInner>,
@@ -146,5 +392,151 @@ impl LazySession {
             Slot::Loaded(active) => Some(*active),
             Slot::Unloaded | Slot::Failed(_) => None,
         }
+    }
+}
+
+/// The session from a lazy handle found (or not) in a request's extensions.
+async fn session_of(lazy: Option<LazySession>) -> Result<Session, SessionRejection> {
+    lazy.ok_or(SessionRejection::MissingLayer)?.get().await
+}
+
+/// The session as a typed struct (`#[derive(SessionData)]`), as an extractor: `load()` it
+/// whole, `store()` it back, or reach the per-field view through [`Typed::session`]. Derefs
+/// to [`Session`]. Extracted like [`Session`] by axum and actix-web handlers.
+///
+/// ```no_run
+/// # #[cfg(all(feature = "derive", feature = "axum"))] {
+/// use sessionkit::{SessionData, web::Typed};
+///
+/// #[derive(SessionData)]
+/// struct Visitor {
+///     #[session(default)]
+///     visits: u64,
+/// }
+///
+/// async fn home(visitor: Typed<Visitor>) -> String {
+///     let view = Visitor::view(visitor.session());
+///     let visits = view.visits().unwrap_or(0) + 1;
+///     let _ = view.set_visits(visits);
+///     format!("{visits}")
+/// }
+/// # }
+/// ```
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+pub struct Typed<T> {
+    session: Session,
+    _type: PhantomData<fn() -> T>,
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<T> Typed<T> {
+    /// The underlying session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn new(session: Session) -> Self {
+        Typed {
+            session,
+            _type: PhantomData,
+        }
+    }
+}
+
+#[cfg(all(feature = "derive", any(feature = "axum", feature = "actix")))]
+impl<T: crate::SessionData> Typed<T> {
+    /// Decodes the whole struct.
+    ///
+    /// # Errors
+    /// As [`SessionData::load`](crate::SessionData::load).
+    pub fn load(&self) -> crate::Result<T> {
+        T::load(&self.session)
+    }
+
+    /// Writes the whole struct back, marking only the fields that differ.
+    ///
+    /// # Errors
+    /// As [`SessionData::store`](crate::SessionData::store).
+    pub fn store(&self, value: &T) -> crate::Result<()> {
+        value.store(&self.session)
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<T> Deref for Typed<T> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<T> std::fmt::Debug for Typed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Typed").field(&self.session).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_peers() {
+        let values: [&[u8]; 2] = [b"6.6.6.6, 192.0.2.1", b"10.0.0.2"];
+        let forwarded: [&[u8]; 1] = [b"for=198.51.100.1"];
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let mut shared = Shared::new(
+            SessionManager::new(MemoryStore::new(), crate::SessionConfig::default())
+                .expect("default config is valid"),
+        );
+        let client = |shared: &Shared, peer, header: &[&[u8]]| {
+            shared
+                .request_info(std::iter::empty(), header.iter().copied(), None, peer)
+                .client_ip
+        };
+        shared.trusted_proxies = Arc::new(TrustedProxies::parse("10.0.0.0/8").expect("valid"));
+        assert_eq!(client(&shared, ip("10.0.0.1"), &values), ip("192.0.2.1"));
+        assert_eq!(
+            client(&shared, ip("203.0.113.9"), &values),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client(&shared, None, &values),
+            None,
+            "no peer: nothing to trust"
+        );
+        shared.trusted_proxies = Arc::new(
+            TrustedProxies::parse("10.0.0.0/8")
+                .expect("valid")
+                .with_header(crate::proxy::ForwardedHeader::Forwarded),
+        );
+        assert_eq!(
+            client(&shared, ip("10.0.0.1"), &forwarded),
+            ip("198.51.100.1")
+        );
+        shared.trusted_proxies = Arc::new(TrustedProxies::new());
+        assert_eq!(client(&shared, ip("10.0.0.1"), &values), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn only_503s_say_when_to_retry() {
+        assert_eq!(Failure::UNAVAILABLE.retry_after(), Some("1"));
+        for f in [
+            Failure::OVER_LIMIT,
+            Failure::MISSING_LAYER,
+            Failure::NO_CLIENT_IP,
+        ] {
+            assert_eq!(f.retry_after(), None, "{f:?}");
+        }
+        let over = Error::LimitExceeded {
+            limit: crate::Limit::Fields,
+            key: None,
+            size: 2,
+            max: 1,
+        };
+        assert_eq!(Failure::for_save_error(&over), Failure::OVER_LIMIT);
     }
 }
