@@ -80,7 +80,7 @@ use crate::Durability;
 /// use sessionkit::SessionId;
 /// use sessionkit_backends::SqliteStore;
 /// use std::time::{Duration, SystemTime};
-/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let sqlite = SqliteStore::open(dir.path().join("sessions.sqlite3")).await?;
 /// let store = TieredStore::new(MemoryStore::with_capacity(10_000), sqlite);
