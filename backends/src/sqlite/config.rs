@@ -31,7 +31,7 @@ const MAX_TABLE_LEN: usize = 48;
 ///
 /// ```
 /// use sessionkit_backends::{Durability, SqliteConfig};
-/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let store = SqliteConfig::new(dir.path().join("sessions.sqlite3"))
 ///     .with_table("web_sessions")

@@ -80,7 +80,7 @@ use crate::Durability;
 /// use sessionkit::SessionId;
 /// use sessionkit_backends::SqliteStore;
 /// use std::time::{Duration, SystemTime};
-/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let sqlite = SqliteStore::open(dir.path().join("sessions.sqlite3")).await?;
 /// let store = TieredStore::new(MemoryStore::with_capacity(10_000), sqlite);
@@ -129,14 +129,18 @@ impl SqliteStore {
             .busy_timeout(config.busy_timeout);
         // A queued write waits for the write connection as long as it would wait for the lock.
         let acquire = config.busy_timeout.max(std::time::Duration::from_secs(1));
+        // No ping before handing out a connection: a local file has no link to lose, and the
+        // ping would be one more round trip to the connection's worker thread per operation.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(options.clone())
             .await
             .map_err(|e| db_error("opening the database", e))?;
         let read = SqlitePoolOptions::new()
             .max_connections(config.readers)
+            .test_before_acquire(false)
             .acquire_timeout(acquire)
             .connect_with(options)
             .await

@@ -3,7 +3,8 @@
 //! `cargo bench -p sessionkit-bench` runs everything and rewrites the generated part of
 //! `BENCHMARKS.md` and `bench/throughput.svg`; `-- --quick` is a shorter run at 10⁴
 //! sessions; a bare word filters subjects by name (then nothing is written). The words
-//! `coherence`, `ops` and `owners` run those parts alone and print their figures.
+//! `coherence`, `ops`, `owners` and `sqlite` run those parts alone and print their figures
+//! (`sqlite` also runs the matrix's SQLite subjects).
 #![allow(
     clippy::print_stderr,
     clippy::print_stdout,
@@ -30,6 +31,7 @@ mod redis_server;
 mod report;
 mod routes;
 mod runner;
+mod sqlite;
 mod subject;
 mod workload;
 
@@ -417,12 +419,37 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         Ok(floors::FileFloor::new(fresh_dir()?))
     })
     .await?;
+    // SQLite (issue 18): on disk as the files, at the same NoSync durability.
+    h.bench("sessionkit SqliteStore (NoSync)", || async {
+        let store = sessionkit_backends::SqliteConfig::new(fresh_dir()?.join("s.sqlite3"))
+            .with_durability(sessionkit_backends::Durability::NoSync)
+            .open()
+            .await?;
+        Ok(ours::Ours::new(
+            "sessionkit SqliteStore (NoSync)",
+            Medium::File,
+            store,
+        ))
+    })
+    .await?;
+    h.bench("tower-sessions SqliteStore (sqlx, NoSync)", || async {
+        let path = fresh_dir()?.join("t.sqlite3");
+        Ok(peers::v14::Tower14::new(
+            "tower-sessions SqliteStore (sqlx, NoSync)",
+            Medium::File,
+            sqlite::tower_sqlite(&path, sessionkit_backends::Durability::NoSync).await?,
+        ))
+    })
+    .await?;
 
     if coherence::wanted(h.config.filter.as_deref()) {
         coherence::run(&h.config).await?;
     }
     if owners::wanted(h.config.filter.as_deref()) {
         owners::run(&h.config).await?;
+    }
+    if sqlite::wanted(h.config.filter.as_deref()) {
+        sqlite::run(&h.config).await?;
     }
     if routes::wanted(h.config.filter.as_deref()) {
         routes::run().await?;
