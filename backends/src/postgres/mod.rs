@@ -106,7 +106,7 @@ pub const CLEANUP_BATCH: i64 = 1_000;
 /// let store = PostgresConfig::new("postgres://app@127.0.0.1/app").connect().await?;
 /// store.migrate().await?; // CREATE TABLE / INDEX IF NOT EXISTS
 /// // A per-process cache in front, kept coherent by LISTEN/NOTIFY.
-/// let tiered = TieredStore::coherent(MemoryStore::with_capacity(10_000), store)?;
+/// let tiered = TieredStore::coherent(MemoryStore::bounded(10_000), store)?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

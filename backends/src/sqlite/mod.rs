@@ -83,7 +83,7 @@ use crate::Durability;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// # let dir = tempfile::tempdir().unwrap();
 /// let sqlite = SqliteStore::open(dir.path().join("sessions.sqlite3")).await?;
-/// let store = TieredStore::new(MemoryStore::with_capacity(10_000), sqlite);
+/// let store = TieredStore::new(MemoryStore::bounded(10_000), sqlite);
 /// let key = SessionId::generate()?.key();
 /// store.create(&key, &Record::new(SystemTime::now() + Duration::from_secs(60))).await?;
 /// assert!(store.durable().load(&key).await?.is_some());
