@@ -19,16 +19,18 @@ const POOL: u32 = 16;
 pub(crate) const OURS: &str = "sessionkit PostgresStore";
 pub(crate) const TIERED: &str = "sessionkit Tiered<Memory, Postgres> (coherent)";
 pub(crate) const THEIRS: &str = "tower-sessions sqlx PostgresStore";
+/// Without `pg_notify` in the writes: what the invalidation announcements cost.
+pub(crate) const QUIET: &str = "sessionkit PostgresStore (notify off)";
 
 /// Whether the `sql` filter selects `name`.
 pub(crate) fn is_sql(name: &str) -> bool {
-    [OURS, TIERED, THEIRS].contains(&name)
+    [OURS, QUIET, TIERED, THEIRS].contains(&name)
 }
 
 fn wanted(filter: Option<&str>) -> bool {
     match filter {
         None | Some("sql") => true,
-        Some(f) => [OURS, TIERED, THEIRS]
+        Some(f) => [OURS, QUIET, TIERED, THEIRS]
             .iter()
             .any(|n| n.to_lowercase().contains(&f.to_lowercase())),
     }
@@ -42,11 +44,12 @@ pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<()> {
     let url = server.url();
     let seq = AtomicU64::new(0);
     let table = || format!("bench_{}", seq.fetch_add(1, Ordering::Relaxed));
-    let ours_store = |table: String| {
+    let store_with = |table: String, notify: bool| {
         let url = url.clone();
         async move {
             let store = PostgresConfig::new(url)
                 .with_table(table)
+                .with_notify(notify)
                 .with_max_connections(POOL)
                 .connect()
                 .await?;
@@ -54,11 +57,20 @@ pub(crate) async fn run(h: &mut Harness) -> anyhow::Result<()> {
             anyhow::Ok(store)
         }
     };
+    let ours_store = |table: String| store_with(table, true);
     h.bench(OURS, || async {
         Ok(ours::Ours::new(
             OURS,
             Medium::Postgres,
             ours_store(table()).await?,
+        ))
+    })
+    .await?;
+    h.bench(QUIET, || async {
+        Ok(ours::Ours::new(
+            QUIET,
+            Medium::Postgres,
+            store_with(table(), false).await?,
         ))
     })
     .await?;
@@ -96,12 +108,15 @@ fn compare(h: &Harness) {
             .map(|r| r.sample.throughput())
     };
     for op in [Op::LoadHit, Op::SaveChanged, Op::SaveNew, Op::Delete] {
-        if let (Some(a), Some(b)) = (thr(OURS, op), thr(THEIRS, op)) {
-            eprintln!(
-                "sql, 64 tasks, {:<20} {OURS}: {a:>8.0} ops/s, {THEIRS}: {b:>8.0} ops/s, ratio {:.2}x",
-                op.label(),
-                a / b
-            );
+        for ours in [OURS, QUIET] {
+            if let (Some(a), Some(b)) = (thr(ours, op), thr(THEIRS, op)) {
+                eprintln!(
+                    "sql, 64 tasks, {:<20} {ours}: {a:>8.0} ops/s, {THEIRS}: {b:>8.0} ops/s, \
+                     ratio {:.2}x",
+                    op.label(),
+                    a / b
+                );
+            }
         }
     }
 }
