@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use sessionkit::SessionKey;
-use sessionkit::store::{Error, Loaded, Moved, Record, Result};
+use sessionkit::store::{ChangeSet, Error, Loaded, Moved, Record, Result};
+use sessionkit::{Limit, Limits, SessionKey};
 
 /// A field name as a JSONB object key.
 pub(super) fn escape(name: &str) -> Cow<'_, str> {
@@ -89,6 +89,24 @@ pub(super) fn loaded(
         Record::from_parts(fields, expires_at, owner),
         moved.map(|(to, token)| Moved::new(to, token)),
     )
+}
+
+/// What [`Record::apply`](sessionkit::store::Record::apply) checks before anything else, for the one-statement merge: no value
+/// the change set sets is over [`Limits::max_value_bytes`].
+pub(super) fn check_value_sizes(limits: &Limits, changes: &ChangeSet) -> Result<()> {
+    match changes
+        .set
+        .iter()
+        .find(|(_, value)| value.len() > limits.max_value_bytes)
+    {
+        Some((key, value)) => Err(Error::LimitExceeded {
+            limit: Limit::ValueBytes,
+            key: Some(key.clone()),
+            size: value.len(),
+            max: limits.max_value_bytes,
+        }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

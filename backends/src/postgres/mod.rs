@@ -84,8 +84,8 @@ use sessionkit::store::{
     ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, MOVE_TOMBSTONE, Record,
     Removed, Result, Store,
 };
+use sessionkit::SessionKey;
 use sessionkit::store::{from_millis, to_millis};
-use sessionkit::{Limit, Limits, SessionKey};
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
@@ -279,24 +279,6 @@ impl PostgresStore {
     }
 }
 
-/// What [`Record::apply`] checks before anything else, for the one-statement merge: no value
-/// the change set sets is over [`Limits::max_value_bytes`].
-fn check_value_sizes(limits: &Limits, changes: &ChangeSet) -> Result<()> {
-    match changes
-        .set
-        .iter()
-        .find(|(_, value)| value.len() > limits.max_value_bytes)
-    {
-        Some((key, value)) => Err(Error::LimitExceeded {
-            limit: Limit::ValueBytes,
-            key: Some(key.clone()),
-            size: value.len(),
-            max: limits.max_value_bytes,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// A record from the columns `fields::text, expires_at, owner` starting at `at`.
 fn stored_record(row: &PgRow, at: usize) -> Result<Record> {
     let text: String = row.try_get(at).map_err(sql("load"))?;
@@ -388,7 +370,7 @@ impl Store for PostgresStore {
             let has_ops = changes.ops.values().any(|ops| !ops.is_empty());
             if !has_ops {
                 if let Some(limits) = &changes.limits {
-                    check_value_sizes(limits, changes)?;
+                    fields::check_value_sizes(limits, changes)?;
                 }
                 if self.apply_merged(key, changes).await? {
                     return Ok(());

@@ -4,7 +4,8 @@
 //! `BENCHMARKS.md` and `bench/throughput.svg`; `-- --quick` is a shorter run at 10⁴
 //! sessions; a bare word filters subjects by name (then nothing is written). The words
 //! `coherence`, `ops`, `owners` and `sqlite` run those parts alone and print their figures
-//! (`sqlite` also runs the matrix's SQLite subjects).
+//! (`sqlite` also runs the matrix's SQLite subjects); `sql` runs the PostgreSQL stores
+//! (sessionkit's and tower-sessions' on one private PostgreSQL) and prints how they compare.
 #![allow(
     clippy::print_stderr,
     clippy::print_stdout,
@@ -27,6 +28,7 @@ mod ours;
 mod owners;
 mod peers;
 mod plot;
+mod postgres;
 mod redis_server;
 mod report;
 mod routes;
@@ -72,7 +74,7 @@ impl Config {
     fn sizes(&self, medium: Medium) -> &'static [u64] {
         match (self.quick, medium) {
             (true, _) => &[10_000],
-            (false, Medium::File) => &[10_000, 100_000],
+            (false, Medium::File | Medium::Postgres) => &[10_000, 100_000],
             (false, _) => &[10_000, 100_000, 1_000_000],
         }
     }
@@ -87,11 +89,11 @@ impl Config {
     }
 }
 
-struct Harness {
-    config: Config,
+pub(crate) struct Harness {
+    pub(crate) config: Config,
     redis: Option<RedisServer>,
     admin: Option<redis::aio::MultiplexedConnection>,
-    rows: Vec<Row>,
+    pub(crate) rows: Vec<Row>,
 }
 
 impl Harness {
@@ -147,13 +149,15 @@ impl Harness {
 
     /// Measures one subject at every population its medium runs at. `make` builds a fresh,
     /// empty subject.
-    async fn bench<S, F, Fut>(&mut self, name: &str, make: F) -> anyhow::Result<()>
+    pub(crate) async fn bench<S, F, Fut>(&mut self, name: &str, make: F) -> anyhow::Result<()>
     where
         S: Subject,
         F: Fn() -> Fut,
         Fut: Future<Output = anyhow::Result<S>>,
     {
         match &self.config.filter {
+            // `sql`: the stores on a SQL database.
+            Some(f) if f == "sql" && postgres::is_sql(name) => {}
             Some(f) if !name.to_lowercase().contains(&f.to_lowercase()) => return Ok(()),
             // Prototypes are measured only when asked for by name.
             None if name.starts_with("prototype") => return Ok(()),
@@ -168,7 +172,8 @@ impl Harness {
         // every file subject (creating and removing the files takes minutes). sessionkit's
         // stores and the floors run at every size of their medium.
         let cap = match (kind, name.contains("Tiered<"), medium) {
-            (Kind::Floor | Kind::Peer, _, Medium::File) | (_, true, Medium::File) => 10_000,
+            (Kind::Floor | Kind::Peer, _, Medium::File | Medium::Postgres)
+            | (_, true, Medium::File | Medium::Postgres) => 10_000,
             // The bounded (cache) form is here to explain the tiers' cache hits.
             _ if name.contains("MemoryStore::bounded") => 10_000,
             (Kind::Peer, _, _) | (_, true, _) => 100_000,
@@ -254,7 +259,7 @@ impl Harness {
 
 /// The cache tier of every `TieredStore` subject: bounded, as a cache is, but large enough to
 /// hold every stored session so that loads measure cache hits.
-fn cache_tier() -> MemoryStore {
+pub(crate) fn cache_tier() -> MemoryStore {
     MemoryStore::bounded(2_000_000)
 }
 
@@ -441,6 +446,9 @@ async fn run_all(config: Config) -> anyhow::Result<(Vec<Row>, extras::Extras)> {
         ))
     })
     .await?;
+
+    // ---- PostgreSQL ----
+    postgres::run(&mut h).await?;
 
     if coherence::wanted(h.config.filter.as_deref()) {
         coherence::run(&h.config).await?;

@@ -351,6 +351,7 @@ fn medium_label(m: Medium) -> &'static str {
         Medium::Memory => "In memory",
         Medium::Redis => "Redis (private redis-server on loopback)",
         Medium::File => "Files (on disk, under the system temp dir)",
+        Medium::Postgres => "PostgreSQL (private server on loopback, fsync off)",
     }
 }
 
@@ -395,7 +396,12 @@ fn render(rows: &[Row], extras: &Extras, meta: &Meta) -> String {
         let _ = writeln!(s, "| {} | {} | {met} |", t.text, t.measured);
     }
 
-    for medium in [Medium::Memory, Medium::Redis, Medium::File] {
+    for medium in [
+        Medium::Memory,
+        Medium::Redis,
+        Medium::File,
+        Medium::Postgres,
+    ] {
         let subjects = res.subjects(medium);
         if subjects.is_empty() {
             continue;

@@ -58,6 +58,8 @@ pub(crate) enum Medium {
     Memory,
     Redis,
     File,
+    /// A private PostgreSQL server on loopback.
+    Postgres,
 }
 
 /// A thing to measure. `i` names a session: indices below the population size exist, those
