@@ -2,10 +2,12 @@
 //! two stores of the core crate: [`MemoryStore`] and the [`TieredStore`] combinator.
 
 mod coherence;
+mod listing;
 mod memory;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
+pub use listing::{Cursor, Listing, Page, SCAN_BATCH};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
