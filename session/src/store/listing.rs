@@ -64,7 +64,7 @@ impl Page {
 /// A store whose live sessions can be listed: a cursor-based scan, page by page.
 ///
 /// Optional: [`Store`] does not require it, so a store written for one application need not
-/// implement it. Every store in this workspace does (a [`TieredStore`](super::TieredStore)
+/// implement it. The memory, file and Redis stores do (a [`TieredStore`](super::TieredStore)
 /// lists its durable tier).
 ///
 /// # Contract
