@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessionkit::store::{MemoryStore, Store, TieredStore};
+use sessionkit::store::{MemoryStore, MigratingStore, Store, TieredStore};
 use sessionkit_backends::file::{Durability, FileConfig};
 use sessionkit_backends::postgres::PostgresStore;
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore, SqliteConfig, SqliteStore};
@@ -391,5 +391,35 @@ pub mod tiered_memory_postgres {
             TieredStore::coherent(MemoryStore::bounded(10_000), store).expect("a coherent tier"),
             server,
         )
+    }
+}
+
+/// `MigratingStore` from one memory store to another (both unbounded, exact).
+pub mod migrating_memory_memory {
+    use super::*;
+    /// Both stores count exactly.
+    pub const CAPS: Caps = EXACT;
+    /// Makes the store.
+    pub async fn make() -> (MigratingStore<MemoryStore, MemoryStore>, ()) {
+        (
+            MigratingStore::new(MemoryStore::new(), MemoryStore::new()),
+            (),
+        )
+    }
+}
+
+/// `MigratingStore` from files to Redis (its own redis-server).
+pub mod migrating_redis_file {
+    use super::*;
+    /// Cleanup counts the files' expired entries; Redis expires its own.
+    pub const CAPS: Caps = SELF_EXPIRING;
+    /// Starts a redis-server, opens a temporary store directory, and connects.
+    pub async fn make() -> (
+        MigratingStore<RedisStore, FileStore>,
+        (RedisServer, TempDir),
+    ) {
+        let (redis, server) = redis_store().await;
+        let (file, dir) = file_store(Durability::Sync).await;
+        (MigratingStore::new(redis, file), (server, dir))
     }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod layout;
+mod scan;
 mod sweep;
 
 use std::path::Path;

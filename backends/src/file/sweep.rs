@@ -31,13 +31,13 @@ pub(crate) struct Sweep {
     pub(crate) removed: u64,
 }
 
-fn is_hex(name: &str, len: usize) -> bool {
+pub(crate) fn is_hex(name: &str, len: usize) -> bool {
     name.len() == len && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The subdirectories of `dir` whose names are `len` lowercase hex characters; anything else
 /// is not ours and is left alone.
-fn hex_dirs(dir: &Path, len: usize) -> Result<Vec<PathBuf>> {
+pub(crate) fn hex_dirs(dir: &Path, len: usize) -> Result<Vec<PathBuf>> {
     let listing = list_dir(dir, "listing the store directory")?;
     Ok(listing
         .into_iter()

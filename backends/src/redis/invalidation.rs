@@ -406,7 +406,7 @@ fn with_addr(template: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo
 
 /// The distinct masters in a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id, …], …], …]`),
 /// sorted. A master listed without a host is the node that answered (`asked`, `host:port`).
-fn master_addrs(reply: &Value, asked: &str) -> Vec<(String, u16)> {
+pub(super) fn master_addrs(reply: &Value, asked: &str) -> Vec<(String, u16)> {
     let mut masters = BTreeSet::new();
     let Value::Array(ranges) = reply else {
         return Vec::new();

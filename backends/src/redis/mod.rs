@@ -103,6 +103,7 @@ mod connection;
 mod errors;
 mod invalidation;
 mod layout;
+mod scan;
 mod scripts;
 
 /// Key names for the integration tests, which check what Redis holds. Not part of the API:

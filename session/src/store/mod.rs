@@ -2,11 +2,15 @@
 //! two stores of the core crate: [`MemoryStore`] and the [`TieredStore`] combinator.
 
 mod coherence;
+mod listing;
 mod memory;
+mod migrating;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
+pub use listing::{Cursor, Listing, Page, SCAN_BATCH};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
+pub use migrating::MigratingStore;
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ use sessionkit::store::{ChangeSet, Error, Grace, Record, Removed, Store, StoreEx
 use sessionkit::{SessionId, SessionKey};
 
 pub mod limits;
+pub mod listing;
 pub mod ops;
 
 /// How a backend differs from the strictest reading of the contract. Each difference is a

@@ -63,7 +63,7 @@ pub(super) fn create(cache: &Cache, key: &SessionKey, entry: Entry, now: SystemT
 }
 
 /// The live record under `key`, cloned.
-fn record(cache: &Cache, key: &SessionKey, now: SystemTime) -> Option<Record> {
+pub(super) fn record(cache: &Cache, key: &SessionKey, now: SystemTime) -> Option<Record> {
     let cell = cache.get(key)?;
     let state = cell.state.lock();
     match &state.entry {

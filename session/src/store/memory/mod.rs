@@ -3,6 +3,7 @@
 mod cache;
 mod map;
 mod owners;
+mod scan;
 #[cfg(test)]
 mod tests;
 

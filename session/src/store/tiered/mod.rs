@@ -408,3 +408,15 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
         self.durable.owned_by(owner).await
     }
 }
+
+/// Lists the durable tier, which holds every session (the cache holds copies of some).
+#[async_trait]
+impl<C: Store, D: super::Listing> super::Listing for TieredStore<C, D> {
+    async fn scan(&self, cursor: Option<&super::Cursor>, batch: usize) -> Result<super::Page> {
+        self.durable.scan(cursor, batch).await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.durable.count().await
+    }
+}

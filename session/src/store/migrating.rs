@@ -1,0 +1,152 @@
+//! [`MigratingStore`]: moves a live site from one store to another without logging anyone out.
+
+use async_trait::async_trait;
+
+use super::{ChangeSet, Error, Grace, Loaded, Record, Removed, Result, Store};
+use crate::id::SessionKey;
+
+/// Two stores during a migration: `New` answers, `Old` is the fallback that drains into it.
+///
+/// - **Loads** read `New`; a session only in `Old` is copied into `New` (a create, so a
+///   racing copy or save in `New` wins: the copier then reloads `New`) and served from there.
+///   After copying, the copier checks that `Old` still holds the session: if a logout ended
+///   it meanwhile, the copy is deleted again, so a racing logout is never undone.
+/// - **Saves** go to `New`; a save to a session only in `Old` copies it first, then applies.
+/// - **Creates** go to `New`, refused ([`Error::AlreadyExists`]) when `Old` holds the key.
+/// - **Deletes** reach `Old` first, then `New` (the order the copy's check relies on);
+///   **moves** copy the session into `New` if needed, move it there and delete it from `Old`,
+///   so the old key can never come back from `Old`.
+/// - `cleanup` runs on both; `owned_by` is the union of both.
+///
+/// Deploy with `MigratingStore::new(new, old)`, copy the rest in the background (a scan of
+/// `Old` with [`Listing`](super::Listing), creating each record in `New` unless it is there
+/// already), then deploy with `New` alone. While the migration runs, end sessions only
+/// through this store: a session deleted from `Old` behind its back looks like a logout, and
+/// a copy racing it is dropped.
+///
+/// ```
+/// use sessionkit::store::{MemoryStore, MigratingStore, Record, Store};
+/// use sessionkit::SessionId;
+/// use std::time::{Duration, SystemTime};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (new, old) = (MemoryStore::new(), MemoryStore::new());
+/// let key = SessionId::generate()?.key();
+/// old.create(&key, &Record::new(SystemTime::now() + Duration::from_secs(60))).await?;
+/// let store = MigratingStore::new(new.clone(), old);
+/// assert!(store.load(&key).await?.is_some());
+/// assert!(new.load(&key).await?.is_some()); // copied on first read
+/// # Ok::<(), sessionkit::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct MigratingStore<N, O> {
+    new: N,
+    old: O,
+}
+
+impl<N: Store, O: Store> MigratingStore<N, O> {
+    /// Reads `new` first, falls back to `old`.
+    pub fn new(new: N, old: O) -> Self {
+        MigratingStore { new, old }
+    }
+
+    /// The store being migrated to.
+    pub fn new_store(&self) -> &N {
+        &self.new
+    }
+
+    /// The store being drained.
+    pub fn old_store(&self) -> &O {
+        &self.old
+    }
+
+    /// Copies what `Old` holds under `key` into `New` and loads it from `New`.
+    async fn copy(&self, key: &SessionKey) -> Result<Option<Loaded>> {
+        let Some(found) = self.old.load(key).await? else {
+            return Ok(None);
+        };
+        let target = found.moved.as_ref().map_or(*key, |m| m.to);
+        match self.new.create(&target, &found.record).await {
+            Ok(()) => {
+                // A logout deletes Old before New: if Old no longer holds the session, it
+                // may have been ended after our read, and the copy must not outlive it.
+                if self.old.load(&target).await?.is_none() {
+                    self.new.delete(&target).await?;
+                    return Ok(None);
+                }
+            }
+            Err(Error::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        match found.moved {
+            None => self.new.load(key).await,
+            Some(moved) => Ok(self
+                .new
+                .load(&target)
+                .await?
+                .map(|l| Loaded::new(l.record, Some(moved)))),
+        }
+    }
+}
+
+#[async_trait]
+impl<N: Store, O: Store> Store for MigratingStore<N, O> {
+    async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
+        if self.new.load(key).await?.is_none() && self.old.load(key).await?.is_some() {
+            return Err(Error::AlreadyExists);
+        }
+        self.new.create(key, record).await
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
+        match self.new.load(key).await? {
+            Some(loaded) => Ok(Some(loaded)),
+            None => self.copy(key).await,
+        }
+    }
+
+    async fn apply(&self, key: &SessionKey, changes: &ChangeSet) -> Result<()> {
+        match self.new.apply(key, changes).await {
+            Err(Error::Gone) => match self.copy(key).await? {
+                Some(loaded) if loaded.moved.is_none() => self.new.apply(key, changes).await,
+                _ => Err(Error::Gone),
+            },
+            other => other,
+        }
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<Removed> {
+        let old = self.old.delete(key).await?;
+        let new = self.new.delete(key).await?;
+        Ok(match new {
+            Removed::Nothing => old,
+            report => report,
+        })
+    }
+
+    async fn rename(
+        &self,
+        from: &SessionKey,
+        to: &SessionKey,
+        grace: Option<&Grace>,
+    ) -> Result<()> {
+        if self.new.load(from).await?.is_none() {
+            self.copy(from).await?;
+        }
+        self.new.rename(from, to, grace).await?;
+        self.old.delete(from).await?;
+        Ok(())
+    }
+
+    async fn cleanup(&self) -> Result<u64> {
+        Ok(self.new.cleanup().await? + self.old.cleanup().await?)
+    }
+
+    async fn owned_by(&self, owner: &str) -> Result<Vec<SessionKey>> {
+        let mut keys = self.new.owned_by(owner).await?;
+        keys.extend(self.old.owned_by(owner).await?);
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
