@@ -80,11 +80,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use sessionkit::SessionKey;
 use sessionkit::store::{
     ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, MOVE_TOMBSTONE, Record,
     Removed, Result, Store,
 };
-use sessionkit::SessionKey;
 use sessionkit::store::{from_millis, to_millis};
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
