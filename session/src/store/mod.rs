@@ -3,10 +3,14 @@
 
 mod coherence;
 mod memory;
+#[cfg(feature = "metrics")]
+mod metered;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
+#[cfg(feature = "metrics")]
+pub use metered::Metered;
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;
