@@ -16,7 +16,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let config = SiteConfig::from_env()?;
-    let store = open_store(config.store, &config.dir, &config.redis_url).await?;
+    if config.metrics {
+        sessionkit_examples::metrics::install()?;
+    }
+    let store = open_store(
+        config.store,
+        &config.dir,
+        &config.redis_url,
+        &config.database_url,
+    )
+    .await?;
     let manager = SessionManager::new(store, config.session.clone())?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = std::net::TcpListener::bind(addr)?;
