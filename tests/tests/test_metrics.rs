@@ -135,3 +135,95 @@ async fn axum_site_serves_every_family() {
 async fn actix_site_serves_every_family() {
     metrics_after_a_short_browse(Framework::Actix.on(StoreKind::MemoryFile)).await;
 }
+
+/// The manager counts every lifecycle event of a full lifecycle (`lifecycle::every_event`) by
+/// kind and reason, and every store operation under it; no label holds an id, key,
+/// fingerprint or owner. A local debugging recorder, on this thread's current-thread runtime.
+#[test]
+fn the_manager_counts_every_lifecycle_event_and_labels_no_secret() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use sessionkit::MemoryStore;
+    use sessionkit::store::Metered;
+    use sessionkit_tests::lifecycle::{EVERY_EVENT, every_event, harness};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let ids = metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let h = harness(Metered::new("memory", MemoryStore::new()), |c| {
+                    c.with_check_ip(true).with_check_user_agent(true)
+                });
+                every_event(&h).await
+            })
+    });
+    // (name, labels, counter value)
+    let seen: Vec<(String, Vec<(String, String)>, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let (_, key) = key.into_parts();
+            let labels = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            match value {
+                DebugValue::Counter(n) => Some((key.name().to_owned(), labels, n)),
+                _ => None,
+            }
+        })
+        .collect();
+    let label = |labels: &[(String, String)], k: &str| {
+        labels
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    for expected in EVERY_EVENT {
+        assert!(
+            seen.iter().any(|(name, labels, n)| {
+                let (event, reason) = (label(labels, "event"), label(labels, "reason"));
+                name == sessionkit::metrics::SESSION_EVENTS
+                    && *n > 0
+                    && (event == *expected || format!("{event}_{reason}") == *expected)
+            }),
+            "{expected} not counted: {seen:?}"
+        );
+    }
+    for operation in ["create", "load", "apply", "delete", "rename", "owned_by"] {
+        assert!(
+            seen.iter().any(|(name, labels, n)| {
+                name == sessionkit::metrics::STORE_OPERATIONS
+                    && label(labels, "store") == "memory"
+                    && label(labels, "operation") == operation
+                    && *n > 0
+            }),
+            "{operation} not counted: {seen:?}"
+        );
+    }
+    assert!(
+        ids.len() >= 6,
+        "the scenario saw too few ids: {}",
+        ids.len()
+    );
+    let mut secrets = vec!["alice".to_owned()];
+    for id in &ids {
+        secrets.push(id.clone());
+        if let Some(parsed) = SessionId::parse(id) {
+            secrets.push(parsed.key().to_hex());
+            secrets.push(parsed.key().fingerprint().to_string());
+        }
+    }
+    for (_, labels, _) in &seen {
+        for (_, value) in labels {
+            for secret in &secrets {
+                assert!(!value.contains(secret.as_str()), "{value:?} holds a secret");
+            }
+        }
+    }
+}
