@@ -160,8 +160,9 @@ fn the_manager_counts_every_lifecycle_event_and_labels_no_secret() {
                 every_event(&h).await
             })
     });
-    // (name, labels, counter value)
-    let seen: Vec<(String, Vec<(String, String)>, u64)> = snapshotter
+    /// A counter: name, labels, value.
+    type Counted = (String, Vec<(String, String)>, u64);
+    let seen: Vec<Counted> = snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
