@@ -12,6 +12,7 @@
 //! | `POST /cart` (`item`) | appends to the cart (the first 100 items are kept) |
 //! | `POST /flash` (`message`) | sets a flash message |
 //! | `GET /api/session` | JSON `{"visits", "user", "cart"}`, read-only |
+//! | `GET /metrics` | with `SESSIONKIT_METRICS=1`: sessionkit's metrics, Prometheus text format ([`crate::metrics`]); `404` otherwise |
 //!
 //! This module holds the settings and the store selection both sites share, and the axum
 //! glue; what each route does is in [`crate::pages`], and the actix-web glue in
@@ -27,7 +28,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use sessionkit::proxy::{ForwardedHeader, TrustedProxies};
-use sessionkit::store::{MemoryStore, Store, TieredStore};
+use sessionkit::store::{MemoryStore, Metered, Store, TieredStore};
 use sessionkit::web::{SessionLayer, Typed};
 use sessionkit::{Session, SessionConfig, SessionManager};
 use sessionkit_backends::postgres::PostgresStore;
@@ -108,6 +109,8 @@ pub struct SiteConfig {
     /// headers are ignored. `SESSIONKIT_FORWARDED_HEADER` picks the header they write:
     /// `x-forwarded-for` (default) or `forwarded` (RFC 7239).
     pub trusted_proxies: TrustedProxies,
+    /// `SESSIONKIT_METRICS`: `1` serves `GET /metrics` (default off; see [`crate::metrics`]).
+    pub metrics: bool,
 }
 
 fn env_secs(name: &str) -> Result<Option<Duration>, String> {
@@ -188,7 +191,9 @@ impl SiteConfig {
             }
             Err(_) => {}
         }
+        let metrics = env_flag("SESSIONKIT_METRICS")?.unwrap_or(false);
         Ok(SiteConfig {
+            metrics,
             trusted_proxies,
             port,
             store,
@@ -216,6 +221,10 @@ async fn postgres(database_url: &str) -> sessionkit::Result<PostgresStore> {
 
 /// Opens the store `kind` names (creating the PostgreSQL table when it uses PostgreSQL).
 ///
+/// Every store and tier is [`Metered`] under its backend's name (`memory`, `file`, `redis`,
+/// `sqlite`, `postgres`), and a tiered setup as a whole under `tiered`: nothing is recorded
+/// unless a `metrics` recorder is installed (`SESSIONKIT_METRICS=1`).
+///
 /// # Errors
 /// When the directory cannot be opened or Redis or PostgreSQL cannot be reached.
 pub async fn open_store(
@@ -225,34 +234,50 @@ pub async fn open_store(
     database_url: &str,
 ) -> sessionkit::Result<Arc<dyn Store>> {
     // The cache tier notes its hits, for the page's "loaded from".
-    let cache = || Witness::new(MemoryStore::bounded(100_000));
+    let cache = || Witness::new(Metered::new("memory", MemoryStore::bounded(100_000)));
+    let file =
+        || async { Ok::<_, sessionkit::Error>(Metered::new("file", FileStore::open(dir).await?)) };
+    let redis = || async {
+        Ok::<_, sessionkit::Error>(Metered::new("redis", RedisStore::open(redis_url).await?))
+    };
+    let sqlite =
+        || async { Ok::<_, sessionkit::Error>(Metered::new("sqlite", open_sqlite(dir).await?)) };
+    let pg = || async {
+        Ok::<_, sessionkit::Error>(Metered::new("postgres", postgres(database_url).await?))
+    };
     Ok(match kind {
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-        StoreKind::File => Arc::new(FileStore::open(dir).await?),
-        StoreKind::Redis => Arc::new(RedisStore::open(redis_url).await?),
-        StoreKind::MemoryFile => Arc::new(TieredStore::new(cache(), FileStore::open(dir).await?)),
+        StoreKind::Memory => Arc::new(Metered::new("memory", MemoryStore::new())),
+        StoreKind::File => Arc::new(file().await?),
+        StoreKind::Redis => Arc::new(redis().await?),
+        StoreKind::MemoryFile => Arc::new(Metered::new(
+            "tiered",
+            TieredStore::new(cache(), file().await?),
+        )),
         // Every app server keeps its own memory tier: it follows Redis's invalidations, so
         // it never serves a session another server changed or ended.
-        StoreKind::MemoryRedis => Arc::new(TieredStore::coherent(
-            cache(),
-            RedisStore::open(redis_url).await?,
-        )?),
-        StoreKind::RedisFile => Arc::new(TieredStore::new(
-            Witness::new(RedisStore::open(redis_url).await?),
-            FileStore::open(dir).await?,
+        StoreKind::MemoryRedis => Arc::new(Metered::new(
+            "tiered",
+            TieredStore::coherent(cache(), redis().await?)?,
         )),
-        StoreKind::Sqlite => Arc::new(open_sqlite(dir).await?),
+        StoreKind::RedisFile => Arc::new(Metered::new(
+            "tiered",
+            TieredStore::new(Witness::new(redis().await?), file().await?),
+        )),
+        StoreKind::Sqlite => Arc::new(sqlite().await?),
         // SQLite has no invalidation channel: the bounded-staleness form, as over files.
-        StoreKind::MemorySqlite => Arc::new(TieredStore::new(cache(), open_sqlite(dir).await?)),
-        StoreKind::Postgres => Arc::new(postgres(database_url).await?),
+        StoreKind::MemorySqlite => Arc::new(Metered::new(
+            "tiered",
+            TieredStore::new(cache(), sqlite().await?),
+        )),
+        StoreKind::Postgres => Arc::new(pg().await?),
         // As with Redis: each process's memory tier follows PostgreSQL's notifications.
-        StoreKind::MemoryPostgres => Arc::new(TieredStore::coherent(
-            cache(),
-            postgres(database_url).await?,
-        )?),
-        StoreKind::RedisPostgres => Arc::new(TieredStore::new(
-            Witness::new(RedisStore::open(redis_url).await?),
-            postgres(database_url).await?,
+        StoreKind::MemoryPostgres => Arc::new(Metered::new(
+            "tiered",
+            TieredStore::coherent(cache(), pg().await?)?,
+        )),
+        StoreKind::RedisPostgres => Arc::new(Metered::new(
+            "tiered",
+            TieredStore::new(Witness::new(redis().await?), pg().await?),
         )),
     })
 }
@@ -295,6 +320,7 @@ pub fn router_behind_proxies(
         .route("/cart", post(add_to_cart))
         .route("/flash", post(set_flash))
         .route("/api/session", get(api_session))
+        .route("/metrics", get(metrics))
         .layer(SessionLayer::new(manager.clone()).with_trusted_proxies(proxies))
         .with_state(manager)
 }
@@ -379,4 +405,19 @@ async fn set_flash(session: Session, Form(form): Form<FlashForm>) -> Result<Redi
 
 async fn api_session(visitor: Typed<Visitor>) -> Result<Json<SessionJson>, Failure> {
     Ok(Json(pages::api_session(visitor.session())?))
+}
+
+/// `GET /metrics`: the Prometheus text, or `404` when `SESSIONKIT_METRICS` is off.
+async fn metrics() -> Response {
+    match crate::metrics::render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
 }

@@ -94,6 +94,16 @@ async fn api_session(visitor: Typed<Visitor>) -> Result<HttpResponse, Failure> {
     Ok(HttpResponse::Ok().json(pages::api_session(visitor.session())?))
 }
 
+/// `GET /metrics`: the Prometheus text, or `404` when `SESSIONKIT_METRICS` is off.
+async fn metrics() -> HttpResponse {
+    match crate::metrics::render() {
+        Some(text) => HttpResponse::Ok()
+            .content_type(crate::metrics::CONTENT_TYPE)
+            .body(text),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
 /// Starts the site on `listener` with `workers` worker threads, believing forwarding headers
 /// only from `proxies`. Await the returned server to run it; stop it with its handle.
 ///
@@ -118,6 +128,7 @@ pub fn server(
             .route("/cart", web::post().to(add_to_cart))
             .route("/flash", web::post().to(set_flash))
             .route("/api/session", web::get().to(api_session))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(workers)
     .disable_signals()

@@ -16,6 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let config = SiteConfig::from_env()?;
+    if config.metrics {
+        sessionkit_examples::metrics::install()?;
+    }
     let store = open_store(
         config.store,
         &config.dir,

@@ -181,6 +181,37 @@ impl Error {
         matches!(self, Error::CacheNotInvalidated { .. })
     }
 
+    /// A stable snake_case name for the variant (`unavailable`, `gone`, `limit_exceeded`…),
+    /// for metrics labels and log fields. It names the kind only: never a key, a message or
+    /// anything else the error carries.
+    ///
+    /// ```
+    /// use sessionkit::Error;
+    /// assert_eq!(Error::unavailable("connection refused").kind(), "unavailable");
+    /// assert_eq!(Error::Gone.kind(), "gone");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unavailable { .. } => "unavailable",
+            Error::Storage { .. } => "storage",
+            Error::Corrupt { .. } => "corrupt",
+            Error::AlreadyExists => "already_exists",
+            Error::Gone => "gone",
+            Error::CacheNotInvalidated { .. } => "cache_not_invalidated",
+            Error::ReservedKey { .. } => "reserved_key",
+            Error::Encode { .. } => "encode",
+            Error::Decode { .. } => "decode",
+            Error::WrongType { .. } => "wrong_type",
+            Error::Overflow { .. } => "overflow",
+            Error::Missing { .. } => "missing",
+            Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::Config(_) => "config",
+            Error::NoClientIp => "no_client_ip",
+            Error::FlashDisabled => "flash_disabled",
+            Error::Rng(_) => "rng",
+        }
+    }
+
     /// Whether retrying the same operation later can succeed.
     ///
     /// For applications and stores deciding whether to retry an operation (or to answer

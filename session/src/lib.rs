@@ -193,6 +193,8 @@ pub mod error;
 pub mod id;
 pub mod limits;
 pub mod manager;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod op;
 pub mod proxy;
 mod record;

@@ -104,6 +104,17 @@ impl Site {
         Self::start_behind_proxies(kind, TrustedProxies::new(), tweak).await
     }
 
+    /// As [`Site::start`], serving `GET /metrics` as the site does with `SESSIONKIT_METRICS=1`:
+    /// the example's Prometheus recorder is installed for this process first (once; a process
+    /// has one recorder, so every site in the process is then measured).
+    pub async fn start_with_metrics(
+        kind: impl Into<SiteKind>,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
+        sessionkit_examples::metrics::install().expect("the metrics recorder installs");
+        Self::start(kind, tweak).await
+    }
+
     /// As [`Site::start`], believing forwarding headers on connections from `proxies` (the
     /// test client connects from 127.0.0.1, so trusting it makes the client a proxy).
     pub async fn start_behind_proxies(

@@ -1,4 +1,5 @@
-//! Lifecycle events: logged with `tracing` and handed to an optional listener.
+//! Lifecycle events: logged with `tracing`, counted (feature `metrics`) and handed to an
+//! optional listener.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use crate::id::Fingerprint;
 
 /// Something that happened to a session, for logs, metrics and alerts (SEC-28, SEC-29).
 ///
-/// Every event is logged with [`tracing`] under the target `sessionkit` and passed to the
+/// Every event is logged with [`tracing`] under the target `sessionkit`, counted in
+/// `sessionkit_session_events_total` (feature `metrics`, see `sessionkit::metrics`) and passed to the
 /// [`SessionConfig::listener`](super::SessionConfig::listener), if one is set. Sessions are
 /// named only by their [`Fingerprint`], a short keyed hash: a raw id is never logged.
 ///
@@ -157,6 +159,8 @@ pub type EventListener = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
 /// Logs `event` and hands it to the listener.
 pub(crate) fn emit(listener: Option<&EventListener>, event: SessionEvent) {
     log(&event);
+    #[cfg(feature = "metrics")]
+    crate::metrics::event(&event);
     if let Some(listener) = listener {
         listener(&event);
     }

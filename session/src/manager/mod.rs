@@ -10,7 +10,7 @@ mod cap;
 mod clock;
 mod config;
 mod cookie;
-mod events;
+pub(crate) mod events;
 mod fresh;
 mod life;
 mod load;

@@ -5,12 +5,16 @@ mod coherence;
 mod listing;
 mod memory;
 mod migrating;
+#[cfg(feature = "metrics")]
+mod metered;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
 pub use listing::{Cursor, Listing, Page, SCAN_BATCH};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
 pub use migrating::MigratingStore;
+#[cfg(feature = "metrics")]
+pub use metered::Metered;
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;

@@ -83,6 +83,9 @@ pub(super) const GUARD_STRIPES: usize = 1024;
 
 impl Shared {
     pub(super) fn new(trusted: bool) -> Self {
+        // A scrape lists the tier families from the start, not only after their first event.
+        #[cfg(feature = "metrics")]
+        crate::metrics::register_tier();
         Shared {
             max_cache_ttl_ms: AtomicU64::new(millis(DEFAULT_MAX_CACHE_TTL)),
             bypass: Mutex::new(HashMap::new()),
@@ -142,6 +145,8 @@ impl Shared {
 
     pub(super) fn cache_failed(&self, op: &'static str, key: &SessionKey, err: &Error) {
         self.cache_errors.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::tier(crate::metrics::TIER_CACHE_ERRORS);
         tracing::warn!(op, session = %key.fingerprint(), error = %err, "session cache tier failed");
     }
 
@@ -157,6 +162,8 @@ impl Shared {
         match message {
             Invalidation::Key(key) => {
                 self.invalidations.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::metrics::tier(crate::metrics::TIER_INVALIDATIONS);
                 // A failure is counted, logged and bypassed inside.
                 let _ = self.invalidate_key(cache, "invalidate", &key).await;
             }
@@ -165,10 +172,14 @@ impl Shared {
                 // checked before may still land; nothing is read until the recovery's flush.)
                 if self.trusted.swap(false, Ordering::SeqCst) {
                     self.outages.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::tier(crate::metrics::TIER_OUTAGES);
                     tracing::warn!(target: "sessionkit", "session invalidation channel lost; bypassing the cache");
                 }
                 cache.flush();
                 self.flushes.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                crate::metrics::tier(crate::metrics::TIER_FLUSHES);
             }
             Invalidation::Restored => {
                 // What changed while the channel was down was not announced: start empty.
@@ -190,6 +201,8 @@ impl Shared {
         }
         cache.flush();
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::tier(crate::metrics::TIER_FLUSHES);
     }
 }
 

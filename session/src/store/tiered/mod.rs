@@ -301,6 +301,8 @@ impl<C: Store, D: Store> TieredStore<C, D> {
             || self.bypassed(key)
         {
             self.shared.fills_dropped.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::metrics::tier(crate::metrics::TIER_FILLS_DROPPED);
             return;
         }
         let mut cached = record.clone();
@@ -344,6 +346,8 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
                         && stripe.generation.load(Ordering::SeqCst) == before =>
                 {
                     self.shared.hits.fetch_add(1, Ordering::Relaxed);
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::tier(crate::metrics::TIER_HITS);
                     return Ok(Some(loaded));
                 }
                 Ok(_) => {}
@@ -351,6 +355,8 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
             }
         }
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::metrics::tier(crate::metrics::TIER_MISSES);
         let generation = self.generation(key);
         let loaded = self.durable.load(key).await?;
         if let Some(Loaded {
@@ -398,6 +404,8 @@ impl<C: Store, D: Store> Store for TieredStore<C, D> {
     async fn cleanup(&self) -> Result<u64> {
         if let Err(err) = self.cache.cleanup().await {
             self.shared.cache_errors.fetch_add(1, Ordering::Relaxed);
+            #[cfg(feature = "metrics")]
+            crate::metrics::tier(crate::metrics::TIER_CACHE_ERRORS);
             tracing::warn!(error = %err, "session cache cleanup failed");
         }
         self.prune_bypass();
