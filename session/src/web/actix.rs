@@ -47,7 +47,7 @@ use actix_web::http::header::{
 };
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
-use super::{Failure, Finish, LazySession, SessionRejection, Shared, Typed, outcome_headers};
+use super::{Failure, Finish, LazySession, SessionRejection, Shared, Typed};
 use crate::manager::{Outcome, SessionManager};
 use crate::proxy::TrustedProxies;
 use crate::session::Session;
@@ -135,20 +135,6 @@ fn failure_response(failure: Failure) -> HttpResponse {
     res.body(failure.body)
 }
 
-/// Adds the outcome's headers; an error if one is not a valid header value.
-fn apply_outcome(headers: &mut HeaderMap, outcome: &Outcome) -> Result<(), String> {
-    for (name, value, append) in outcome_headers(outcome) {
-        let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
-        let name = HeaderName::from_static(name);
-        if append {
-            headers.append(name, value);
-        } else {
-            headers.insert(name, value);
-        }
-    }
-    Ok(())
-}
-
 impl<S, B> Service<ServiceRequest> for SessionMiddlewareService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -184,7 +170,7 @@ where
                 Some(Finish::Headers {
                     outcome,
                     on_bad_header,
-                }) => match apply_outcome(res.headers_mut(), &outcome) {
+                }) => match super::apply_outcome!(res.headers_mut(), &outcome) {
                     Ok(()) => Ok(res.map_into_left_body()),
                     Err(err) => {
                         tracing::error!(error = %err, "session cookie could not be sent");

@@ -92,15 +92,17 @@ mod extract;
 #[cfg(feature = "tower")]
 mod layer;
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+mod typed;
+
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{PeerIp, SessionLayer, SessionService};
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+pub use typed::Typed;
 
-#[cfg(any(feature = "axum", feature = "actix"))]
-use std::marker::PhantomData;
 use std::net::IpAddr;
-#[cfg(any(feature = "axum", feature = "actix"))]
-use std::ops::Deref;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -238,6 +240,35 @@ fn outcome_headers(outcome: &Outcome) -> impl Iterator<Item = (&'static str, &st
     cookie.into_iter().chain(no_store).chain(vary)
 }
 
+/// Adds an [`Outcome`]'s headers to a header map, or says which value the map refused. The
+/// tower layer's map (`http` 1) and actix-web's are different types of the same shape, with no
+/// common trait: each integration expands this with its own `HeaderMap`, `HeaderName` and
+/// `HeaderValue` in scope.
+#[cfg(any(feature = "tower", feature = "actix"))]
+macro_rules! apply_outcome {
+    ($headers:expr, $outcome:expr) => {{
+        let headers = $headers;
+        let mut applied: Result<(), String> = Ok(());
+        for (name, value, append) in super::outcome_headers($outcome) {
+            match HeaderValue::from_str(value) {
+                Ok(value) if append => {
+                    headers.append(HeaderName::from_static(name), value);
+                }
+                Ok(value) => {
+                    headers.insert(HeaderName::from_static(name), value);
+                }
+                Err(e) => {
+                    applied = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        applied
+    }};
+}
+#[cfg(any(feature = "tower", feature = "actix"))]
+use apply_outcome;
+
 /// An error response the integrations make: every framework builds it from this one
 /// description, with `Cache-Control: no-store` always and `Retry-After` on a 503.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,24 +278,19 @@ struct Failure {
 }
 
 impl Failure {
+    const fn new(status: u16, body: &'static str) -> Failure {
+        Failure { status, body }
+    }
+
     /// The store is down (a failed load or save): retry shortly.
-    const UNAVAILABLE: Failure = Failure {
-        status: 503,
-        body: "session store unavailable, please retry",
-    };
+    const UNAVAILABLE: Failure = Failure::new(503, "session store unavailable, please retry");
     /// A session over its [`Limits`](crate::Limits): retrying cannot help.
-    const OVER_LIMIT: Failure = Failure {
-        status: 500,
-        body: "session data over its configured limit",
-    };
-    const MISSING_LAYER: Failure = Failure {
-        status: 500,
-        body: "session layer missing for this route",
-    };
-    const NO_CLIENT_IP: Failure = Failure {
-        status: 500,
-        body: "session IP binding is on but the server provides no client address",
-    };
+    const OVER_LIMIT: Failure = Failure::new(500, "session data over its configured limit");
+    const MISSING_LAYER: Failure = Failure::new(500, "session layer missing for this route");
+    const NO_CLIENT_IP: Failure = Failure::new(
+        500,
+        "session IP binding is on but the server provides no client address",
+    );
 
     /// The seconds in `Retry-After`, on a 503 only.
     const RETRY_AFTER: &'static str = "1";
@@ -400,143 +426,5 @@ async fn session_of(lazy: Option<LazySession>) -> Result<Session, SessionRejecti
     lazy.ok_or(SessionRejection::MissingLayer)?.get().await
 }
 
-/// The session as a typed struct (`#[derive(SessionData)]`), as an extractor: `load()` it
-/// whole, `store()` it back, or reach the per-field view through [`Typed::session`]. Derefs
-/// to [`Session`]. Extracted like [`Session`] by axum and actix-web handlers.
-///
-/// ```no_run
-/// # #[cfg(all(feature = "derive", feature = "axum"))] {
-/// use sessionkit::{SessionData, web::Typed};
-///
-/// #[derive(SessionData)]
-/// struct Visitor {
-///     #[session(default)]
-///     visits: u64,
-/// }
-///
-/// async fn home(visitor: Typed<Visitor>) -> String {
-///     let view = Visitor::view(visitor.session());
-///     let visits = view.visits().unwrap_or(0) + 1;
-///     let _ = view.set_visits(visits);
-///     format!("{visits}")
-/// }
-/// # }
-/// ```
-#[cfg(any(feature = "axum", feature = "actix"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
-pub struct Typed<T> {
-    session: Session,
-    _type: PhantomData<fn() -> T>,
-}
-
-#[cfg(any(feature = "axum", feature = "actix"))]
-impl<T> Typed<T> {
-    /// The underlying session.
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
-    fn new(session: Session) -> Self {
-        Typed {
-            session,
-            _type: PhantomData,
-        }
-    }
-}
-
-#[cfg(all(feature = "derive", any(feature = "axum", feature = "actix")))]
-impl<T: crate::SessionData> Typed<T> {
-    /// Decodes the whole struct.
-    ///
-    /// # Errors
-    /// As [`SessionData::load`](crate::SessionData::load).
-    pub fn load(&self) -> crate::Result<T> {
-        T::load(&self.session)
-    }
-
-    /// Writes the whole struct back, marking only the fields that differ.
-    ///
-    /// # Errors
-    /// As [`SessionData::store`](crate::SessionData::store).
-    pub fn store(&self, value: &T) -> crate::Result<()> {
-        value.store(&self.session)
-    }
-}
-
-#[cfg(any(feature = "axum", feature = "actix"))]
-impl<T> Deref for Typed<T> {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self.session
-    }
-}
-
-#[cfg(any(feature = "axum", feature = "actix"))]
-impl<T> std::fmt::Debug for Typed<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Typed").field(&self.session).finish()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MemoryStore;
-
-    #[test]
-    fn forwarding_headers_count_only_from_trusted_peers() {
-        let values: [&[u8]; 2] = [b"6.6.6.6, 192.0.2.1", b"10.0.0.2"];
-        let forwarded: [&[u8]; 1] = [b"for=198.51.100.1"];
-        let ip = |s: &str| s.parse::<IpAddr>().ok();
-        let mut shared = Shared::new(
-            SessionManager::new(MemoryStore::new(), crate::SessionConfig::default())
-                .expect("default config is valid"),
-        );
-        let client = |shared: &Shared, peer, header: &[&[u8]]| {
-            shared
-                .request_info(std::iter::empty(), header.iter().copied(), None, peer)
-                .client_ip
-        };
-        shared.trusted_proxies = Arc::new(TrustedProxies::parse("10.0.0.0/8").expect("valid"));
-        assert_eq!(client(&shared, ip("10.0.0.1"), &values), ip("192.0.2.1"));
-        assert_eq!(
-            client(&shared, ip("203.0.113.9"), &values),
-            ip("203.0.113.9")
-        );
-        assert_eq!(
-            client(&shared, None, &values),
-            None,
-            "no peer: nothing to trust"
-        );
-        shared.trusted_proxies = Arc::new(
-            TrustedProxies::parse("10.0.0.0/8")
-                .expect("valid")
-                .with_header(crate::proxy::ForwardedHeader::Forwarded),
-        );
-        assert_eq!(
-            client(&shared, ip("10.0.0.1"), &forwarded),
-            ip("198.51.100.1")
-        );
-        shared.trusted_proxies = Arc::new(TrustedProxies::new());
-        assert_eq!(client(&shared, ip("10.0.0.1"), &values), ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn only_503s_say_when_to_retry() {
-        assert_eq!(Failure::UNAVAILABLE.retry_after(), Some("1"));
-        for f in [
-            Failure::OVER_LIMIT,
-            Failure::MISSING_LAYER,
-            Failure::NO_CLIENT_IP,
-        ] {
-            assert_eq!(f.retry_after(), None, "{f:?}");
-        }
-        let over = Error::LimitExceeded {
-            limit: crate::Limit::Fields,
-            key: None,
-            size: 2,
-            max: 1,
-        };
-        assert_eq!(Failure::for_save_error(&over), Failure::OVER_LIMIT);
-    }
-}
+mod tests;
