@@ -124,14 +124,9 @@ impl<S: Store> Store for Metered<S> {
         result
     }
 
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
+    async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
         let started = Instant::now();
-        let result = self.inner.rename(from, to, grace).await;
+        let result = self.inner.rename(key, to, grace).await;
         self.record("rename", outcome(&result, |_| false), started);
         result
     }

@@ -124,17 +124,12 @@ impl<N: Store, O: Store> Store for MigratingStore<N, O> {
         })
     }
 
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
-        if self.new.load(from).await?.is_none() {
-            self.copy(from).await?;
+    async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+        if self.new.load(key).await?.is_none() {
+            self.copy(key).await?;
         }
-        self.new.rename(from, to, grace).await?;
-        self.old.delete(from).await?;
+        self.new.rename(key, to, grace).await?;
+        self.old.delete(key).await?;
         Ok(())
     }
 

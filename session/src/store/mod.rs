@@ -4,17 +4,17 @@
 mod coherence;
 mod listing;
 mod memory;
-mod migrating;
 #[cfg(feature = "metrics")]
 mod metered;
+mod migrating;
 mod tiered;
 
 pub use coherence::{Flush, Invalidation, InvalidationFeed, InvalidationHub, InvalidationSource};
 pub use listing::{Cursor, Listing, Page, SCAN_BATCH};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
-pub use migrating::MigratingStore;
 #[cfg(feature = "metrics")]
 pub use metered::Metered;
+pub use migrating::MigratingStore;
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;
@@ -339,13 +339,8 @@ macro_rules! forward_store {
             async fn delete(&self, key: &SessionKey) -> Result<Removed> {
                 (**self).delete(key).await
             }
-            async fn rename(
-                &self,
-                from: &SessionKey,
-                to: &SessionKey,
-                grace: Option<&Grace>,
-            ) -> Result<()> {
-                (**self).rename(from, to, grace).await
+            async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+                (**self).rename(key, to, grace).await
             }
             async fn cleanup(&self) -> Result<u64> {
                 (**self).cleanup().await
