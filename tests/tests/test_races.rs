@@ -4,7 +4,7 @@
 //! until the other is done — never by sleeping.
 //!
 //! Each race runs on every store setup it concerns (a module per race, a test per setup):
-//! the manager-level races on memory, bounded memory, file, Redis, a Redis Cluster and the
+//! the manager-level races on memory, bounded memory, file, Redis, a Redis Cluster, SQLite, PostgreSQL and the
 //! tiered pairs; the cache races on the tiered pairs; the move-retry bound on the two forms
 //! of `MemoryStore`. Redis tests start private servers (never the shared 6379).
 
@@ -90,6 +90,8 @@ macro_rules! on_every_store {
             single!($race, file, setups::file::make());
             single!($race, redis, setups::redis::make());
             single!($race, redis_cluster, setups::redis_cluster::make());
+            single!($race, sqlite, setups::sqlite::make());
+            single!($race, postgres, setups::postgres::make());
             tiered!(
                 $race,
                 tiered_memory_memory,
@@ -113,6 +115,18 @@ macro_rules! on_every_store {
                 tiered_redis_file,
                 setups::redis::make(),
                 setups::file::make()
+            );
+            tiered!(
+                $race,
+                tiered_memory_sqlite,
+                setups::memory_bounded::make(),
+                setups::sqlite::make()
+            );
+            tiered!(
+                $race,
+                tiered_memory_postgres,
+                setups::memory_bounded::make(),
+                setups::postgres::make()
             );
         }
     };
@@ -152,6 +166,18 @@ macro_rules! on_every_tier_pair {
                 redis_over_file,
                 setups::redis::make(),
                 setups::file::make()
+            );
+            pair!(
+                $race,
+                memory_over_sqlite,
+                setups::memory_bounded::make(),
+                setups::sqlite::make()
+            );
+            pair!(
+                $race,
+                memory_over_postgres,
+                setups::memory_bounded::make(),
+                setups::postgres::make()
             );
         }
     };
