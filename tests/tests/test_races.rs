@@ -4,9 +4,10 @@
 //! until the other is done — never by sleeping.
 //!
 //! Each race runs on every store setup it concerns (a module per race, a test per setup):
-//! the manager-level races on memory, bounded memory, file, Redis, a Redis Cluster, SQLite, PostgreSQL and the
-//! tiered pairs; the cache races on the tiered pairs; the move-retry bound on the two forms
-//! of `MemoryStore`. Redis tests start private servers (never the shared 6379).
+//! the manager-level races on memory, bounded memory, file, Redis, a Redis Cluster, SQLite,
+//! PostgreSQL and the tiered pairs; the cache races on the tiered pairs; the move-retry bound
+//! on the two forms of `MemoryStore`. Redis and PostgreSQL tests start private servers (never
+//! the shared 6379 or 5432).
 
 #![allow(
     clippy::unwrap_used,
