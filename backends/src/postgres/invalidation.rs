@@ -49,6 +49,7 @@ async fn listen(pool: PgPool, name: String, hub: InvalidationHub) {
             Err(err) => tracing::debug!(
                 target: "sessionkit",
                 error = %err,
+                backoff = ?backoff.next(),
                 "PostgreSQL invalidation channel: cannot listen yet"
             ),
         }
