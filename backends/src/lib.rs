@@ -8,6 +8,16 @@
 //! - `postgres`: `PostgresStore` (in `postgres`), sessions in a PostgreSQL table.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Every store has a configuration built with these macros.
+#[cfg(any(
+    feature = "file",
+    feature = "redis",
+    feature = "sqlite",
+    feature = "postgres"
+))]
+#[macro_use]
+mod macros;
+
 #[cfg(any(feature = "file", feature = "sqlite"))]
 mod durability;
 #[cfg(any(feature = "file", feature = "sqlite"))]
@@ -17,6 +27,12 @@ pub use durability::Durability;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub mod file;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod identifier;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod listener;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod server_errors;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use file::FileStore;

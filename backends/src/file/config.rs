@@ -53,28 +53,18 @@ impl FileConfig {
         }
     }
 
-    /// Sets whether writes are flushed to the disk (default [`Durability::Sync`]).
-    #[must_use]
-    pub fn with_durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
+    setters! {
+        /// Sets whether writes are flushed to the disk (default [`Durability::Sync`]).
+        fn with_durability(durability: Durability) => durability = durability;
 
-    /// Sets how many directory entries `cleanup` handles per blocking step before it yields
-    /// to the runtime (default [`DEFAULT_CLEANUP_BATCH`]; at least 1).
-    #[must_use]
-    pub fn with_cleanup_batch(mut self, entries: usize) -> Self {
-        self.cleanup_batch = entries.max(1);
-        self
-    }
+        /// Sets how many directory entries `cleanup` handles per blocking step before it yields
+        /// to the runtime (default [`DEFAULT_CLEANUP_BATCH`]; at least 1).
+        fn with_cleanup_batch(entries: usize) => cleanup_batch = entries.max(1);
 
-    /// Sets how long `cleanup` leaves a corrupt session file in place for an operator to
-    /// inspect before removing it (default [`DEFAULT_CORRUPT_RETENTION`]). Until then it
-    /// reads as corrupt, which callers treat as absent.
-    #[must_use]
-    pub fn with_corrupt_retention(mut self, retention: Duration) -> Self {
-        self.corrupt_retention = retention;
-        self
+        /// Sets how long `cleanup` leaves a corrupt session file in place for an operator to
+        /// inspect before removing it (default [`DEFAULT_CORRUPT_RETENTION`]). Until then it
+        /// reads as corrupt, which callers treat as absent.
+        fn with_corrupt_retention(retention: Duration) => corrupt_retention = retention;
     }
 
     /// Creates the directory layout if needed and opens the store.

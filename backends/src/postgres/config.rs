@@ -5,6 +5,7 @@ use std::time::Duration;
 use sessionkit::store::{Error, Result};
 
 use super::PostgresStore;
+use crate::identifier;
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "sessionkit_sessions";
@@ -67,39 +68,26 @@ impl PostgresConfig {
         }
     }
 
-    /// The table name; checked by [`connect`](Self::connect) (see
-    /// [`validate_table`](Self::validate_table)).
-    pub fn with_table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
+    setters! {
+        /// The table name; checked by [`connect`](Self::connect) (see
+        /// [`validate_table`](Self::validate_table)).
+        fn with_table(table: impl Into<String>) => table = table.into();
 
-    /// The most connections the pool opens (at least 2: the invalidation listener keeps one).
-    pub fn with_max_connections(mut self, max: u32) -> Self {
-        self.max_connections = max.max(2);
-        self
-    }
+        /// The most connections the pool opens (at least 2: the invalidation listener keeps one).
+        fn with_max_connections(max: u32) => max_connections = max.max(2);
 
-    /// The bound on opening a connection and on waiting for a free one.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
+        /// The bound on opening a connection and on waiting for a free one.
+        fn with_connect_timeout(timeout: Duration) => connect_timeout = timeout;
 
-    /// The bound on one operation; past it the operation fails with
-    /// [`Error::Unavailable`].
-    pub fn with_op_timeout(mut self, timeout: Duration) -> Self {
-        self.op_timeout = timeout;
-        self
-    }
+        /// The bound on one operation; past it the operation fails with
+        /// [`Error::Unavailable`].
+        fn with_op_timeout(timeout: Duration) => op_timeout = timeout;
 
-    /// Whether writes announce the keys they change with `pg_notify` (default `true`). Turn
-    /// it off only when no process puts a coherent cache
-    /// ([`TieredStore::coherent`](sessionkit::store::TieredStore::coherent)) in front of this
-    /// table: those caches would then miss other processes' changes.
-    pub fn with_notify(mut self, notify: bool) -> Self {
-        self.notify = notify;
-        self
+        /// Whether writes announce the keys they change with `pg_notify` (default `true`). Turn
+        /// it off only when no process puts a coherent cache
+        /// ([`TieredStore::coherent`](sessionkit::store::TieredStore::coherent)) in front of this
+        /// table: those caches would then miss other processes' changes.
+        fn with_notify(notify: bool) => notify = notify;
     }
 
     /// The configured table name.
@@ -114,12 +102,7 @@ impl PostgresConfig {
     /// # Errors
     /// [`Error::Config`] naming what is wrong.
     pub fn validate_table(table: &str) -> Result<()> {
-        let mut chars = table.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !first_ok || !rest_ok || table.len() > MAX_TABLE_LEN {
+        if !identifier::is_plain(table, MAX_TABLE_LEN) {
             return Err(Error::Config(format!(
                 "postgres: the table name must be 1 to {MAX_TABLE_LEN} ASCII letters, digits or \
                  underscores, not starting with a digit (got {} bytes)",

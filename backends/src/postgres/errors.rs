@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sessionkit::store::{Error, Result};
 
+use crate::server_errors;
+
 /// SQLSTATE codes that mean "the server cannot serve this now, try again": its shutdown,
 /// startup, or connection limit, and transaction conflicts.
 fn transient_state(code: &str) -> bool {
@@ -29,11 +31,7 @@ pub(super) fn map_error(op: &'static str, err: sqlx::Error) -> Error {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| transient_state(&c)),
         _ => false,
     };
-    if unavailable {
-        Error::unavailable_from(format!("postgres {op}: cannot reach the server"), err)
-    } else {
-        Error::storage(format!("postgres {op} failed"), err)
-    }
+    server_errors::sorted("postgres", op, unavailable, err)
 }
 
 /// Runs one operation within `limit`; no answer in time is [`Error::Unavailable`].
@@ -42,12 +40,7 @@ pub(super) async fn timed<T>(
     limit: Duration,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    tokio::time::timeout(limit, fut).await.map_err(|elapsed| {
-        Error::unavailable_from(
-            format!("postgres {op}: no answer within {limit:?}"),
-            elapsed,
-        )
-    })?
+    server_errors::within("postgres", op, limit, fut).await?
 }
 
 /// `.map_err` shorthand for one operation's sqlx errors.

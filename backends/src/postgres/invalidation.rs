@@ -8,93 +8,35 @@
 //! Notifications are delivered at most once, which is why caches flush on every loss and
 //! recovery.
 
-use std::fmt;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::future::Future;
 
 use sessionkit::SessionKey;
-use sessionkit::store::{InvalidationFeed, InvalidationHub};
+use sessionkit::store::InvalidationHub;
 use sqlx::postgres::{PgListener, PgPool};
 
-/// The first wait before reconnecting; doubled after each failed attempt.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-/// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How many messages a slow cache may fall behind before it is told to flush.
-const HUB_CAPACITY: usize = 4096;
+use crate::listener::{Backoff, Listen};
 
-/// The channel shared by a store and its clones. Dropping the last clone stops the listener.
-pub(super) struct Channel {
-    hub: InvalidationHub,
-    pool: PgPool,
-    name: String,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+/// Where the listener task listens: the store's pool and its table's channel.
+pub(super) struct Source {
+    pub(super) pool: PgPool,
+    pub(super) name: String,
 }
 
-impl fmt::Debug for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Channel")
-            .field("name", &self.name)
-            .field("listening", &self.hub.listening())
-            .finish_non_exhaustive()
-    }
-}
+impl Listen for Source {
+    const SERVER: &'static str = "PostgreSQL";
 
-impl Channel {
-    pub(super) fn new(pool: PgPool, name: String) -> Self {
-        Channel {
-            hub: InvalidationHub::new(HUB_CAPACITY),
-            pool,
-            name,
-            task: Mutex::new(None),
-        }
-    }
-
-    /// A subscription; starts the listener on the first call made inside a Tokio runtime.
-    pub(super) fn subscribe(&self) -> InvalidationFeed {
-        let feed = self.hub.subscribe();
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.is_none() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let listener = runtime.spawn(listen(
-                        self.pool.clone(),
-                        self.name.clone(),
-                        self.hub.clone(),
-                    ));
-                    *task = Some(listener.abort_handle());
-                }
-                Err(_) => tracing::warn!(
-                    target: "sessionkit",
-                    "PostgreSQL invalidations asked for outside a Tokio runtime; \
-                     the channel stays down until asked for inside one"
-                ),
-            }
-        }
-        feed
-    }
-}
-
-impl Drop for Channel {
-    fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
-        }
+    fn listen(&self, hub: InvalidationHub) -> impl Future<Output = ()> + Send + 'static {
+        listen(self.pool.clone(), self.name.clone(), hub)
     }
 }
 
 /// The listener task: listen, announce, and on any failure report the loss and start over.
 async fn listen(pool: PgPool, name: String, hub: InvalidationHub) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::new();
     loop {
         match subscribed(&pool, &name).await {
             Ok(mut listener) => {
-                backoff = MIN_BACKOFF;
+                backoff.reset();
                 hub.restored();
                 let reason = relay(&mut listener, &hub).await;
                 hub.lost();
@@ -107,11 +49,11 @@ async fn listen(pool: PgPool, name: String, hub: InvalidationHub) {
             Err(err) => tracing::debug!(
                 target: "sessionkit",
                 error = %err,
+                backoff = ?backoff.next(),
                 "PostgreSQL invalidation channel: cannot listen yet"
             ),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff.wait().await;
     }
 }
 

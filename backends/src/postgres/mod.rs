@@ -89,6 +89,8 @@ use sessionkit::store::{from_millis, to_millis};
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
+use crate::listener::Channel;
+
 use errors::{sql, timed};
 use sql::{ALIAS, RECORD, Sql, TOMBSTONE};
 
@@ -111,10 +113,15 @@ pub const CLEANUP_BATCH: i64 = 1_000;
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
+    /// Connections to the database (sqlx replaces broken ones by itself).
     pool: PgPool,
+    /// The statements of the store's table, built once.
     sql: Arc<Sql>,
+    /// The bound on one operation, waiting for a connection included.
     op_timeout: Duration,
-    channel: Arc<invalidation::Channel>,
+    /// The invalidation channel (see [`InvalidationSource`]); its listener stops with the
+    /// last clone.
+    channel: Arc<Channel<invalidation::Source>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -164,10 +171,10 @@ impl PostgresStore {
             .await
             .map_err(sql("connect"))?;
         let sql = Arc::new(Sql::new(&config.table, config.notify));
-        let channel = Arc::new(invalidation::Channel::new(
-            pool.clone(),
-            sql.channel.clone(),
-        ));
+        let channel = Arc::new(Channel::new(invalidation::Source {
+            pool: pool.clone(),
+            name: sql.channel.clone(),
+        }));
         Ok(PostgresStore {
             pool,
             sql,
@@ -217,6 +224,25 @@ impl PostgresStore {
     /// The connection pool, for callers that share it (health checks, their own queries).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs `statement` (bound to `key` and the current time) within the operation limit,
+    /// and fetches the row it returns, if any.
+    async fn row_at_now(
+        &self,
+        op: &'static str,
+        statement: &str,
+        key: &SessionKey,
+    ) -> Result<Option<PgRow>> {
+        timed(op, self.op_timeout, async {
+            sqlx::query(statement)
+                .bind(key.as_bytes().as_slice())
+                .bind(ms(SystemTime::now()))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(sql(op))
+        })
+        .await
     }
 
     /// A save with operations: lock, merge with [`Record::apply`], write, commit.
@@ -318,15 +344,7 @@ impl Store for PostgresStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
-        let row = timed("load", self.op_timeout, async {
-            sqlx::query(&self.sql.load)
-                .bind(key.as_bytes().as_slice())
-                .bind(ms(SystemTime::now()))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(sql("load"))
-        })
-        .await?;
+        let row = self.row_at_now("load", &self.sql.load, key).await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -384,15 +402,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<Removed> {
-        let row = timed("delete", self.op_timeout, async {
-            sqlx::query(&self.sql.delete)
-                .bind(key.as_bytes().as_slice())
-                .bind(ms(SystemTime::now()))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(sql("delete"))
-        })
-        .await?;
+        let row = self.row_at_now("delete", &self.sql.delete, key).await?;
         let Some(row) = row else {
             return Ok(Removed::Nothing);
         };

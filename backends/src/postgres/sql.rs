@@ -15,16 +15,33 @@ pub(super) const TOMBSTONE: i16 = 2;
 /// The statements of one table.
 #[derive(Debug)]
 pub(super) struct Sql {
+    /// The idempotent schema: the table and its indexes.
     pub(super) migration: String,
+    /// The `NOTIFY` channel's name (see [`channel`]).
     pub(super) channel: String,
+    /// `$1` key, `$2` expires, `$3` now, `$4` fields, `$5` owner → keys written: a record,
+    /// only where the key holds nothing live, or a tombstone.
     pub(super) create: String,
+    /// `$1` key, `$2` now → the live row (kind, expires, fields, owner, target, token) and,
+    /// for a grace alias, its target record's fields, expiry and owner.
     pub(super) load: String,
+    /// `$1` key, `$2` now, `$3` replace all, `$4` names removed, `$5` fields set, `$6` new
+    /// expiry, `$7` owner changed, `$8` owner, `$9` limits on, `$10` most fields, `$11` most
+    /// bytes → keys written: a save merged into a live record in one statement.
     pub(super) apply: String,
+    /// `$1` key, `$2` now → a live record's (fields, expires, owner), its row locked.
     pub(super) lock: String,
+    /// `$1` key, `$2` fields, `$3` expires, `$4` owner → keys written: rewrites a record.
     pub(super) write: String,
+    /// `$1` key, `$2` now → (kind, target, live, keys written) of what was there: a record
+    /// or an expired row is deleted, a live alias becomes a tombstone.
     pub(super) delete: String,
+    /// `$1` from, `$2` to, `$3` now, `$4` kind left at `from`, `$5` token, `$6` its end →
+    /// (records found, records inserted, keys written).
     pub(super) rename: String,
+    /// `$1` now, `$2` batch: deletes up to a batch of expired rows.
     pub(super) cleanup: String,
+    /// `$1` owner, `$2` now → the keys of the owner's live records.
     pub(super) owned_by: String,
 }
 

@@ -73,50 +73,32 @@ impl RedisConfig {
         }
     }
 
-    /// Puts every key under `prefix` (default [`DEFAULT_PREFIX`]), so several applications
-    /// can share one database. It must be 1 to [`MAX_PREFIX_LEN`] bytes of printable ASCII
-    /// without spaces or braces (braces would change the cluster hash tag); this is checked
-    /// when the store connects.
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
+    setters! {
+        /// Puts every key under `prefix` (default [`DEFAULT_PREFIX`]), so several applications
+        /// can share one database. It must be 1 to [`MAX_PREFIX_LEN`] bytes of printable ASCII
+        /// without spaces or braces (braces would change the cluster hash tag); this is checked
+        /// when the store connects.
+        fn with_prefix(prefix: impl Into<String>) => prefix = prefix.into();
 
-    /// Bounds each attempt to open a connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
-    #[must_use]
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
+        /// Bounds each attempt to open a connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
+        fn with_connect_timeout(timeout: Duration) => connect_timeout = timeout;
 
-    /// Bounds how long one command may wait for its answer (default
-    /// [`DEFAULT_RESPONSE_TIMEOUT`]).
-    ///
-    /// Every store operation as a whole gives up after twice the connect timeout plus the
-    /// response timeout (room for a reconnection and a retry), with [`Error::Unavailable`].
-    #[must_use]
-    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
+        /// Bounds how long one command may wait for its answer (default
+        /// [`DEFAULT_RESPONSE_TIMEOUT`]).
+        ///
+        /// Every store operation as a whole gives up after twice the connect timeout plus the
+        /// response timeout (room for a reconnection and a retry), with [`Error::Unavailable`].
+        fn with_response_timeout(timeout: Duration) => response_timeout = timeout;
 
-    /// When `true`, [`RedisStore::connect`](super::RedisStore::connect) returns at once and
-    /// the first operation connects, so an application can start while Redis is down (with
-    /// Redis as a cache tier, say); until Redis answers, operations fail with
-    /// [`Error::Unavailable`]. Default `false`: `connect` checks that Redis answers.
-    #[must_use]
-    pub fn with_lazy_connect(mut self, lazy: bool) -> Self {
-        self.lazy = lazy;
-        self
-    }
+        /// When `true`, [`RedisStore::connect`](super::RedisStore::connect) returns at once and
+        /// the first operation connects, so an application can start while Redis is down (with
+        /// Redis as a cache tier, say); until Redis answers, operations fail with
+        /// [`Error::Unavailable`]. Default `false`: `connect` checks that Redis answers.
+        fn with_lazy_connect(lazy: bool) => lazy = lazy;
 
-    /// For `rediss://` URLs: trust the certificate authority in `pem` (PEM text) instead of the
-    /// system's root certificates, as for a Redis behind a private CA.
-    #[must_use]
-    pub fn with_tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_cert = Some(pem.into());
-        self
+        /// For `rediss://` URLs: trust the certificate authority in `pem` (PEM text) instead of the
+        /// system's root certificates, as for a Redis behind a private CA.
+        fn with_tls_root_cert(pem: impl Into<Vec<u8>>) => root_cert = Some(pem.into());
     }
 
     /// The key prefix.

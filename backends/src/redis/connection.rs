@@ -19,6 +19,7 @@ use super::config::{Mode, redact};
 use super::errors::{answered, map_error, timed};
 use super::layout::{Stored, parse};
 use super::{RedisConfig, RedisStore, invalidation, scripts};
+use crate::listener::Channel;
 
 /// The shared connection: a reconnecting multiplexed connection, or a cluster connection.
 #[derive(Clone)]
@@ -148,7 +149,7 @@ impl RedisStore {
             (Mode::Standalone(_), Some(info)) => invalidation::Target::Standalone(Box::new(info)),
             (_, last) => invalidation::Target::Cluster(targets.into_iter().chain(last).collect()),
         };
-        let channel = Arc::new(invalidation::Channel::new(invalidation::Settings {
+        let channel = Arc::new(Channel::new(invalidation::Settings {
             target,
             prefix: Arc::clone(&prefix),
             connect_timeout: config.connect_timeout,

@@ -8,6 +8,8 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 use sessionkit::store::{Error, Result};
 
+use crate::server_errors;
+
 /// The kind of the I/O error inside a redis-rs error (which keeps it behind an `Arc`).
 fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
     type Shared = Arc<dyn std::error::Error + Send + Sync>;
@@ -48,11 +50,7 @@ pub(super) fn map_error(op: &'static str, err: RedisError) -> Error {
                 || err.is_connection_refusal()
         }
     };
-    if unavailable {
-        Error::unavailable_from(format!("redis {op}: cannot reach the server"), err)
-    } else {
-        Error::storage(format!("redis {op} failed"), err)
-    }
+    server_errors::sorted("redis", op, unavailable, err)
 }
 
 /// Runs one request within `limit`: no answer in time is [`Error::Unavailable`]; the
@@ -63,9 +61,7 @@ pub(super) async fn answered<T>(
     limit: Duration,
     fut: impl Future<Output = RedisResult<T>>,
 ) -> Result<RedisResult<T>> {
-    tokio::time::timeout(limit, fut).await.map_err(|elapsed| {
-        Error::unavailable_from(format!("redis {op}: no answer within {limit:?}"), elapsed)
-    })
+    server_errors::within("redis", op, limit, fut).await
 }
 
 /// Runs one request within `limit`, its failure sorted by [`map_error`].

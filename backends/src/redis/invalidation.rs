@@ -18,7 +18,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -27,19 +28,14 @@ use redis::{
     RedisResult, Value,
 };
 use sessionkit::SessionKey;
-use sessionkit::store::{InvalidationFeed, InvalidationHub};
+use sessionkit::store::InvalidationHub;
 use tokio::sync::mpsc;
+
+use crate::listener::{Backoff, Listen};
 
 /// How often the listener checks its connections with `PING` (and, for a cluster, whether the
 /// masters changed).
 pub(super) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// The first wait before reconnecting; doubled after each failed attempt.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-/// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How many messages a slow cache may fall behind before it is told to flush.
-const HUB_CAPACITY: usize = 4096;
-
 /// Where the listener connects: one server, or a cluster's seed nodes.
 #[derive(Clone)]
 pub(super) enum Target {
@@ -56,62 +52,11 @@ pub(super) struct Settings {
     pub(super) response_timeout: Duration,
 }
 
-/// The channel shared by a store and its clones. Dropping the last clone stops the listener.
-pub(super) struct Channel {
-    hub: InvalidationHub,
-    settings: Settings,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
-}
+impl Listen for Settings {
+    const SERVER: &'static str = "Redis";
 
-impl fmt::Debug for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Channel")
-            .field("listening", &self.hub.listening())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Channel {
-    pub(super) fn new(settings: Settings) -> Self {
-        Channel {
-            hub: InvalidationHub::new(HUB_CAPACITY),
-            settings,
-            task: Mutex::new(None),
-        }
-    }
-
-    /// A subscription; starts the listener on the first call made inside a Tokio runtime.
-    /// Outside one the subscription stays "not listening" until a later call starts it.
-    pub(super) fn subscribe(&self) -> InvalidationFeed {
-        let feed = self.hub.subscribe();
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.is_none() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let listener = runtime.spawn(listen(self.settings.clone(), self.hub.clone()));
-                    *task = Some(listener.abort_handle());
-                }
-                Err(_) => tracing::warn!(
-                    target: "sessionkit",
-                    "Redis invalidations asked for outside a Tokio runtime; \
-                     the channel stays down until asked for inside one"
-                ),
-            }
-        }
-        feed
-    }
-}
-
-impl Drop for Channel {
-    fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
-        }
+    fn listen(&self, hub: InvalidationHub) -> impl Future<Output = ()> + Send + 'static {
+        listen(self.clone(), hub)
     }
 }
 
@@ -137,7 +82,7 @@ impl fmt::Display for Ended {
 
 /// Listens, reconnecting with a backoff, until aborted.
 async fn listen(settings: Settings, hub: InvalidationHub) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::new();
     let mut known = Vec::new();
     loop {
         let ended = session(&settings, &hub, &mut known).await;
@@ -147,12 +92,11 @@ async fn listen(settings: Settings, hub: InvalidationHub) {
         }
         if was_listening {
             tracing::warn!(target: "sessionkit", reason = %ended, "Redis invalidation channel lost; reconnecting");
-            backoff = MIN_BACKOFF;
+            backoff.reset();
         } else {
-            tracing::debug!(target: "sessionkit", reason = %ended, ?backoff, "Redis invalidation channel not up yet");
+            tracing::debug!(target: "sessionkit", reason = %ended, backoff = ?backoff.next(), "Redis invalidation channel not up yet");
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff.wait().await;
     }
 }
 

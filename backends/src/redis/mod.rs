@@ -145,6 +145,8 @@ use connection::Conn;
 use errors::map_error;
 use layout::{flag, live_record, op_args, op_failure, owner_hash, status, tombstone_ms};
 
+use crate::listener::Channel;
+
 /// The `COUNT` of each `SSCAN` step of an owner listing: one step reads (and prunes) about
 /// this many members, so listing an owner with 10⁵ sessions is a few hundred short calls, never
 /// one long one that holds up every other client of the server.
@@ -187,7 +189,7 @@ pub struct RedisStore {
     op_timeout: Duration,
     /// The invalidation channel (see [`InvalidationSource`]); its listener stops with the
     /// last clone.
-    channel: Arc<invalidation::Channel>,
+    channel: Arc<Channel<invalidation::Settings>>,
 }
 
 impl fmt::Debug for RedisStore {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sessionkit::{Error, Result};
 
 use super::SqliteStore;
-use crate::Durability;
+use crate::{Durability, identifier};
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "sessionkit_sessions";
@@ -69,43 +69,25 @@ impl SqliteConfig {
         }
     }
 
-    /// Sets the table name: an ASCII letter or `_`, then letters, digits or `_`, at most 48
-    /// characters, not starting with `sqlite_`. Checked by [`open`](Self::open).
-    #[must_use]
-    pub fn with_table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
+    setters! {
+        /// Sets the table name: an ASCII letter or `_`, then letters, digits or `_`, at most 48
+        /// characters, not starting with `sqlite_`. Checked by [`open`](Self::open).
+        fn with_table(table: impl Into<String>) => table = table.into();
 
-    /// Sets whether commits are flushed to the disk (default [`Durability::Sync`]:
-    /// `synchronous = FULL`; [`Durability::NoSync`]: `synchronous = NORMAL`).
-    #[must_use]
-    pub fn with_durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
+        /// Sets whether commits are flushed to the disk (default [`Durability::Sync`]:
+        /// `synchronous = FULL`; [`Durability::NoSync`]: `synchronous = NORMAL`).
+        fn with_durability(durability: Durability) => durability = durability;
 
-    /// Sets how long a write waits for the write lock before failing with
-    /// [`Error::Unavailable`] (default [`DEFAULT_BUSY_TIMEOUT`]).
-    #[must_use]
-    pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
+        /// Sets how long a write waits for the write lock before failing with
+        /// [`Error::Unavailable`] (default [`DEFAULT_BUSY_TIMEOUT`]).
+        fn with_busy_timeout(timeout: Duration) => busy_timeout = timeout;
 
-    /// Sets the number of read connections (default [`DEFAULT_READERS`]; at least 1).
-    #[must_use]
-    pub fn with_readers(mut self, readers: u32) -> Self {
-        self.readers = readers.max(1);
-        self
-    }
+        /// Sets the number of read connections (default [`DEFAULT_READERS`]; at least 1).
+        fn with_readers(readers: u32) => readers = readers.max(1);
 
-    /// Sets how many expired rows `cleanup` deletes per write transaction (default
-    /// [`DEFAULT_CLEANUP_BATCH`]; at least 1).
-    #[must_use]
-    pub fn with_cleanup_batch(mut self, rows: u32) -> Self {
-        self.cleanup_batch = rows.max(1);
-        self
+        /// Sets how many expired rows `cleanup` deletes per write transaction (default
+        /// [`DEFAULT_CLEANUP_BATCH`]; at least 1).
+        fn with_cleanup_batch(rows: u32) => cleanup_batch = rows.max(1);
     }
 
     /// Opens the database (creating it if needed), sets WAL mode, and creates the table and
@@ -124,12 +106,7 @@ impl SqliteConfig {
 /// Refuses a table name that is not a plain SQL identifier, so that nothing but letters,
 /// digits and `_` ever reaches the SQL text (where it is quoted as well).
 pub(crate) fn check_table_name(table: &str) -> Result<()> {
-    let mut chars = table.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !first_ok || !rest_ok || table.len() > MAX_TABLE_LEN {
+    if !identifier::is_plain(table, MAX_TABLE_LEN) {
         return Err(Error::Config(format!(
             "sqlite store: the table name must be an ASCII letter or `_` followed by letters, \
              digits or `_`, at most {MAX_TABLE_LEN} characters (got {} characters)",

@@ -18,7 +18,8 @@ use sessionkit::store::{
 };
 use sqlx::Row as _;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 
 pub use config::{
@@ -245,6 +246,20 @@ impl SqliteStore {
         Ok((keys, last))
     }
 
+    /// Runs the read-only `statement` bound to `key` on a read connection; its row, if any.
+    async fn read_row(
+        &self,
+        doing: &'static str,
+        statement: &str,
+        key: &SessionKey,
+    ) -> Result<Option<SqliteRow>> {
+        sqlx::query(statement)
+            .bind(key.as_bytes().as_slice())
+            .fetch_optional(&self.inner.read)
+            .await
+            .map_err(|e| db_error(doing, e))
+    }
+
     /// The key of the live record of `owner` that a move to `to` led to, following at most
     /// [`MAX_ALIAS_HOPS`] further moves.
     async fn follow_moves(
@@ -255,12 +270,7 @@ impl SqliteStore {
     ) -> Result<Option<SessionKey>> {
         let doing = "following a moved session";
         for _ in 0..MAX_ALIAS_HOPS {
-            let Some(row) = sqlx::query(&self.inner.sql.hop)
-                .bind(to.as_bytes().as_slice())
-                .fetch_optional(&self.inner.read)
-                .await
-                .map_err(|e| db_error(doing, e))?
-            else {
+            let Some(row) = self.read_row(doing, &self.inner.sql.hop, &to).await? else {
                 return Ok(None);
             };
             let kind: i64 = row.try_get(0).map_err(|e| db_error(doing, e))?;
@@ -308,12 +318,7 @@ impl Store for SqliteStore {
     /// One statement: the row and, when it is a grace alias, the row it points to.
     async fn load(&self, key: &SessionKey) -> Result<Option<Loaded>> {
         let doing = "loading a session";
-        let Some(row) = sqlx::query(&self.inner.sql.load)
-            .bind(key.as_bytes().as_slice())
-            .fetch_optional(&self.inner.read)
-            .await
-            .map_err(|e| db_error(doing, e))?
-        else {
+        let Some(row) = self.read_row(doing, &self.inner.sql.load, key).await? else {
             return Ok(None);
         };
         let now = SystemTime::now();
