@@ -344,13 +344,8 @@ impl Store for SqliteStore {
         self.delete_key(key).await
     }
 
-    async fn rename(
-        &self,
-        from: &SessionKey,
-        to: &SessionKey,
-        grace: Option<&Grace>,
-    ) -> Result<()> {
-        self.move_record(from, to, grace).await
+    async fn rename(&self, key: &SessionKey, to: &SessionKey, grace: Option<&Grace>) -> Result<()> {
+        self.move_record(key, to, grace).await
     }
 
     /// Deletes expired rows (records, aliases, tombstones) through the expiry index, in
