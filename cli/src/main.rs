@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use clap::{Args, Parser, Subcommand};
 use sessionkit::SessionKey;
 use sessionkit::store::{Cursor, Error, Listing, Record, Store, StoreExt, from_millis, to_millis};
-use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
+use sessionkit_backends::postgres::PostgresStore;
+use sessionkit_backends::{FileStore, RedisConfig, RedisStore, SqliteStore};
 
 const EXAMPLES: &str = "Examples:
   sessionkit --store file:/var/lib/site/sessions count
@@ -24,7 +25,8 @@ Exit codes: 0 success, 1 a store operation failed, 2 bad usage (e.g. an unknown 
 #[derive(Parser, Debug)]
 #[command(name = "sessionkit", version, after_help = EXAMPLES)]
 struct Cli {
-    /// The store: `file:DIR`, `redis://HOST:PORT[/DB]` or `redis+cluster://HOST:PORT[,HOST:PORT…]`.
+    /// The store: `file:DIR`, `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT[,HOST:PORT…]`,
+    /// `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, value_name = "URL")]
     store: String,
     #[command(subcommand)]
@@ -121,8 +123,17 @@ async fn open(url: &str) -> Result<Box<dyn Listing>, Failure> {
             RedisStore::connect(RedisConfig::cluster(urls)).await?,
         ));
     }
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        return Ok(Box::new(SqliteStore::open(path).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStore::open(url).await?;
+        // Idempotent (IF NOT EXISTS): a fresh database can be the target of `migrate`.
+        store.migrate().await?;
+        return Ok(Box::new(store));
+    }
     Err(Failure::Usage(format!(
-        "unknown store URL {url:?}: expected file:DIR, redis://HOST:PORT[/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]"
+        "unknown store URL {url:?}: expected file:DIR, redis://HOST:PORT[/DB], redis+cluster://HOST:PORT[,HOST:PORT...], sqlite:PATH or postgres://..."
     )))
 }
 

@@ -1,5 +1,6 @@
 //! The `sessionkit` binary against a file store and a private redis-server (never the shared
-//! one on 6379): count, inspect --owner, purge --owner, migrate file→redis (rerun resumes),
+//! one on 6379), SQLite and a private PostgreSQL: count, inspect --owner, purge --owner on files
+//! and SQLite, migrate file→redis (rerun resumes), file→postgres, sqlite→redis,
 //! and the usage exit code.
 
 #![allow(
@@ -14,8 +15,10 @@ use std::time::{Duration, SystemTime};
 
 use sessionkit::SessionKey;
 use sessionkit::store::{Record, Store};
-use sessionkit_backends::{FileStore, RedisStore};
+use sessionkit_backends::postgres::PostgresStore;
+use sessionkit_backends::{FileStore, RedisStore, SqliteStore};
 use sessionkit_tests::conformance::{enc, fresh_key, record};
+use sessionkit_tests::postgres_server::PostgresServer;
 use sessionkit_tests::redis_server::RedisServer;
 
 fn sessionkit(args: &[&str]) -> Output {
@@ -35,7 +38,7 @@ fn stdout(out: &Output) -> String {
 }
 
 /// Three live sessions (two of alice's, one with no owner) and one that expires at once.
-async fn populate(store: &FileStore) -> (Vec<SessionKey>, SessionKey) {
+async fn populate(store: &impl Store) -> (Vec<SessionKey>, SessionKey) {
     let mut alice = Vec::new();
     for i in 0..2u64 {
         let key = fresh_key();
@@ -97,6 +100,35 @@ async fn count_inspect_purge_on_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_inspect_purge_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.sqlite3");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (alice, _other) = populate(&store).await;
+    let url = format!("sqlite:{}", path.display());
+
+    assert_eq!(stdout(&sessionkit(&["--store", &url, "count"])), "3\n");
+    let listing = stdout(&sessionkit(&[
+        "--store", &url, "inspect", "--owner", "alice",
+    ]));
+    assert_eq!(listing.matches("session ").count(), 2, "{listing}");
+    for key in &alice {
+        assert!(listing.contains(&key.to_hex()), "{listing}");
+    }
+    assert_eq!(
+        stdout(&sessionkit(&["--store", &url, "purge", "--owner", "alice"])),
+        "2\n"
+    );
+    for key in &alice {
+        assert!(
+            store.load(key).await.unwrap().is_none(),
+            "alice is logged out"
+        );
+    }
+    assert_eq!(stdout(&sessionkit(&["--store", &url, "count"])), "1\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_files_to_redis_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path()).await.unwrap();
@@ -133,6 +165,54 @@ async fn migrate_files_to_redis_and_resume() {
     let again = stdout(&sessionkit(&["--store", &from, "migrate", "--to", &to]));
     assert!(again.contains("copied 0, skipped 3"), "{again}");
     assert_eq!(stdout(&sessionkit(&["--store", &to, "count"])), "3\n");
+}
+
+/// Every session of `populate` loads from `target` with its owner and data.
+async fn assert_migrated(target: &impl Store, alice: &[SessionKey], other: &SessionKey) {
+    for key in alice {
+        let loaded = target.load(key).await.unwrap().expect("in the target");
+        assert_eq!(loaded.record.owner.as_deref(), Some("alice"));
+        assert!(loaded.record.fields.contains_key("cart"));
+    }
+    let theme = target
+        .load(other)
+        .await
+        .unwrap()
+        .expect("in the target")
+        .record;
+    assert_eq!(theme.fields["theme"], enc("dark"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_files_to_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).await.unwrap();
+    let (alice, other) = populate(&store).await;
+    let server = PostgresServer::start();
+    let from = format!("file:{}", dir.path().display());
+    let to = server.url();
+
+    let out = stdout(&sessionkit(&["--store", &from, "migrate", "--to", &to]));
+    assert!(out.contains("copied 3, skipped 0"), "{out}");
+    let postgres = PostgresStore::open(&to).await.unwrap();
+    assert_migrated(&postgres, &alice, &other).await;
+    assert_eq!(stdout(&sessionkit(&["--store", &to, "count"])), "3\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_sqlite_to_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.sqlite3");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (alice, other) = populate(&store).await;
+    let server = RedisServer::start();
+    let from = format!("sqlite:{}", path.display());
+    let to = server.url();
+
+    let out = stdout(&sessionkit(&["--store", &from, "migrate", "--to", &to]));
+    assert!(out.contains("copied 3, skipped 0"), "{out}");
+    let redis = RedisStore::open(&to).await.unwrap();
+    assert_migrated(&redis, &alice, &other).await;
 }
 
 #[test]

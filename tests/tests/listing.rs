@@ -1,6 +1,7 @@
 //! The `Listing` conformance cases (`sessionkit_tests::conformance::listing`) on every store
 //! that lists: memory (both engines), tiered (lists its durable tier), files, Redis alone and
-//! as a three-master cluster (each on its own redis-server(s), never the shared one).
+//! as a three-master cluster (each on its own redis-server(s), never the shared one), SQLite
+//! and PostgreSQL (alone and under a memory tier; PostgreSQL on its own test server).
 
 #![allow(
     clippy::unwrap_used,
@@ -50,4 +51,24 @@ mod redis_cluster {
 mod tiered_memory_redis {
     use super::*;
     listing_suite!(setups::tiered_memory_redis::make, false);
+}
+
+mod sqlite {
+    use super::*;
+    listing_suite!(setups::sqlite::make, true);
+}
+
+mod tiered_memory_sqlite {
+    use super::*;
+    listing_suite!(setups::tiered_memory_sqlite::make, true);
+}
+
+mod postgres {
+    use super::*;
+    listing_suite!(setups::postgres::make, true);
+}
+
+mod tiered_memory_postgres {
+    use super::*;
+    listing_suite!(setups::tiered_memory_postgres::make, true);
 }

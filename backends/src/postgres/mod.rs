@@ -68,6 +68,7 @@ mod config;
 mod errors;
 mod fields;
 mod invalidation;
+mod scan;
 mod sql;
 
 pub use config::{

@@ -43,6 +43,11 @@ pub(super) struct Sql {
     pub(super) cleanup: String,
     /// `$1` owner, `$2` now → the keys of the owner's live records.
     pub(super) owned_by: String,
+    /// `$1` after key, `$2` now, `$3` batch → (key, fields::text, expires_at, owner) of the
+    /// live records after the key, in key order.
+    pub(super) scan: String,
+    /// `$1` now → the number of live records.
+    pub(super) count: String,
 }
 
 /// The NOTIFY channel of a table: `sessionkit_<table>` (a table name is at most 48 bytes).
@@ -163,6 +168,11 @@ impl Sql {
             owned_by: format!(
                 "SELECT key FROM {t} WHERE owner = $1 AND kind = {RECORD} AND expires_at > $2"
             ),
+            scan: format!(
+                "SELECT key, fields::text, expires_at, owner FROM {t} \
+                 WHERE key > $1 AND kind = {RECORD} AND expires_at > $2 ORDER BY key LIMIT $3"
+            ),
+            count: format!("SELECT count(*) FROM {t} WHERE kind = {RECORD} AND expires_at > $1"),
             channel,
         }
     }

@@ -3,6 +3,7 @@
 mod config;
 mod errors;
 mod rows;
+mod scan;
 mod schema;
 mod writes;
 

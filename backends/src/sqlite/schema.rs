@@ -35,6 +35,11 @@ pub(crate) struct Sql {
     pub(crate) owner_page: String,
     /// `?1` key → (kind, expires, owner, moved-to), to follow a move.
     pub(crate) hop: String,
+    /// `?1` after key, `?2` now, `?3` batch → (key, entry) of the live records after the key,
+    /// in key order (a range of the primary key).
+    pub(crate) scan: String,
+    /// `?1` now → the number of live records.
+    pub(crate) count: String,
 }
 
 impl Sql {
@@ -89,6 +94,14 @@ impl Sql {
                  WHERE owner = ?1 AND key > ?2 ORDER BY key LIMIT ?3"
             ),
             hop: format!("SELECT kind, expires_at, owner, moved_to FROM {t} WHERE key = ?1"),
+            scan: format!(
+                "SELECT key, entry FROM {t} \
+                 WHERE key > ?1 AND kind = {KIND_RECORD} AND expires_at > ?2 \
+                 ORDER BY key LIMIT ?3"
+            ),
+            count: format!(
+                "SELECT count(*) FROM {t} WHERE kind = {KIND_RECORD} AND expires_at > ?1"
+            ),
         }
     }
 }

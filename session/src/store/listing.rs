@@ -64,8 +64,8 @@ impl Page {
 /// A store whose live sessions can be listed: a cursor-based scan, page by page.
 ///
 /// Optional: [`Store`] does not require it, so a store written for one application need not
-/// implement it. The memory, file and Redis stores do (a [`TieredStore`](super::TieredStore)
-/// lists its durable tier).
+/// implement it. The memory, file, Redis, SQLite and PostgreSQL stores do (a
+/// [`TieredStore`](super::TieredStore) lists its durable tier).
 ///
 /// # Contract
 ///
@@ -76,7 +76,7 @@ impl Page {
 ///   a page may hold fewer sessions, even none, before the end.
 /// - Every session that is live for the whole scan is returned. Sessions created, deleted or
 ///   moved while the scan runs may or may not be. Stores that scan in key order
-///   (`MemoryStore`, `FileStore`) return each key **at most once**; a Redis scan may return a
+///   (`MemoryStore`, `FileStore`, the SQL stores) return each key **at most once**; a Redis scan may return a
 ///   key twice when Redis resizes its keyspace meanwhile (`SCAN`'s own guarantee), so a
 ///   caller that must not see a key twice keeps a set (as [`Listing::count`] does).
 /// - One page is one bounded step: no lock is held, and nothing else waits, between pages,
