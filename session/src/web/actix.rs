@@ -43,12 +43,12 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    CACHE_CONTROL, COOKIE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
+    CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use super::{Failure, Finish, LazySession, SessionRejection, Shared, Typed};
-use crate::manager::{Outcome, SessionManager};
+use crate::manager::SessionManager;
 use crate::proxy::TrustedProxies;
 use crate::session::Session;
 use crate::store::Store;

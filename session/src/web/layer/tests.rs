@@ -91,8 +91,8 @@ async fn a_service_that_never_asks_gets_no_session_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ip_binding_uses_the_pluggable_peer_address() {
-    let svc = layer(SessionConfig::default().with_ip_binding(IpBinding::Exact))
-        .layer(service_fn(count));
+    let svc =
+        layer(SessionConfig::default().with_ip_binding(IpBinding::Exact)).layer(service_fn(count));
     let res = svc
         .clone()
         .oneshot(request(None, Some("192.0.2.1:5000")))
