@@ -9,7 +9,7 @@
 )]
 
 pub mod conformance;
-pub mod file_crash;
+pub mod crash;
 pub mod lifecycle;
 pub mod postgres_server;
 pub mod probe;
