@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod postgres_server;
 pub mod probe;
 pub mod redis_server;
+pub mod restartable;
 pub mod setups;
 pub mod site;
 pub mod soak;
