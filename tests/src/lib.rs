@@ -8,6 +8,7 @@
     reason = "test support: a failed expectation or a broken harness fails the test"
 )]
 
+pub mod coherence;
 pub mod conformance;
 pub mod crash;
 pub mod lifecycle;
