@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # The browser test drives Debian's headless Chromium through ChromeDriver: install both when missing.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+. "$(dirname "$0")/ensure-package.sh"
+
+if have chromium chromedriver; then
   exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-  echo "chromium/chromedriver missing: run 'apt-get install -y chromium chromium-driver' as root" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq chromium chromium-driver >/dev/null
+apt_install ensure-browser "Install Chromium and its ChromeDriver (Debian: chromium chromium-driver)." \
+  --with-recommends chromium chromium-driver
+have chromium chromedriver

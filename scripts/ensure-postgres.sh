@@ -4,6 +4,7 @@
 # never use a system service. Installs Debian's `postgresql` package only when they are
 # missing; set SESSIONKIT_PG_BIN to a directory holding them to use binaries from elsewhere.
 set -euo pipefail
+. "$(dirname "$0")/ensure-package.sh"
 
 have_bins() {
   local dir
@@ -23,16 +24,8 @@ if have_bins && id postgres >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-postgres: PostgreSQL's server binaries are missing and apt-get is not available." >&2
-  echo "Install PostgreSQL (initdb, postgres, pg_isready) or set SESSIONKIT_PG_BIN." >&2
-  exit 1
-fi
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-echo "ensure-postgres: installing postgresql with apt-get" >&2
-$sudo apt-get update
 # The package may create and start a cluster on 5432; the tests never use it.
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends postgresql
+apt_install ensure-postgres \
+  "Install PostgreSQL (initdb, postgres, pg_isready) or set SESSIONKIT_PG_BIN." \
+  postgresql
 have_bins

@@ -209,6 +209,49 @@ impl SiteConfig {
     }
 }
 
+/// What both example binaries start from: logging, the settings, the store and the manager.
+pub struct Prepared {
+    /// The settings read from the environment.
+    pub config: SiteConfig,
+    /// The manager over the store `config.store` names.
+    pub manager: SessionManager<Arc<dyn Store>>,
+    /// Where to listen: `127.0.0.1:$PORT`.
+    pub addr: SocketAddr,
+}
+
+/// The start-up both example binaries share: logs through `tracing` (`RUST_LOG`, default
+/// `info`), reads the settings, installs the metrics recorder when `SESSIONKIT_METRICS=1`,
+/// opens the store and builds the manager.
+///
+/// # Errors
+/// When a setting does not parse, the recorder cannot be installed, the store cannot be opened
+/// or the session settings are invalid.
+pub async fn prepare() -> Result<Prepared, Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = SiteConfig::from_env()?;
+    if config.metrics {
+        crate::metrics::install()?;
+    }
+    let store = open_store(
+        config.store,
+        &config.dir,
+        &config.redis_url,
+        &config.database_url,
+    )
+    .await?;
+    let manager = SessionManager::new(store, config.session.clone())?;
+    let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, config.port));
+    Ok(Prepared {
+        config,
+        manager,
+        addr,
+    })
+}
+
 /// The default `DATABASE_URL`.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -8,12 +8,14 @@
     reason = "test support: a failed expectation or a broken harness fails the test"
 )]
 
+pub mod coherence;
 pub mod conformance;
-pub mod file_crash;
+pub mod crash;
 pub mod lifecycle;
 pub mod postgres_server;
 pub mod probe;
 pub mod redis_server;
+pub mod restartable;
 pub mod setups;
 pub mod site;
 pub mod soak;

@@ -333,3 +333,46 @@ impl Client {
         serde_json::from_str(&reply.body).expect("json")
     }
 }
+
+/// Calls `$mac!` once with the site setups the HTTP tests run on, as `module => SiteKind`
+/// entries (`axum_memory_file => Framework::Axum.on(StoreKind::MemoryFile)`): both frameworks
+/// on every store setup of the example site, each test module named by framework and store.
+/// `for_each_site!(mac; except redis_postgres)` leaves out the two `redis+postgres` setups
+/// (Redis as the shared cache in front of PostgreSQL).
+#[macro_export]
+macro_rules! for_each_site {
+    ($mac:ident) => {
+        $crate::for_each_site!(@sites $mac;
+            axum_redis_postgres => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::RedisPostgres),
+            actix_redis_postgres => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::RedisPostgres),
+        );
+    };
+    ($mac:ident; except redis_postgres) => {
+        $crate::for_each_site!(@sites $mac;);
+    };
+    (@sites $mac:ident; $($extra:tt)*) => {
+        $mac! {
+            axum_memory => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::Memory),
+            axum_file => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::File),
+            axum_redis => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::Redis),
+            axum_memory_file => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::MemoryFile),
+            axum_memory_redis => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::MemoryRedis),
+            axum_redis_file => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::RedisFile),
+            axum_sqlite => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::Sqlite),
+            axum_memory_sqlite => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::MemorySqlite),
+            axum_postgres => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::Postgres),
+            axum_memory_postgres => $crate::site::Framework::Axum.on(::sessionkit_examples::site::StoreKind::MemoryPostgres),
+            actix_memory => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::Memory),
+            actix_file => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::File),
+            actix_redis => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::Redis),
+            actix_memory_file => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::MemoryFile),
+            actix_memory_redis => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::MemoryRedis),
+            actix_redis_file => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::RedisFile),
+            actix_sqlite => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::Sqlite),
+            actix_memory_sqlite => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::MemorySqlite),
+            actix_postgres => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::Postgres),
+            actix_memory_postgres => $crate::site::Framework::Actix.on(::sessionkit_examples::site::StoreKind::MemoryPostgres),
+            $($extra)*
+        }
+    };
+}

@@ -13,20 +13,15 @@
     reason = "test code: a failed expectation fails the test; figures are printed to the test log"
 )]
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use sessionkit::store::{ChangeSet, InvalidationSource, MemoryStore, Record, Store, TieredStore};
-use sessionkit::{SessionConfig, SessionKey, SessionManager};
+use sessionkit::store::{InvalidationSource, Store};
 use sessionkit_backends::{RedisConfig, RedisStore};
+use sessionkit_tests::coherence::{
+    self, Coherent, cache_it, changes_on_a_are_seen_on_b, poll, served,
+};
 use sessionkit_tests::conformance::{enc, fresh_key, record};
 use sessionkit_tests::redis_server::{RedisCluster, RedisServer};
-
-type Coherent = TieredStore<MemoryStore, RedisStore>;
-
-/// How long a change may take to reach the other store before the test fails: generous, the
-/// bound itself is measured by the benchmark.
-const LIMIT: Duration = Duration::from_secs(10);
 
 fn config(redis: RedisConfig) -> RedisConfig {
     redis
@@ -35,104 +30,8 @@ fn config(redis: RedisConfig) -> RedisConfig {
 }
 
 /// One app server's store: its own connection to Redis, its own memory tier.
-async fn app_server(redis: RedisConfig) -> Coherent {
-    let durable = RedisStore::connect(config(redis)).await.unwrap();
-    let store = TieredStore::coherent(MemoryStore::bounded(1_000), durable).unwrap();
-    poll("the invalidation channel to listen", || async {
-        store.cache_trusted()
-    })
-    .await;
-    store
-}
-
-/// Polls `check` until it holds; returns how long that took, and fails past [`LIMIT`].
-async fn poll<F, Fut>(what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-fn set(name: &str, v: u32) -> ChangeSet {
-    let mut c = ChangeSet::default();
-    c.set.insert(name.into(), enc(v));
-    c
-}
-
-fn owned(owner: &str, v: u32) -> Record {
-    let mut r = record(&[("v", enc(v))]);
-    r.owner = Some(owner.into());
-    r
-}
-
-/// The value of `v` that `store` serves for `key` (`None`: no session).
-async fn served(store: &Coherent, key: &SessionKey) -> Option<bytes::Bytes> {
-    let loaded = store.load(key).await.unwrap()?;
-    Some(loaded.record.fields.get("v").cloned().unwrap_or_default())
-}
-
-/// `b` serves `key` from its memory tier. The announcement of the write that stored it may
-/// reach `b` after `b`'s first fill (and drop it), so load until the copy stays.
-async fn cache_it(b: &Coherent, key: &SessionKey) {
-    poll("B caches the session", || async {
-        b.load(key).await.unwrap();
-        b.cache().load(key).await.unwrap().is_some()
-    })
-    .await;
-}
-
-/// A write, a logout and a log-out-everywhere made on A are seen on B.
-async fn changes_on_a_are_seen_on_b(a: Coherent, b: Coherent, setup: &str) {
-    let a = std::sync::Arc::new(a);
-    let before = b.stats().invalidations;
-
-    // A write.
-    let key = fresh_key();
-    a.create(&key, &owned("alice", 1)).await.unwrap();
-    cache_it(&b, &key).await;
-    a.apply(&key, &set("v", 2)).await.unwrap();
-    let write = poll("B sees A's write", || async {
-        served(&b, &key).await == Some(enc(2))
-    })
-    .await;
-
-    // A logout.
-    cache_it(&b, &key).await;
-    let manager = SessionManager::new(std::sync::Arc::clone(&a), SessionConfig::default()).unwrap();
-    a.delete(&key).await.unwrap();
-    let logout = poll("B sees A's logout", || async {
-        served(&b, &key).await.is_none()
-    })
-    .await;
-
-    // Log out everywhere: two sessions of one owner, both cached by B.
-    let (k1, k2) = (fresh_key(), fresh_key());
-    for k in [&k1, &k2] {
-        a.create(k, &owned("bob", 7)).await.unwrap();
-        cache_it(&b, k).await;
-    }
-    assert_eq!(manager.revoke_owner("bob").await.unwrap(), 2);
-    let revoke = poll("B sees A's revocation", || async {
-        served(&b, &k1).await.is_none() && served(&b, &k2).await.is_none()
-    })
-    .await;
-
-    let s = b.stats();
-    assert!(s.invalidations > before, "{s:?}");
-    assert_eq!(s.outages, 0, "{s:?}");
-    eprintln!(
-        "{setup}: seen on B after write {write:?}, logout {logout:?}, revoke {revoke:?} \
-         (polled; {} invalidations received)",
-        s.invalidations - before
-    );
+async fn app_server(redis: RedisConfig) -> Coherent<RedisStore> {
+    coherence::app_server(RedisStore::connect(config(redis)).await.unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,59 +59,7 @@ async fn an_outage_never_serves_the_old_copy() {
         RedisServer::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"]);
     let a = app_server(RedisConfig::new(server.url())).await;
     let b = app_server(RedisConfig::new(server.url())).await;
-    let key = fresh_key();
-    a.create(&key, &record(&[("v", enc(1))])).await.unwrap();
-    cache_it(&b, &key).await;
-    let outages = b.stats().outages;
-
-    server.stop();
-    let noticed = poll("B stops trusting its cache", || async {
-        !b.cache_trusted()
-    })
-    .await;
-    assert!(
-        b.cache().load(&key).await.unwrap().is_none(),
-        "B's cache was flushed"
-    );
-    assert!(
-        b.load(&key).await.is_err(),
-        "while Redis is down B cannot answer from its cache"
-    );
-
-    server.restart();
-    // A's first request may spend its retry on reconnecting.
-    poll("A's write after the restart", || async {
-        a.apply(&key, &set("v", 2)).await.is_ok()
-    })
-    .await;
-    let failed = std::cell::Cell::new(0);
-    poll("B reads again", || async {
-        match b.load(&key).await {
-            Ok(loaded) => {
-                let v = loaded.map(|l| l.record.fields["v"].clone());
-                assert_eq!(v, Some(enc(2)), "B never serves the old copy");
-                true
-            }
-            Err(_) => {
-                failed.set(failed.get() + 1);
-                false
-            }
-        }
-    })
-    .await;
-    let back = poll("B trusts its cache again", || async { b.cache_trusted() }).await;
-    // Caching resumes, with the new value.
-    let hits = b.stats().hits;
-    assert_eq!(served(&b, &key).await, Some(enc(2)));
-    assert_eq!(served(&b, &key).await, Some(enc(2)));
-    assert!(b.stats().hits > hits, "B caches again: {:?}", b.stats());
-    let s = b.stats();
-    assert_eq!(s.outages, outages + 1, "{s:?}");
-    eprintln!(
-        "outage noticed after {noticed:?}; {} reads failed while B reconnected; \
-         channel back {back:?} after B's first good read",
-        failed.get()
-    );
+    coherence::an_outage_never_serves_the_old_copy(&mut server, a, b, "redis").await;
 }
 
 /// A `FLUSHALL` (a null invalidation) empties every process's cache.

@@ -27,30 +27,7 @@ use sessionkit_backends::{FileStore, RedisConfig, RedisStore};
 use sessionkit_tests::postgres_server::PostgresServer;
 use sessionkit_tests::probe::Probe;
 use sessionkit_tests::redis_server::RedisServer;
-
-/// A server a test can take down and bring back.
-trait Restartable {
-    fn stop(&mut self);
-    fn restart(&mut self);
-}
-
-impl Restartable for RedisServer {
-    fn stop(&mut self) {
-        RedisServer::stop(self);
-    }
-    fn restart(&mut self) {
-        RedisServer::restart(self);
-    }
-}
-
-impl Restartable for PostgresServer {
-    fn stop(&mut self) {
-        PostgresServer::stop(self);
-    }
-    fn restart(&mut self) {
-        PostgresServer::restart(self);
-    }
-}
+use sessionkit_tests::restartable::Restartable;
 
 fn full() -> bool {
     std::env::var("SESSIONKIT_SOAK").as_deref() == Ok("full")
@@ -190,6 +167,43 @@ async fn load_with_restarts(
     (all, tally)
 }
 
+/// After restarts of the durable tier's server: every session whose create was acknowledged
+/// (at least one) is in the durable tier, at a value between its last acknowledged and its last
+/// attempted save, and `tiered` serves none older than the acknowledged one.
+async fn no_acknowledged_save_lost<C: Store, D: Store>(
+    tiered: &TieredStore<C, D>,
+    sessions: &[(SessionKey, Progress)],
+) {
+    let mut created = 0;
+    for (key, p) in sessions {
+        if !p.created {
+            continue;
+        }
+        created += 1;
+        let durable = tiered.durable().load(key).await.expect("durable load");
+        let n = counter(
+            &durable
+                .expect("an acknowledged create was lost")
+                .record
+                .fields,
+        );
+        assert!(
+            n >= p.acked && n <= p.attempted,
+            "durable {n}, acked {}, attempted {}",
+            p.acked,
+            p.attempted
+        );
+        let through = tiered.load(key).await.expect("load").expect("present");
+        let m = counter(&through.record.fields);
+        assert!(
+            m >= p.acked,
+            "the cache serves {m} after acknowledged {}",
+            p.acked
+        );
+    }
+    assert!(created > 0);
+}
+
 /// Redis (the cache tier) dies and comes back five times under load: no request fails and
 /// every acknowledged save is in the file tier and read back through the tiered store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,34 +262,7 @@ async fn redis_durable_restarts_lose_no_acknowledged_save() {
     eprintln!("memory+redis: {ok} requests ok, {failed} failed over {restarts} Redis restarts");
     assert!(failed > 0, "Redis never looked down");
     assert!(ok > 500, "too little load: {ok}");
-    let mut created = 0;
-    for (key, p) in &sessions {
-        if !p.created {
-            continue;
-        }
-        created += 1;
-        let durable = tiered.durable().load(key).await.expect("redis load");
-        let n = counter(
-            &durable
-                .expect("an acknowledged create was lost")
-                .record
-                .fields,
-        );
-        assert!(
-            n >= p.acked && n <= p.attempted,
-            "durable {n}, acked {}, attempted {}",
-            p.acked,
-            p.attempted
-        );
-        let through = tiered.load(key).await.expect("load").expect("present");
-        let m = counter(&through.record.fields);
-        assert!(
-            m >= p.acked,
-            "the cache serves {m} after acknowledged {}",
-            p.acked
-        );
-    }
-    assert!(created > 0);
+    no_acknowledged_save_lost(&tiered, &sessions).await;
 }
 
 /// PostgreSQL (the durable tier under a coherent memory cache) is shut down and started again
@@ -309,39 +296,14 @@ async fn postgres_restarts_lose_no_acknowledged_save() {
         "a failure while PostgreSQL was down was not Unavailable"
     );
     assert!(ok > 500, "too little load: {ok}");
-    let mut created = 0;
-    for (key, p) in &sessions {
-        if !p.created {
-            continue;
-        }
-        created += 1;
-        let durable = tiered.durable().load(key).await.expect("postgres load");
-        let n = counter(
-            &durable
-                .expect("an acknowledged create was lost")
-                .record
-                .fields,
-        );
-        assert!(
-            n >= p.acked && n <= p.attempted,
-            "durable {n}, acked {}, attempted {}",
-            p.acked,
-            p.attempted
-        );
-        let through = tiered.load(key).await.expect("load").expect("present");
-        let m = counter(&through.record.fields);
-        assert!(
-            m >= p.acked,
-            "the cache serves {m} after acknowledged {}",
-            p.acked
-        );
-        // Recovered without a restart of the store: saves go through again.
+    no_acknowledged_save_lost(&tiered, &sessions).await;
+    // Recovered without a restart of the store: saves go through again.
+    for (key, p) in sessions.iter().filter(|(_, p)| p.created) {
         tiered
             .apply(key, &set_n(p.attempted + 1))
             .await
             .expect("a save after recovery");
     }
-    assert!(created > 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ use sessionkit::store::{ChangeSet, Error, Record, Store};
 use sessionkit::{SessionId, SessionKey};
 use sessionkit_backends::FileStore;
 use sessionkit_backends::file::{Durability, FileConfig};
-use sessionkit_tests::file_crash::{blob, crash_key};
+use sessionkit_tests::crash::check_after_kill;
 use tempfile::TempDir;
 
 const WRITER: &str = env!("CARGO_BIN_EXE_file_writer");
@@ -96,10 +96,6 @@ fn line(out: &mut BufReader<ChildStdout>) -> String {
     l.trim_end().to_owned()
 }
 
-fn version(fields: &std::collections::BTreeMap<String, Bytes>) -> u64 {
-    u64::from_le_bytes(fields["v"][..].try_into().unwrap())
-}
-
 /// A writer process killed with SIGKILL at arbitrary instants, many times, in both durability
 /// modes, never leaves a session torn, empty or missing: each reads back whole, at a version no
 /// older than before the kill. Temporary files the kills leave behind are removed by cleanup.
@@ -124,24 +120,7 @@ async fn killed_writer_leaves_every_session_whole() {
 
         left_behind += temp_files(&root);
         let store = FileStore::open(&root).await.unwrap();
-        for (i, last) in last.iter_mut().enumerate() {
-            let loaded = store
-                .load(&crash_key(i))
-                .await
-                .unwrap_or_else(|e| panic!("round {round}, session {i}: {e}"))
-                .unwrap_or_else(|| panic!("round {round}, session {i} is missing"));
-            let v = version(&loaded.record.fields);
-            assert_eq!(
-                loaded.record.fields["blob"],
-                blob(v),
-                "round {round}, session {i} torn"
-            );
-            assert!(
-                v >= *last,
-                "round {round}, session {i} went back from {last} to {v}"
-            );
-            *last = v;
-        }
+        check_after_kill(&store, round, mode, &mut last, None).await;
     }
     assert!(
         last.iter().all(|v| *v > 0),

@@ -10,24 +10,17 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::print_stderr,
-    reason = "test code: a failed expectation fails the test; figures are printed to the test log"
+    reason = "test code: a failed expectation fails the test"
 )]
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sessionkit::store::{ChangeSet, MemoryStore, Record, Store, TieredStore};
-use sessionkit::{Error, SessionConfig, SessionId, SessionKey, SessionManager};
+use sessionkit::store::Store;
+use sessionkit::{Error, SessionId};
 use sessionkit_backends::postgres::{PostgresConfig, PostgresStore};
+use sessionkit_tests::coherence::{self, Coherent, poll, set};
 use sessionkit_tests::conformance::{enc, fresh_key, record};
 use sessionkit_tests::postgres_server::PostgresServer;
-
-type Coherent = TieredStore<MemoryStore, PostgresStore>;
-
-/// How long a change may take to reach the other store before the test fails: generous.
-const LIMIT: Duration = Duration::from_secs(20);
 
 async fn connect(server: &PostgresServer) -> PostgresStore {
     let store = PostgresConfig::new(server.url())
@@ -41,109 +34,17 @@ async fn connect(server: &PostgresServer) -> PostgresStore {
 }
 
 /// One app server's store: its own pool, its own memory tier, listening.
-async fn app_server(server: &PostgresServer) -> Coherent {
-    let store = TieredStore::coherent(MemoryStore::bounded(1_000), connect(server).await).unwrap();
-    poll("the invalidation channel to listen", || async {
-        store.cache_trusted()
-    })
-    .await;
-    store
+async fn app_server(server: &PostgresServer) -> Coherent<PostgresStore> {
+    coherence::app_server(connect(server).await).await
 }
 
-/// Polls `check` until it holds; returns how long that took, and fails past [`LIMIT`].
-async fn poll<F, Fut>(what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < LIMIT, "{what}: not within {LIMIT:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-fn set(name: &str, v: u32) -> ChangeSet {
-    let mut c = ChangeSet::default();
-    c.set.insert(name.into(), enc(v));
-    c
-}
-
-fn owned(owner: &str, v: u32) -> Record {
-    let mut r = record(&[("v", enc(v))]);
-    r.owner = Some(owner.into());
-    r
-}
-
-async fn served(store: &Coherent, key: &SessionKey) -> Option<bytes::Bytes> {
-    let loaded = store.load(key).await.unwrap()?;
-    Some(loaded.record.fields.get("v").cloned().unwrap_or_default())
-}
-
-/// `b` serves `key` from its memory tier (the announcement of the write that stored it may
-/// drop B's first fill, so load until the copy stays).
-async fn cache_it(b: &Coherent, key: &SessionKey) {
-    poll("B caches the session", || async {
-        b.load(key).await.unwrap();
-        b.cache().load(key).await.unwrap().is_some()
-    })
-    .await;
-}
-
-/// A write, a logout and a log-out-everywhere made on A are seen on B.
+/// A write, a logout, a log-out-everywhere and a move made on A are seen on B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_on_one_server_reach_the_other() {
     let server = PostgresServer::start();
-    let a = Arc::new(app_server(&server).await);
+    let a = app_server(&server).await;
     let b = app_server(&server).await;
-    let before = b.stats().invalidations;
-
-    let key = fresh_key();
-    a.create(&key, &owned("alice", 1)).await.unwrap();
-    cache_it(&b, &key).await;
-    a.apply(&key, &set("v", 2)).await.unwrap();
-    let write = poll("B sees A's write", || async {
-        served(&b, &key).await == Some(enc(2))
-    })
-    .await;
-
-    cache_it(&b, &key).await;
-    a.delete(&key).await.unwrap();
-    let logout = poll("B sees A's logout", || async {
-        served(&b, &key).await.is_none()
-    })
-    .await;
-
-    let manager = SessionManager::new(Arc::clone(&a), SessionConfig::default()).unwrap();
-    let (k1, k2) = (fresh_key(), fresh_key());
-    for k in [&k1, &k2] {
-        a.create(k, &owned("bob", 7)).await.unwrap();
-        cache_it(&b, k).await;
-    }
-    assert_eq!(manager.revoke_owner("bob").await.unwrap(), 2);
-    let revoke = poll("B sees A's revocation", || async {
-        served(&b, &k1).await.is_none() && served(&b, &k2).await.is_none()
-    })
-    .await;
-
-    // A move on A: B's cached copy under the old key goes.
-    let (old, new) = (fresh_key(), fresh_key());
-    a.create(&old, &owned("carol", 3)).await.unwrap();
-    cache_it(&b, &old).await;
-    a.rename(&old, &new, None).await.unwrap();
-    poll("B sees A's move", || async {
-        served(&b, &old).await.is_none()
-    })
-    .await;
-    assert_eq!(served(&b, &new).await, Some(enc(3)));
-
-    let s = b.stats();
-    assert!(s.invalidations > before, "{s:?}");
-    assert_eq!(s.outages, 0, "{s:?}");
-    eprintln!("postgres: seen on B after write {write:?}, logout {logout:?}, revoke {revoke:?}");
+    coherence::changes_on_a_are_seen_on_b(a, b, "postgres").await;
 }
 
 /// PostgreSQL is shut down after B cached a session and started again; A writes as soon as
@@ -154,47 +55,7 @@ async fn an_outage_never_serves_the_old_copy() {
     let mut server = PostgresServer::start();
     let a = app_server(&server).await;
     let b = app_server(&server).await;
-    let key = fresh_key();
-    a.create(&key, &record(&[("v", enc(1))])).await.unwrap();
-    cache_it(&b, &key).await;
-    let outages = b.stats().outages;
-
-    server.stop();
-    poll("B stops trusting its cache", || async {
-        !b.cache_trusted()
-    })
-    .await;
-    assert!(
-        b.cache().load(&key).await.unwrap().is_none(),
-        "B's cache was flushed"
-    );
-    match b.load(&key).await {
-        Err(Error::Unavailable { .. }) => {}
-        other => panic!("while PostgreSQL is down B cannot answer: {other:?}"),
-    }
-
-    server.restart();
-    poll("A's write after the restart", || async {
-        a.apply(&key, &set("v", 2)).await.is_ok()
-    })
-    .await;
-    poll("B reads again", || async {
-        match b.load(&key).await {
-            Ok(loaded) => {
-                let v = loaded.map(|l| l.record.fields["v"].clone());
-                assert_eq!(v, Some(enc(2)), "B never serves the old copy");
-                true
-            }
-            Err(_) => false,
-        }
-    })
-    .await;
-    poll("B trusts its cache again", || async { b.cache_trusted() }).await;
-    let hits = b.stats().hits;
-    assert_eq!(served(&b, &key).await, Some(enc(2)));
-    assert_eq!(served(&b, &key).await, Some(enc(2)));
-    assert!(b.stats().hits > hits, "B caches again: {:?}", b.stats());
-    assert_eq!(b.stats().outages, outages + 1, "{:?}", b.stats());
+    coherence::an_outage_never_serves_the_old_copy(&mut server, a, b, "postgres").await;
 }
 
 /// A table name that is not a plain identifier is a typed error before anything reaches

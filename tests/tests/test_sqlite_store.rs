@@ -19,7 +19,7 @@ use sessionkit::SessionId;
 use sessionkit::store::{ChangeSet, Error, Record, Removed, Store};
 use sessionkit_backends::sqlite::DEFAULT_TABLE;
 use sessionkit_backends::{Durability, SqliteConfig, SqliteStore};
-use sessionkit_tests::file_crash::{blob, crash_key};
+use sessionkit_tests::crash::check_after_kill;
 use sqlx::Connection as _;
 use sqlx::sqlite::SqliteConnection;
 
@@ -37,10 +37,6 @@ fn set(k: &str, v: &[u8]) -> ChangeSet {
     let mut c = ChangeSet::default();
     c.set.insert(k.into(), Bytes::copy_from_slice(v));
     c
-}
-
-fn version(fields: &std::collections::BTreeMap<String, Bytes>) -> u64 {
-    u64::from_le_bytes(fields["v"][..].try_into().unwrap())
 }
 
 async fn raw(path: &Path) -> SqliteConnection {
@@ -96,31 +92,7 @@ async fn killed_writer_keeps_every_acknowledged_save_and_tears_none() {
         acked_rounds += usize::from(acked.is_some());
 
         let store = SqliteStore::open(&path).await.unwrap();
-        for (i, last) in last.iter_mut().enumerate() {
-            let loaded = store
-                .load(&crash_key(i))
-                .await
-                .unwrap_or_else(|e| panic!("round {round}, session {i}: {e}"))
-                .unwrap_or_else(|| panic!("round {round}, session {i} is missing"));
-            let v = version(&loaded.record.fields);
-            assert_eq!(
-                loaded.record.fields["blob"],
-                blob(v),
-                "round {round}, session {i} torn"
-            );
-            assert!(
-                v >= *last,
-                "round {round}, session {i} went back from {last} to {v}"
-            );
-            if let Some(acked) = acked {
-                assert!(
-                    v >= acked,
-                    "round {round} ({mode}), session {i}: acknowledged version {acked} lost, \
-                     found {v}"
-                );
-            }
-            *last = v;
-        }
+        check_after_kill(&store, round, mode, &mut last, acked).await;
         store.close().await;
     }
     assert!(

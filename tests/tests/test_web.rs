@@ -395,7 +395,6 @@ async fn the_actix_page_shows_the_sessions_life() {
 macro_rules! web_tests {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
-            use super::*;
             web_tests!(@cases $kind; counting_visits, read_only_requests_write_nothing,
                 login_regenerates_the_id, logout_destroys,
                 logout_everywhere_ends_every_session_of_the_user, flash_is_shown_once,
@@ -412,25 +411,4 @@ macro_rules! web_tests {
     )*};
 }
 
-web_tests! {
-    axum_memory => Framework::Axum.on(StoreKind::Memory),
-    axum_file => Framework::Axum.on(StoreKind::File),
-    axum_redis => Framework::Axum.on(StoreKind::Redis),
-    axum_memory_file => Framework::Axum.on(StoreKind::MemoryFile),
-    axum_memory_redis => Framework::Axum.on(StoreKind::MemoryRedis),
-    axum_redis_file => Framework::Axum.on(StoreKind::RedisFile),
-    axum_sqlite => Framework::Axum.on(StoreKind::Sqlite),
-    axum_memory_sqlite => Framework::Axum.on(StoreKind::MemorySqlite),
-    axum_postgres => Framework::Axum.on(StoreKind::Postgres),
-    axum_memory_postgres => Framework::Axum.on(StoreKind::MemoryPostgres),
-    actix_memory => Framework::Actix.on(StoreKind::Memory),
-    actix_file => Framework::Actix.on(StoreKind::File),
-    actix_redis => Framework::Actix.on(StoreKind::Redis),
-    actix_memory_file => Framework::Actix.on(StoreKind::MemoryFile),
-    actix_memory_redis => Framework::Actix.on(StoreKind::MemoryRedis),
-    actix_redis_file => Framework::Actix.on(StoreKind::RedisFile),
-    actix_sqlite => Framework::Actix.on(StoreKind::Sqlite),
-    actix_memory_sqlite => Framework::Actix.on(StoreKind::MemorySqlite),
-    actix_postgres => Framework::Actix.on(StoreKind::Postgres),
-    actix_memory_postgres => Framework::Actix.on(StoreKind::MemoryPostgres),
-}
+sessionkit_tests::for_each_site!(web_tests; except redis_postgres);

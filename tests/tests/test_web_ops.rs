@@ -8,8 +8,8 @@
     reason = "test code: a failed expectation fails the test"
 )]
 
-use sessionkit_examples::site::{CART_LIMIT, StoreKind};
-use sessionkit_tests::site::{Client, Framework, Site, SiteKind};
+use sessionkit_examples::site::CART_LIMIT;
+use sessionkit_tests::site::{Client, Site, SiteKind};
 
 const PER_TAB: usize = 50;
 
@@ -85,7 +85,6 @@ async fn concurrent_page_loads_count_every_visit(kind: SiteKind) {
 macro_rules! web_ops_tests {
     ($($module:ident => $kind:expr),* $(,)?) => {$(
         mod $module {
-            use super::*;
             web_ops_tests!(@cases $kind; concurrent_cart_posts_lose_nothing,
                 concurrent_page_loads_count_every_visit);
         }
@@ -98,27 +97,4 @@ macro_rules! web_ops_tests {
     )*};
 }
 
-web_ops_tests! {
-    axum_memory => Framework::Axum.on(StoreKind::Memory),
-    axum_file => Framework::Axum.on(StoreKind::File),
-    axum_redis => Framework::Axum.on(StoreKind::Redis),
-    axum_memory_file => Framework::Axum.on(StoreKind::MemoryFile),
-    axum_memory_redis => Framework::Axum.on(StoreKind::MemoryRedis),
-    axum_redis_file => Framework::Axum.on(StoreKind::RedisFile),
-    axum_sqlite => Framework::Axum.on(StoreKind::Sqlite),
-    axum_memory_sqlite => Framework::Axum.on(StoreKind::MemorySqlite),
-    axum_postgres => Framework::Axum.on(StoreKind::Postgres),
-    axum_memory_postgres => Framework::Axum.on(StoreKind::MemoryPostgres),
-    axum_redis_postgres => Framework::Axum.on(StoreKind::RedisPostgres),
-    actix_memory => Framework::Actix.on(StoreKind::Memory),
-    actix_file => Framework::Actix.on(StoreKind::File),
-    actix_redis => Framework::Actix.on(StoreKind::Redis),
-    actix_memory_file => Framework::Actix.on(StoreKind::MemoryFile),
-    actix_memory_redis => Framework::Actix.on(StoreKind::MemoryRedis),
-    actix_redis_file => Framework::Actix.on(StoreKind::RedisFile),
-    actix_sqlite => Framework::Actix.on(StoreKind::Sqlite),
-    actix_memory_sqlite => Framework::Actix.on(StoreKind::MemorySqlite),
-    actix_postgres => Framework::Actix.on(StoreKind::Postgres),
-    actix_memory_postgres => Framework::Actix.on(StoreKind::MemoryPostgres),
-    actix_redis_postgres => Framework::Actix.on(StoreKind::RedisPostgres),
-}
+sessionkit_tests::for_each_site!(web_ops_tests);

@@ -18,21 +18,15 @@
     reason = "a measuring tool: it prints its report and stops on a broken setup"
 )]
 
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use sessionkit::store::{ChangeSet, Error, Record, Store};
 use sessionkit::{SessionId, SessionKey};
 use sessionkit_backends::FileStore;
-use sessionkit_backends::file::{Durability, FileConfig};
-use sessionkit_tests::file_crash::{blob, crash_key};
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").unwrap();
-    out.flush().unwrap();
-}
+use sessionkit_backends::file::FileConfig;
+use sessionkit_tests::crash::{self, say};
 
 fn outcome<T>(op: &str, r: sessionkit::Result<T>) -> String {
     match r {
@@ -50,46 +44,13 @@ fn outcome<T>(op: &str, r: sessionkit::Result<T>) -> String {
     }
 }
 
-fn versioned(v: u64) -> ChangeSet {
-    let mut c = ChangeSet::default();
-    c.set
-        .insert("v".into(), Bytes::copy_from_slice(&v.to_le_bytes()));
-    c.set.insert("blob".into(), blob(v));
-    c
-}
-
-async fn crash(root: &str, durability: &str, sessions: usize) {
-    let durability = match durability {
-        "sync" => Durability::Sync,
-        _ => Durability::NoSync,
-    };
+async fn run_crash(root: &str, durability: &str, sessions: usize) {
     let store = FileConfig::new(root)
-        .with_durability(durability)
+        .with_durability(crash::durability(durability))
         .open()
         .await
         .unwrap();
-    let mut next = 0u64;
-    for i in 0..sessions {
-        let key = crash_key(i);
-        match store.load(&key).await.unwrap() {
-            Some(loaded) => {
-                let v = u64::from_le_bytes(loaded.record.fields["v"][..].try_into().unwrap());
-                next = next.max(v + 1);
-            }
-            None => {
-                let mut r = Record::new(SystemTime::now() + Duration::from_secs(3600));
-                r.fields = versioned(0).set;
-                store.create(&key, &r).await.unwrap();
-            }
-        }
-    }
-    say("ready");
-    loop {
-        for i in 0..sessions {
-            store.apply(&crash_key(i), &versioned(next)).await.unwrap();
-        }
-        next += 1;
-    }
+    crash::write_until_killed(&store, sessions, false).await
 }
 
 async fn merge(root: &str, key: SessionKey, prefix: &str, count: usize) {
@@ -139,7 +100,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let key = |s: &str| SessionKey::from_hex(s).expect("a 64-hex key");
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["crash", root, durability, n] => crash(root, durability, n.parse().unwrap()).await,
+        ["crash", root, durability, n] => run_crash(root, durability, n.parse().unwrap()).await,
         ["merge", root, k, prefix, n] => merge(root, key(k), prefix, n.parse().unwrap()).await,
         ["ops", root, k] => ops(root, key(k)).await,
         ["big", root, k, n] => big(root, key(k), n.parse().unwrap()).await,
