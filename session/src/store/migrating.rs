@@ -20,7 +20,9 @@ use crate::id::SessionKey;
 ///
 /// Deploy with `MigratingStore::new(new, old)`, copy the rest in the background (a scan of
 /// `Old` with [`Listing`](super::Listing), creating each record in `New` unless it is there
-/// already), then deploy with `New` alone. While the migration runs, end sessions only
+/// already and, after each create, deleting the copy again if `Old` no longer holds the
+/// session: it was ended or moved since the scan; `sessionkit migrate` does this), then
+/// deploy with `New` alone. While the migration runs, end sessions only
 /// through this store: a session deleted from `Old` behind its back looks like a logout, and
 /// a copy racing it is dropped.
 ///
