@@ -12,6 +12,7 @@ use sessionkit::SessionKey;
 use sessionkit::store::{Cursor, Error, Listing, Record, Store, StoreExt, from_millis, to_millis};
 use sessionkit_backends::postgres::PostgresStore;
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore, SqliteStore};
+use time::format_description::well_known::Rfc3339;
 
 const EXAMPLES: &str = "Examples:
   sessionkit --store file:/var/lib/site/sessions count
@@ -41,7 +42,8 @@ enum Command {
     Inspect(Inspect),
     /// End sessions; prints how many were removed.
     Purge(Purge),
-    /// Copy every live session to another store (existing keys are skipped: rerun to resume).
+    /// Copy every live session to another store (existing keys are skipped: rerun to resume;
+    /// safe while the site runs on a `MigratingStore` over the two).
     Migrate(Migrate),
 }
 
@@ -165,8 +167,14 @@ fn timestamp(record: &Record, name: &str) -> String {
         .map_or_else(|| "-".to_owned(), |ms| when(from_millis(ms)))
 }
 
+/// `t` as an RFC 3339 date in UTC, to the millisecond stores keep (`2026-12-01T23:58:07.125Z`);
+/// a time past the year 9999, which RFC 3339 cannot write, as milliseconds since the epoch.
 fn when(t: SystemTime) -> String {
-    format!("{} ms since the epoch", to_millis(t))
+    let ms = to_millis(t);
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|date| date.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{ms} ms since the epoch"))
 }
 
 fn describe(key: &SessionKey, record: &Record, values: bool) -> String {
@@ -203,6 +211,38 @@ fn describe(key: &SessionKey, record: &Record, values: bool) -> String {
         out.push_str(&format!("  values: {}\n", serde_json::Value::Object(map)));
     }
     out
+}
+
+/// What [`copy`] did with one session.
+enum Copy {
+    Copied,
+    AlreadyThere,
+    Ended,
+}
+
+/// Creates `record` under `key` in `target` unless `target` holds the key already.
+///
+/// The site may be running on a `MigratingStore` over `source` meanwhile, ending sessions in
+/// both stores (the source first). A logout or login that ends the session between our scan
+/// and our create would be undone by the copy, so after creating, the source must still hold
+/// the session: if it does not, the copy is deleted again (the check `MigratingStore` itself
+/// makes when it copies on a read).
+async fn copy(
+    source: &dyn Listing,
+    target: &dyn Listing,
+    key: &SessionKey,
+    record: &Record,
+) -> Result<Copy, Failure> {
+    match target.create(key, record).await {
+        Ok(()) => {}
+        Err(Error::AlreadyExists) => return Ok(Copy::AlreadyThere),
+        Err(e) => return Err(e.into()),
+    }
+    if source.load(key).await?.is_some() {
+        return Ok(Copy::Copied);
+    }
+    target.delete(key).await?;
+    Ok(Copy::Ended)
 }
 
 async fn run(cli: Cli) -> Result<String, Failure> {
@@ -253,7 +293,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             let bar = std::io::stderr()
                 .is_terminal()
                 .then(|| indicatif::ProgressBar::new(sessions.len() as u64));
-            let (mut copied, mut skipped) = (0u64, 0u64);
+            let (mut copied, mut skipped, mut dropped) = (0u64, 0u64, 0u64);
             for (i, (key, record)) in sessions.iter().enumerate() {
                 let exists = target.load(key).await?.is_some();
                 if exists {
@@ -261,10 +301,10 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 } else if m.dry_run {
                     copied += 1;
                 } else {
-                    match target.create(key, record).await {
-                        Ok(()) => copied += 1,
-                        Err(Error::AlreadyExists) => skipped += 1,
-                        Err(e) => return Err(e.into()),
+                    match copy(store.as_ref(), target.as_ref(), key, record).await? {
+                        Copy::Copied => copied += 1,
+                        Copy::AlreadyThere => skipped += 1,
+                        Copy::Ended => dropped += 1,
                     }
                 }
                 match &bar {
@@ -280,7 +320,7 @@ async fn run(cli: Cli) -> Result<String, Failure> {
             }
             let verb = if m.dry_run { "would copy" } else { "copied" };
             Ok(format!(
-                "{verb} {copied}, skipped {skipped} (already there)\n"
+                "{verb} {copied}, skipped {skipped} (already there), dropped {dropped} (ended meanwhile)\n"
             ))
         }
     }
@@ -321,5 +361,21 @@ fn main() -> ExitCode {
             eprintln!("sessionkit: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_to_the_millisecond() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_169_487_125);
+        assert_eq!(when(t), "2026-12-01T23:58:07.125Z");
+        assert_eq!(when(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let far = from_millis(u64::MAX);
+        assert_eq!(when(far), format!("{} ms since the epoch", to_millis(far)));
     }
 }

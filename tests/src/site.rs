@@ -173,6 +173,37 @@ impl Site {
         let inner = open_store(kind, dir.path(), &url, &database_url)
             .await
             .expect("store opens");
+        Self::serve(site.framework, inner, proxies, dir, redis, postgres, tweak)
+    }
+
+    /// As [`Site::start`] (the axum site), on a store the caller built: a combinator no
+    /// [`StoreKind`] names (a `MigratingStore`, say), or a store the test shares with other
+    /// sites and tools. The site's temp directory ([`Site::dir`]) is its own and unused.
+    pub async fn start_on_store(
+        store: Arc<dyn Store>,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::serve(
+            Framework::Axum,
+            store,
+            TrustedProxies::new(),
+            dir,
+            None,
+            None,
+            tweak,
+        )
+    }
+
+    fn serve(
+        framework: Framework,
+        inner: Arc<dyn Store>,
+        proxies: TrustedProxies,
+        dir: tempfile::TempDir,
+        redis: Option<RedisServer>,
+        postgres: Option<PostgresServer>,
+        tweak: impl FnOnce(SessionConfig) -> SessionConfig,
+    ) -> Site {
         let store = Arc::new(Probe::new(inner));
         let clock = ManualClock::new();
         let config = tweak(
@@ -185,7 +216,7 @@ impl Site {
         let manager = SessionManager::new(dyn_store, config).expect("valid config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = match site.framework {
+        let server = match framework {
             Framework::Axum => {
                 listener
                     .set_nonblocking(true)

@@ -14,13 +14,15 @@ use crate::id::SessionKey;
 /// - **Saves** go to `New`; a save to a session only in `Old` copies it first, then applies.
 /// - **Creates** go to `New`, refused ([`Error::AlreadyExists`]) when `Old` holds the key.
 /// - **Deletes** reach `Old` first, then `New` (the order the copy's check relies on);
-///   **moves** copy the session into `New` if needed, move it there and delete it from `Old`,
-///   so the old key can never come back from `Old`.
+///   **moves** copy the session into `New` if needed, delete it from `Old`, then move it in
+///   `New` (the same order), so the old key can never come back from `Old`.
 /// - `cleanup` runs on both; `owned_by` is the union of both.
 ///
 /// Deploy with `MigratingStore::new(new, old)`, copy the rest in the background (a scan of
 /// `Old` with [`Listing`](super::Listing), creating each record in `New` unless it is there
-/// already), then deploy with `New` alone. While the migration runs, end sessions only
+/// already and, after each create, deleting the copy again if `Old` no longer holds the
+/// session: it was ended or moved since the scan; `sessionkit migrate` does this), then
+/// deploy with `New` alone. While the migration runs, end sessions only
 /// through this store: a session deleted from `Old` behind its back looks like a logout, and
 /// a copy racing it is dropped.
 ///
@@ -128,9 +130,12 @@ impl<N: Store, O: Store> Store for MigratingStore<N, O> {
         if self.new.load(key).await?.is_none() {
             self.copy(key).await?;
         }
-        self.new.rename(key, to, grace).await?;
+        // Old first, as in `delete`: a copy (ours on a read, or a background one) checks Old
+        // after creating in New, so once the key has left Old no copy of it can outlive the
+        // move; moving in New first would let a copy made between the two steps revive the old
+        // id in New.
         self.old.delete(key).await?;
-        Ok(())
+        self.new.rename(key, to, grace).await
     }
 
     async fn cleanup(&self) -> Result<u64> {
