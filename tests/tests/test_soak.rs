@@ -1,5 +1,6 @@
 //! The quick form of the load soak: 20 000 mixed requests over 2 000 sessions per store
-//! setup, with no error allowed. `SESSIONKIT_SOAK=full` runs the full form (10^6 requests over
+//! setup, on the axum site (`soak_axum_*`) and on the actix-web one (`soak_actix_*`), with no
+//! error allowed. `SESSIONKIT_SOAK=full` runs the full form (10^6 requests over
 //! 10^5 sessions) instead; the binary `soak` prints the figures (see RELIABILITY.md).
 //!
 //! The race stress (`races_*`): 4 000 requests per store setup from 12 tasks on 4 hot
@@ -7,7 +8,7 @@
 //! each other; no invariant violation and no store error allowed. `SESSIONKIT_RACES=long`
 //! runs the long form (200 000 requests per setup from 16 tasks).
 //!
-//! Run: `cargo nextest run -p sessionkit-tests --test test_soak`
+//! Run: `cargo nextest run --all-features -p sessionkit-tests --test test_soak`
 
 #![allow(
     clippy::unwrap_used,
@@ -19,13 +20,14 @@
 )]
 
 use sessionkit_examples::site::StoreKind;
+use sessionkit_tests::site::{Framework, SiteKind};
 use sessionkit_tests::soak::{RaceConfig, RaceStore, SoakConfig, run, run_races};
 
-async fn soak(store: StoreKind) {
+async fn soak(site: SiteKind) {
     let config = if std::env::var("SESSIONKIT_SOAK").as_deref() == Ok("full") {
-        SoakConfig::full(store)
+        SoakConfig::full(site)
     } else {
-        SoakConfig::quick(store)
+        SoakConfig::quick(site)
     };
     let wanted = config.requests;
     let report = run(config).await;
@@ -35,25 +37,31 @@ async fn soak(store: StoreKind) {
     assert!(report.logins > 0 && report.logouts > 0 && report.id_changes > 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soak_memory() {
-    soak(StoreKind::Memory).await;
+/// The soak tests of one framework: the same store setups, the same form and assertions.
+macro_rules! soak_tests {
+    ($framework:ident: $($name:ident => $store:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                soak(Framework::$framework.on(StoreKind::$store)).await;
+            }
+        )*
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soak_memory_file() {
-    soak(StoreKind::MemoryFile).await;
-}
+soak_tests!(Axum:
+    soak_axum_memory => Memory,
+    soak_axum_memory_file => MemoryFile,
+    soak_axum_memory_redis => MemoryRedis,
+    soak_axum_redis_file => RedisFile,
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soak_memory_redis() {
-    soak(StoreKind::MemoryRedis).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soak_redis_file() {
-    soak(StoreKind::RedisFile).await;
-}
+soak_tests!(Actix:
+    soak_actix_memory => Memory,
+    soak_actix_memory_file => MemoryFile,
+    soak_actix_memory_redis => MemoryRedis,
+    soak_actix_redis_file => RedisFile,
+);
 
 async fn races(store: RaceStore) {
     let config = if std::env::var("SESSIONKIT_RACES").as_deref() == Ok("long") {

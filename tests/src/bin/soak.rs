@@ -2,10 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p sessionkit-tests --bin soak -- [--full] [--store memory+file]
-//!     [--requests N] [--sessions N] [--concurrency N] [--max-secs N]
+//!     [--framework axum|actix|both] [--requests N] [--sessions N] [--concurrency N]
+//!     [--max-secs N]
 //! ```
 //!
 //! Without `--store` it runs every setup: memory, memory+file, memory+redis, redis+file.
+//! `--framework` picks the site: `axum` (the `web` example, the default), `actix` (the
+//! `web-actix` example) or `both` (each setup on axum, then on actix-web). Without `--full`,
+//! the actix-web runs are the tests' quarter-size quick form (`SoakConfig::quick`) unless
+//! `--requests`/`--sessions` say otherwise.
 //! Exits non-zero when any request failed.
 //!
 //! ```text
@@ -29,6 +34,7 @@
 use std::time::Duration;
 
 use sessionkit_examples::site::StoreKind;
+use sessionkit_tests::site::Framework;
 use sessionkit_tests::soak::{RaceConfig, RaceStore, SoakConfig, run, run_races};
 
 fn main() {
@@ -42,7 +48,8 @@ fn main() {
     let number = |name: &str| value(name).map(|v| v.parse::<u64>().expect("a number"));
     if args.iter().any(|a| a == "--help") {
         eprintln!(
-            "soak [--full] [--store memory|memory+file|memory+redis|redis+file] [--requests N] [--sessions N] [--concurrency N] [--max-secs N]"
+            "soak [--full] [--store memory|memory+file|memory+redis|redis+file] [--framework axum|actix|both] [--requests N] [--sessions N] [--concurrency N] [--max-secs N]\n\
+             soak --races [--long] [--store memory|memory-bounded|tiered|file|redis] [--requests N] [--concurrency N] [--sessions N] [--seed N]"
         );
         return;
     }
@@ -61,16 +68,25 @@ fn main() {
             StoreKind::RedisFile,
         ],
     };
+    let frameworks = match value("--framework").as_deref() {
+        None | Some("axum") => vec![Framework::Axum],
+        Some("actix") => vec![Framework::Actix],
+        Some("both") => Framework::ALL.to_vec(),
+        Some(other) => panic!("--framework {other}: axum, actix or both"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let mut failed = false;
-    for store in stores {
+    let sites = stores
+        .iter()
+        .flat_map(|&store| frameworks.iter().map(move |f| f.on(store)));
+    for site in sites {
         let mut config = if full {
-            SoakConfig::full(store)
+            SoakConfig::full(site)
         } else {
-            SoakConfig::quick(store)
+            SoakConfig::quick(site)
         };
         if let Some(n) = number("--requests") {
             config.requests = n;
