@@ -1,4 +1,4 @@
-//! The quick form of the load soak: 20 000 mixed requests over 2 000 sessions per store
+//! The quick form of the load soak: 5 000 mixed requests over 500 sessions per store
 //! setup, on the axum site (`soak_axum_*`) and on the actix-web one (`soak_actix_*`), with no
 //! error allowed. `SESSIONKIT_SOAK=full` runs the full form (10^6 requests over
 //! 10^5 sessions) instead; the binary `soak` prints the figures (see RELIABILITY.md).

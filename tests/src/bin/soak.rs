@@ -9,8 +9,8 @@
 //! Without `--store` it runs every setup: memory, memory+file, memory+redis, redis+file.
 //! `--framework` picks the site: `axum` (the `web` example, the default), `actix` (the
 //! `web-actix` example) or `both` (each setup on axum, then on actix-web). Without `--full`,
-//! the actix-web runs are the tests' quarter-size quick form (`SoakConfig::quick`) unless
-//! `--requests`/`--sessions` say otherwise.
+//! both run the tests' quick form (`SoakConfig::quick`) unless `--requests`/`--sessions` say
+//! otherwise.
 //! Exits non-zero when any request failed.
 //!
 //! ```text
