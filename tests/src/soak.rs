@@ -1,5 +1,5 @@
 //! A bounded load generator against the example site (the axum `web` site or the actix-web
-//! `web-actix` one, see [`Framework`]), started in-process on a loopback port: mixed reads,
+//! `web-actix` one, see [`Framework`](crate::site::Framework)), started in-process on a loopback port: mixed reads,
 //! writes, logins, logouts and rotations over many sessions. It stops by itself after a number
 //! of requests (or a time limit) and reports throughput, latency percentiles, errors and the
 //! process's resident memory over time.
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::site::{Framework, Site, SiteKind};
+use crate::site::{Site, SiteKind};
 
 /// What to run.
 #[derive(Debug, Clone)]
