@@ -169,8 +169,9 @@ pub enum Copied {
 /// back. `MigratingStore` makes the same step when a read finds a session only in `Old`.
 ///
 /// # Errors
-/// The stores' errors. A failure after the create may leave the copy in `to`; running the
-/// step again for the same key (after reading `from` again) settles it.
+/// The stores' errors. A failure after the create (of the check or of the delete) leaves the
+/// copy in `to` even if the session ended meanwhile; running the step again reports it
+/// [`Copied::AlreadyThere`] without checking again.
 ///
 /// ```
 /// use sessionkit::store::{Copied, MemoryStore, Record, Store, copy_session};
