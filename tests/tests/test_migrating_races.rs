@@ -115,11 +115,12 @@ enum Step {
 /// A session only in `Old` moves (`rename`, no grace: a login); a load of the old key runs
 /// from start to finish while the move is parked right after one of its two steps, `Old`'s
 /// delete or `New`'s move. Each step is tried, so the test does not depend on which comes
-/// first: whichever is first, the load then sees a half-done move. Proves the old key does
-/// not come back: afterwards neither store holds it, and the session is under the new key.
+/// first: after the first one, the load sees a half-done move. Proves the old key does not
+/// come back: afterwards neither store holds it, and the session is under the new key.
 ///
-/// (With the steps in the pre-fix order — `New` first — the load parked after `New`'s move
-/// misses `New`, finds the old key still in `Old` and copies it back into `New`.)
+/// (With the steps in the pre-fix order — `New` first — a load while the move is parked
+/// after `New`'s move misses `New`, finds the old key still in `Old` and copies it back into
+/// `New`.)
 async fn load_between_the_steps_of_a_move(step: Step) {
     let store = stores();
     let (from, to) = (in_old(&store).await, fresh_key());
