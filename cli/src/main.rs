@@ -9,7 +9,9 @@ use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use sessionkit::SessionKey;
-use sessionkit::store::{Cursor, Error, Listing, Record, Store, StoreExt, from_millis, to_millis};
+use sessionkit::store::{
+    Copied, Cursor, Error, Listing, Record, Store, StoreExt, copy_session, from_millis, to_millis,
+};
 use sessionkit_backends::postgres::PostgresStore;
 use sessionkit_backends::{FileStore, RedisConfig, RedisStore, SqliteStore};
 use time::format_description::well_known::Rfc3339;
@@ -213,38 +215,6 @@ fn describe(key: &SessionKey, record: &Record, values: bool) -> String {
     out
 }
 
-/// What [`copy`] did with one session.
-enum Copy {
-    Copied,
-    AlreadyThere,
-    Ended,
-}
-
-/// Creates `record` under `key` in `target` unless `target` holds the key already.
-///
-/// The site may be running on a `MigratingStore` over `source` meanwhile, ending sessions in
-/// both stores (the source first). A logout or login that ends the session between our scan
-/// and our create would be undone by the copy, so after creating, the source must still hold
-/// the session: if it does not, the copy is deleted again (the check `MigratingStore` itself
-/// makes when it copies on a read).
-async fn copy(
-    source: &dyn Listing,
-    target: &dyn Listing,
-    key: &SessionKey,
-    record: &Record,
-) -> Result<Copy, Failure> {
-    match target.create(key, record).await {
-        Ok(()) => {}
-        Err(Error::AlreadyExists) => return Ok(Copy::AlreadyThere),
-        Err(e) => return Err(e.into()),
-    }
-    if source.load(key).await?.is_some() {
-        return Ok(Copy::Copied);
-    }
-    target.delete(key).await?;
-    Ok(Copy::Ended)
-}
-
 async fn run(cli: Cli) -> Result<String, Failure> {
     let store = open(&cli.store).await?;
     match cli.command {
@@ -301,10 +271,12 @@ async fn run(cli: Cli) -> Result<String, Failure> {
                 } else if m.dry_run {
                     copied += 1;
                 } else {
-                    match copy(store.as_ref(), target.as_ref(), key, record).await? {
-                        Copy::Copied => copied += 1,
-                        Copy::AlreadyThere => skipped += 1,
-                        Copy::Ended => dropped += 1,
+                    // The site may be running on a `MigratingStore` over the two meanwhile:
+                    // a session it ends between our scan and this copy is not brought back.
+                    match copy_session(store.as_ref(), target.as_ref(), key, record).await? {
+                        Copied::Copied => copied += 1,
+                        Copied::AlreadyThere => skipped += 1,
+                        Copied::Ended => dropped += 1,
                     }
                 }
                 match &bar {

@@ -21,10 +21,10 @@ use crate::id::SessionKey;
 /// Deploy with `MigratingStore::new(new, old)`, copy the rest in the background (a scan of
 /// `Old` with [`Listing`](super::Listing), creating each record in `New` unless it is there
 /// already and, after each create, deleting the copy again if `Old` no longer holds the
-/// session: it was ended or moved since the scan; `sessionkit migrate` does this), then
-/// deploy with `New` alone. While the migration runs, end sessions only
-/// through this store: a session deleted from `Old` behind its back looks like a logout, and
-/// a copy racing it is dropped.
+/// session: it was ended or moved since the scan; [`copy_session`] is that step for one
+/// session, `sessionkit migrate` runs it for each), then deploy with `New` alone. While the
+/// migration runs, end sessions only through this store: a session deleted from `Old` behind
+/// its back looks like a logout, and a copy racing it is dropped.
 ///
 /// ```
 /// use sessionkit::store::{MemoryStore, MigratingStore, Record, Store};
@@ -68,17 +68,10 @@ impl<N: Store, O: Store> MigratingStore<N, O> {
             return Ok(None);
         };
         let target = found.moved.as_ref().map_or(*key, |m| m.to);
-        match self.new.create(&target, &found.record).await {
-            Ok(()) => {
-                // A logout deletes Old before New: if Old no longer holds the session, it
-                // may have been ended after our read, and the copy must not outlive it.
-                if self.old.load(&target).await?.is_none() {
-                    self.new.delete(&target).await?;
-                    return Ok(None);
-                }
-            }
-            Err(Error::AlreadyExists) => {}
-            Err(e) => return Err(e),
+        // A create, so a racing copy or save in New wins; then the check of Old, so a logout
+        // or move since our read is not undone.
+        if copy_session(&self.old, &self.new, &target, &found.record).await? == Copied::Ended {
+            return Ok(None);
         }
         match found.moved {
             None => self.new.load(key).await,
@@ -149,4 +142,77 @@ impl<N: Store, O: Store> Store for MigratingStore<N, O> {
         keys.dedup();
         Ok(keys)
     }
+}
+
+/// What [`copy_session`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    /// The record was created in the target, and the source still holds the session.
+    Copied,
+    /// The target already held the key (a copy, a newer save, or the alias of a move made
+    /// since): nothing was written.
+    AlreadyThere,
+    /// The record was created in the target, but the source no longer holds the session: it
+    /// was ended or moved after the record was read, so the copy was deleted again.
+    Ended,
+}
+
+/// Copies one session, read from `from` as `record` under `key`, into `to` without undoing
+/// anything the site did meanwhile: the step of a migration that drains `from` into `to`
+/// while a [`MigratingStore`] over the two serves requests.
+///
+/// The record is *created* in `to` (never overwriting: whatever `to` holds under the key is
+/// newer, and the copy is [`Copied::AlreadyThere`]). After the create, `from` must still hold
+/// the session: a logout or a move (login) through the `MigratingStore` between the read of
+/// `record` and the create has removed it from `from` first, so if it is gone the copy is
+/// deleted again ([`Copied::Ended`]) and the ended session or pre-login id does not come
+/// back. `MigratingStore` makes the same step when a read finds a session only in `Old`.
+///
+/// # Errors
+/// The stores' errors. A failure after the create (of the check or of the delete) leaves the
+/// copy in `to` even if the session ended meanwhile; running the step again reports it
+/// [`Copied::AlreadyThere`] without checking again.
+///
+/// ```
+/// use sessionkit::store::{Copied, MemoryStore, Record, Store, copy_session};
+/// use sessionkit::SessionId;
+/// use std::time::{Duration, SystemTime};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let (from, to) = (MemoryStore::new(), MemoryStore::new());
+/// let key = SessionId::generate()?.key();
+/// from.create(&key, &Record::new(SystemTime::now() + Duration::from_secs(60))).await?;
+/// let record = from.load(&key).await?.expect("scanned").record;
+/// assert_eq!(copy_session(&from, &to, &key, &record).await?, Copied::Copied);
+/// assert_eq!(copy_session(&from, &to, &key, &record).await?, Copied::AlreadyThere);
+///
+/// // Ended between the scan and the copy: the copy does not bring it back.
+/// let other = SessionId::generate()?.key();
+/// from.create(&other, &record).await?;
+/// let scanned = from.load(&other).await?.expect("scanned").record;
+/// from.delete(&other).await?;
+/// assert_eq!(copy_session(&from, &to, &other, &scanned).await?, Copied::Ended);
+/// assert!(to.load(&other).await?.is_none());
+/// # Ok::<(), sessionkit::Error>(())
+/// # }).unwrap();
+/// ```
+pub async fn copy_session<F, T>(
+    from: &F,
+    to: &T,
+    key: &SessionKey,
+    record: &Record,
+) -> Result<Copied>
+where
+    F: Store + ?Sized,
+    T: Store + ?Sized,
+{
+    match to.create(key, record).await {
+        Ok(()) => {}
+        Err(Error::AlreadyExists) => return Ok(Copied::AlreadyThere),
+        Err(e) => return Err(e),
+    }
+    if from.load(key).await?.is_some() {
+        return Ok(Copied::Copied);
+    }
+    to.delete(key).await?;
+    Ok(Copied::Ended)
 }

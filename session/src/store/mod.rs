@@ -14,7 +14,7 @@ pub use listing::{Cursor, Listing, Page, SCAN_BATCH};
 pub use memory::{MAX_MOVE_ATTEMPTS, MemoryStore, OWNER_BATCH};
 #[cfg(feature = "metrics")]
 pub use metered::Metered;
-pub use migrating::MigratingStore;
+pub use migrating::{Copied, MigratingStore, copy_session};
 pub use tiered::{DEFAULT_MAX_CACHE_TTL, TierStats, TieredStore};
 
 use std::sync::Arc;
