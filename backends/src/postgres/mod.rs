@@ -42,10 +42,11 @@
 //! [`Record::apply`]: in the transaction path by `Record::apply` itself; in the one-statement
 //! save, each set value's size is checked before sending, and the merged field map's field
 //! count and byte size (names plus decoded values) are computed in the `UPDATE`'s `WHERE`
-//! against the row it locked, refusing growth past a bound exactly as `Record::apply` does.
-//! When that statement writes nothing (a limit, or the key gone), the save is redone in the
-//! transaction path, which tells the two apart and returns the same error `Record::apply`
-//! would.
+//! against the row it locked, refusing growth past a bound exactly as `Record::apply` does
+//! (skipped when the merged map's stored size alone proves it within both bounds, which
+//! with the default limits is every map under 80 000 bytes). When that statement writes
+//! nothing (a limit, or the key gone), the save is redone in the transaction path, which
+//! tells the two apart and returns the same error `Record::apply` would.
 //!
 //! # Faults
 //!
@@ -339,9 +340,14 @@ impl PostgresStore {
             .bind(changes.owner.is_some())
             .bind(changes.owner.as_ref().and_then(Option::as_deref));
         let query = match changes.limits {
-            Some(l) => query
-                .bind(i64::try_from(l.max_fields).unwrap_or(i64::MAX))
-                .bind(i64::try_from(l.max_record_bytes).unwrap_or(i64::MAX)),
+            Some(l) => {
+                let max_fields = i64::try_from(l.max_fields).unwrap_or(i64::MAX);
+                let max_bytes = i64::try_from(l.max_record_bytes).unwrap_or(i64::MAX);
+                query
+                    .bind(max_fields)
+                    .bind(max_bytes)
+                    .bind(sql::quick_bound(max_fields, max_bytes))
+            }
             None => query,
         };
         let mut lease = self.lanes.lease().await.map_err(sql("save"))?;
