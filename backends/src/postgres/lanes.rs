@@ -1,7 +1,7 @@
 //! The connections of the one-statement operations (load, create, save, delete, move): a
-//! minimal pool of its own, because sqlx's pings every connection it takes back (and, by
-//! default, every one it hands out), which doubled the round trips of an operation that is
-//! one statement.
+//! minimal pool of its own, because sqlx's pool pings every connection it takes back (and,
+//! by default, every one it hands out), which tripled the round trips of an operation that
+//! is one statement.
 //!
 //! A lease takes a permit (at most `size` connections are in use), then an idle connection,
 //! or opens one within the connect timeout. A connection goes back to the idle list only when
