@@ -16,7 +16,8 @@ pub const MAX_TABLE_LEN: usize = 48;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The default bound on one operation, from asking the pool for a connection to the answer.
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(5);
-/// The default size of the connection pool.
+/// The default bound on each of the store's two sets of connections (see the
+/// [module docs](super#faults)).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 /// How to reach PostgreSQL and which table to use; [`connect`](Self::connect) makes the store.
@@ -73,7 +74,9 @@ impl PostgresConfig {
         /// [`validate_table`](Self::validate_table)).
         fn with_table(table: impl Into<String>) => table = table.into();
 
-        /// The most connections the pool opens (at least 2: the invalidation listener keeps one).
+        /// The most connections each of the store's two sets opens: the one-statement
+        /// operations' and the sqlx pool's (at least 2: the invalidation listener keeps one of
+        /// the pool's). See the [module docs](super#faults).
         fn with_max_connections(max: u32) => max_connections = max.max(2);
 
         /// The bound on opening a connection and on waiting for a free one.

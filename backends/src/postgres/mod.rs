@@ -42,17 +42,27 @@
 //! [`Record::apply`]: in the transaction path by `Record::apply` itself; in the one-statement
 //! save, each set value's size is checked before sending, and the merged field map's field
 //! count and byte size (names plus decoded values) are computed in the `UPDATE`'s `WHERE`
-//! against the row it locked, refusing growth past a bound exactly as `Record::apply` does.
-//! When that statement writes nothing (a limit, or the key gone), the save is redone in the
-//! transaction path, which tells the two apart and returns the same error `Record::apply`
-//! would.
+//! against the row it locked, refusing growth past a bound exactly as `Record::apply` does
+//! (skipped when the merged map's stored size alone proves it within both bounds, which
+//! with the default limits is every map under 80 000 bytes). When that statement writes
+//! nothing (a limit, or the key gone), the save is redone in the transaction path, which
+//! tells the two apart and returns the same error `Record::apply` would.
 //!
 //! # Faults
 //!
-//! A pool of connections (sqlx) is shared by every clone. When PostgreSQL cannot be reached,
-//! is shutting down, or does not answer within the operation timeout, operations fail with
-//! [`Error::Unavailable`]; the pool drops broken connections and opens new ones, so the store
-//! recovers by itself when the server is back.
+//! Every clone shares two sets of connections, each of at most
+//! [`max_connections`](PostgresConfig::with_max_connections): the one-statement operations
+//! (load, create, save without operations, delete, move) lease theirs from a minimal pool of
+//! the store's own, which sends nothing but the statement (sqlx's pool pings a connection
+//! when it takes it back, and by default when it hands it out: with those, an operation of
+//! one statement took three round trips); everything else (transactions, listings, cleanup,
+//! the listener, [`pool`](PostgresStore::pool)'s users) uses a sqlx pool. Either pings a
+//! connection that sat idle for a second before using it again, and closes one whose
+//! operation failed or was cancelled. When PostgreSQL cannot be reached, is shutting down, or
+//! does not answer within the operation timeout, operations fail with
+//! [`Error::Unavailable`]; broken connections are replaced by new ones, so the store recovers
+//! by itself when the server is back (a connection that broke while in steady use fails the
+//! one operation that finds it broken).
 //!
 //! # Invalidations
 //!
@@ -68,6 +78,7 @@ mod config;
 mod errors;
 mod fields;
 mod invalidation;
+mod lanes;
 mod scan;
 mod sql;
 
@@ -87,12 +98,14 @@ use sessionkit::store::{
     Removed, Result, Store,
 };
 use sessionkit::store::{from_millis, to_millis};
+use sqlx::Connection as _;
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
 use crate::listener::Channel;
 
 use errors::{sql, timed};
+use lanes::{Lanes, PING_IDLE};
 use sql::{ALIAS, RECORD, Sql, TOMBSTONE};
 
 /// How many expired rows one cleanup statement removes.
@@ -114,7 +127,10 @@ pub const CLEANUP_BATCH: i64 = 1_000;
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
-    /// Connections to the database (sqlx replaces broken ones by itself).
+    /// The connections of the one-statement operations (see `lanes.rs`).
+    lanes: Arc<Lanes>,
+    /// Connections for everything else: transactions, listings, cleanup, the listener, and
+    /// callers that share it (sqlx replaces broken ones by itself).
     pool: PgPool,
     /// The statements of the store's table, built once.
     sql: Arc<Sql>,
@@ -165,9 +181,34 @@ impl PostgresStore {
             .url
             .parse()
             .map_err(|e| Error::Config(format!("postgres: a bad connection URL: {e}")))?;
+        let lanes = Arc::new(Lanes::new(
+            options.clone(),
+            config.max_connections,
+            config.connect_timeout,
+        ));
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.connect_timeout)
+            // sqlx pings every connection it hands out by default: one more round trip per
+            // operation. Only a connection that sat idle for a while is checked; one that
+            // broke while in use fails its operation (`Unavailable`) and is closed when it
+            // goes back to the pool.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < PING_IDLE {
+                        return Ok(true);
+                    }
+                    let alive = conn.ping().await.is_ok();
+                    if !alive {
+                        tracing::debug!(
+                            target: "sessionkit",
+                            "postgres: an idle pool connection is gone; opening another"
+                        );
+                    }
+                    Ok(alive)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(sql("connect"))?;
@@ -177,6 +218,7 @@ impl PostgresStore {
             name: sql.channel.clone(),
         }));
         Ok(PostgresStore {
+            lanes,
             pool,
             sql,
             op_timeout: config.op_timeout,
@@ -236,12 +278,15 @@ impl PostgresStore {
         key: &SessionKey,
     ) -> Result<Option<PgRow>> {
         timed(op, self.op_timeout, async {
-            sqlx::query(statement)
+            let mut lease = self.lanes.lease().await.map_err(sql(op))?;
+            let row = sqlx::query(statement)
                 .bind(key.as_bytes().as_slice())
                 .bind(ms(SystemTime::now()))
-                .fetch_optional(&self.pool)
+                .fetch_optional(lease.conn())
                 .await
-                .map_err(sql(op))
+                .map_err(sql(op))?;
+            lease.done();
+            Ok(row)
         })
         .await
     }
@@ -281,13 +326,11 @@ impl PostgresStore {
             .iter()
             .map(|name| fields::escape(name).into_owned())
             .collect();
-        let (max_fields, max_bytes) = changes.limits.map_or((0, 0), |l| {
-            (
-                i64::try_from(l.max_fields).unwrap_or(i64::MAX),
-                i64::try_from(l.max_record_bytes).unwrap_or(i64::MAX),
-            )
-        });
-        let written: i64 = sqlx::query_scalar(&self.sql.apply)
+        let statement = match changes.limits {
+            Some(_) => &self.sql.apply_limited,
+            None => &self.sql.apply,
+        };
+        let query = sqlx::query_scalar(statement)
             .bind(key.as_bytes().as_slice())
             .bind(ms(SystemTime::now()))
             .bind(changes.clear)
@@ -295,13 +338,21 @@ impl PostgresStore {
             .bind(fields::encode(&changes.set))
             .bind(changes.expires_at.map(ms))
             .bind(changes.owner.is_some())
-            .bind(changes.owner.as_ref().and_then(Option::as_deref))
-            .bind(changes.limits.is_some())
-            .bind(max_fields)
-            .bind(max_bytes)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(sql("save"))?;
+            .bind(changes.owner.as_ref().and_then(Option::as_deref));
+        let query = match changes.limits {
+            Some(l) => {
+                let max_fields = i64::try_from(l.max_fields).unwrap_or(i64::MAX);
+                let max_bytes = i64::try_from(l.max_record_bytes).unwrap_or(i64::MAX);
+                query
+                    .bind(max_fields)
+                    .bind(max_bytes)
+                    .bind(sql::quick_bound(max_fields, max_bytes))
+            }
+            None => query,
+        };
+        let mut lease = self.lanes.lease().await.map_err(sql("save"))?;
+        let written: i64 = query.fetch_one(lease.conn()).await.map_err(sql("save"))?;
+        lease.done();
         Ok(written > 0)
     }
 }
@@ -326,15 +377,18 @@ impl InvalidationSource for PostgresStore {
 impl Store for PostgresStore {
     async fn create(&self, key: &SessionKey, record: &Record) -> Result<()> {
         let created: i64 = timed("create", self.op_timeout, async {
-            sqlx::query_scalar(&self.sql.create)
+            let mut lease = self.lanes.lease().await.map_err(sql("create"))?;
+            let created = sqlx::query_scalar(&self.sql.create)
                 .bind(key.as_bytes().as_slice())
                 .bind(ms(record.expires_at))
                 .bind(ms(SystemTime::now()))
                 .bind(fields::encode(&record.fields))
                 .bind(record.owner.as_deref())
-                .fetch_one(&self.pool)
+                .fetch_one(lease.conn())
                 .await
-                .map_err(sql("create"))
+                .map_err(sql("create"))?;
+            lease.done();
+            Ok(created)
         })
         .await?;
         if created > 0 {
@@ -438,16 +492,19 @@ impl Store for PostgresStore {
             ),
         };
         let row = timed("move", self.op_timeout, async {
-            sqlx::query(&self.sql.rename)
+            let mut lease = self.lanes.lease().await.map_err(sql("move"))?;
+            let row = sqlx::query(&self.sql.rename)
                 .bind(from.as_bytes().as_slice())
                 .bind(to.as_bytes().as_slice())
                 .bind(ms(now))
                 .bind(kind)
                 .bind(token)
                 .bind(ms(until))
-                .fetch_one(&self.pool)
+                .fetch_one(lease.conn())
                 .await
-                .map_err(sql("move"))
+                .map_err(sql("move"))?;
+            lease.done();
+            Ok(row)
         })
         .await?;
         let found: i64 = row.try_get(0).map_err(sql("move"))?;
