@@ -98,10 +98,9 @@ use sessionkit::store::{
     ChangeSet, Error, Grace, InvalidationFeed, InvalidationSource, Loaded, MOVE_TOMBSTONE, Record,
     Removed, Result, Store,
 };
-use sessionkit::store::{from_millis, to_millis};
 use sqlx::Connection as _;
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::listener::Channel;
 

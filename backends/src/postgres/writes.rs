@@ -107,7 +107,7 @@ impl PostgresStore {
                 query
                     .bind(max_fields)
                     .bind(max_bytes)
-                    .bind(sql::quick_bound(max_fields, max_bytes))
+                    .bind(super::sql::quick_bound(max_fields, max_bytes))
             }
             None => query,
         };
