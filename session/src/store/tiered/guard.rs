@@ -161,11 +161,14 @@ impl Shared {
     pub(super) async fn follow<C: Store + Flush>(&self, cache: &C, message: Invalidation) {
         match message {
             Invalidation::Key(key) => {
-                self.invalidations.fetch_add(1, Ordering::Relaxed);
-                #[cfg(feature = "metrics")]
-                crate::metrics::tier(crate::metrics::TIER_INVALIDATIONS);
                 // A failure is counted, logged and bypassed inside.
                 let _ = self.invalidate_key(cache, "invalidate", &key).await;
+                // Counted once acted on, so that a reader who sees the count also sees the
+                // cached copy gone (a test that waited for the count could read the stale copy
+                // when the count came first).
+                self.invalidations.fetch_add(1, Ordering::Release);
+                #[cfg(feature = "metrics")]
+                crate::metrics::tier(crate::metrics::TIER_INVALIDATIONS);
             }
             Invalidation::Lost => {
                 // Stop reading and filling first, then drop what is cached. (A fill that

@@ -93,7 +93,8 @@ pub struct TierStats {
     pub cache_errors: u64,
     /// Cache fills skipped because the key was invalidated while they read the durable tier.
     pub fills_dropped: u64,
-    /// Invalidations received from the durable tier's channel (coherent stores only).
+    /// Invalidations from the durable tier's channel acted on (the cached copy dropped), coherent
+    /// stores only.
     pub invalidations: u64,
     /// Times the whole cache was dropped because the channel was lost or came back.
     pub flushes: u64,
@@ -212,7 +213,7 @@ impl<C: Store, D: Store> TieredStore<C, D> {
             misses: s.misses.load(Ordering::Relaxed),
             cache_errors: s.cache_errors.load(Ordering::Relaxed),
             fills_dropped: s.fills_dropped.load(Ordering::Relaxed),
-            invalidations: s.invalidations.load(Ordering::Relaxed),
+            invalidations: s.invalidations.load(Ordering::Acquire),
             flushes: s.flushes.load(Ordering::Relaxed),
             outages: s.outages.load(Ordering::Relaxed),
         }
