@@ -177,21 +177,29 @@ impl Settled {
     }
 }
 
+/// The identity methods of a subject that wraps `self.inner` (an `ours::Ours` subject) and
+/// changes only how it prepares or runs.
+macro_rules! same_identity_as_inner {
+    () => {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        fn kind(&self) -> Kind {
+            self.inner.kind()
+        }
+        fn medium(&self) -> Medium {
+            self.inner.medium()
+        }
+        fn scratch(&self) -> u32 {
+            self.inner.scratch()
+        }
+    };
+}
+
 impl Subject for Settled {
     type Scratch = u32;
 
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn kind(&self) -> Kind {
-        self.inner.kind()
-    }
-    fn medium(&self) -> Medium {
-        self.inner.medium()
-    }
-    fn scratch(&self) -> u32 {
-        self.inner.scratch()
-    }
+    same_identity_as_inner!();
 
     async fn prepare(&self) -> anyhow::Result<()> {
         // The manager's sessions for read-only requests are created (and announced) first.
@@ -244,18 +252,7 @@ struct Limited {
 impl Subject for Limited {
     type Scratch = u32;
 
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn kind(&self) -> Kind {
-        self.inner.kind()
-    }
-    fn medium(&self) -> Medium {
-        self.inner.medium()
-    }
-    fn scratch(&self) -> u32 {
-        self.inner.scratch()
-    }
+    same_identity_as_inner!();
 
     async fn prepare(&self) -> anyhow::Result<()> {
         self.inner.prepare().await
