@@ -103,7 +103,10 @@ fn line(out: &mut BufReader<ChildStdout>) -> String {
 async fn killed_writer_leaves_every_session_whole() {
     const SESSIONS: usize = 4;
     const KILLS: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
+    // On the disk (cargo's per-target temp dir), not in TMPDIR: `scripts/test` may put TMPDIR
+    // on tmpfs, where a write and its fsync are so quick that 40 kills never land inside one
+    // (seen in CI), and the test is about a real file system's rename and fsync anyway.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let root = dir.path().join("store");
     let root_s = root.to_str().unwrap().to_owned();
     let mut last = [0u64; SESSIONS];
