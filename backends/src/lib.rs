@@ -8,16 +8,6 @@
 //! - `postgres`: `PostgresStore` (in `postgres`), sessions in a PostgreSQL table.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Every store has a configuration built with these macros.
-#[cfg(any(
-    feature = "file",
-    feature = "redis",
-    feature = "sqlite",
-    feature = "postgres"
-))]
-#[macro_use]
-mod macros;
-
 #[cfg(any(feature = "file", feature = "sqlite"))]
 mod durability;
 #[cfg(any(feature = "file", feature = "sqlite"))]

@@ -1,5 +1,6 @@
 //! Options of a [`FileStore`](super::FileStore).
 
+use sessionkit::setters;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

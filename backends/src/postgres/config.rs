@@ -1,5 +1,6 @@
 //! [`PostgresConfig`]: where the database is, the table's name, and the pool's bounds.
 
+use sessionkit::setters;
 use std::time::Duration;
 
 use sessionkit::store::{Error, Result};

@@ -1,5 +1,6 @@
 //! How to reach Redis: [`RedisConfig`].
 
+use sessionkit::setters;
 use std::fmt;
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Options of a [`SqliteStore`](super::SqliteStore) and the table-name check.
 
+use sessionkit::setters;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
